@@ -1,0 +1,3 @@
+from emomusic.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""The analyzer interface and the thread that runs one analyzer between two queues.
+
+An analyzer turns source items (frames, audio chunks) into :class:`Observation` s. The worker
+isolates it: an exception rebuilds the analyzer from its factory; repeated failures disable it
+and say so, while the rest of the daemon keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from emomusic.messages import Observation
+from emomusic.queues import DropOldestQueue
+from emomusic.source import StatusCallback
+
+
+class Analyzer(Protocol):
+    """Turns one source item into an observation (or None when there is nothing to say)."""
+
+    modality: str
+
+    def process(self, item: Any) -> Observation | None: ...
+
+
+class AnalyzerWorker(threading.Thread):
+    """Runs ``factory()``'s analyzer on items from ``inbox``, observations to ``outbox``."""
+
+    def __init__(
+        self,
+        name: str,
+        factory: Callable[[], Analyzer],
+        inbox: DropOldestQueue[Any],
+        outbox: DropOldestQueue[Observation],
+        *,
+        max_failures: int = 5,
+        failure_window_s: float = 60.0,
+        block_output: bool = False,
+        on_status: StatusCallback | None = None,
+    ) -> None:
+        super().__init__(name=f"analyzer-{name}", daemon=True)
+        self.analyzer_name = name
+        self.factory = factory
+        self.inbox = inbox
+        self.outbox = outbox
+        self.max_failures = max_failures
+        self.failure_window_s = failure_window_s
+        self.block_output = block_output
+        self.on_status = on_status
+        self.stop_event = threading.Event()
+        self.failures: list[float] = []
+        self.processed = 0
+        self.disabled = False
+        self.busy = False  # True while an item is being analysed (used by replay to know when all is done)
+        self.log = logging.getLogger(f"emomusic.analyzer.{name}")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _status(self, status: str, detail: str = "") -> None:
+        if self.on_status:
+            self.on_status(self.analyzer_name, status, detail)
+
+    def run(self) -> None:
+        analyzer = self.factory()
+        while not self.stop_event.is_set():
+            item = self.inbox.get(timeout=0.2)
+            if item is None:
+                if self.inbox.closed:
+                    break
+                continue
+            self.busy = True
+            try:
+                obs = analyzer.process(item)
+                self.processed += 1
+                if obs is not None:
+                    self.outbox.put(obs, block=self.block_output)
+            except Exception as e:  # an analyzer bug must not take the daemon down
+                now = time.monotonic()
+                self.failures = [f for f in self.failures if now - f < self.failure_window_s] + [now]
+                if len(self.failures) >= self.max_failures:
+                    self.disabled = True
+                    msg = f"{len(self.failures)} failures in {self.failure_window_s:.0f} s, disabled: {e}"
+                    self.log.error("%s", msg, exc_info=True)
+                    self._status("disabled", msg)
+                    break
+                self.log.warning("failed (%s: %s); restarting the analyzer", type(e).__name__, e, exc_info=True)
+                self._status("restarted", f"{type(e).__name__}: {e}")
+                analyzer = self.factory()
+            finally:
+                self.busy = False

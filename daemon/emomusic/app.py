@@ -1,0 +1,309 @@
+"""Wiring: sources -> analyzers -> fusion -> sinks, started in order and stopped in reverse.
+
+One thread per stage with an explicit bounded queue between stages. The main thread supervises:
+it applies commands, sends heartbeats, feeds the systemd watchdog while the stages are alive,
+and on a stop request shuts everything down within a few seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from emomusic.analyzer import Analyzer, AnalyzerWorker
+from emomusic.camera import CameraSource
+from emomusic.commands import Command
+from emomusic.config import Config
+from emomusic.fusion import Fusion
+from emomusic.messages import FusedState, Observation
+from emomusic.microphone import AudioFileSource, MicrophoneSource
+from emomusic.microphone import describe_kind as audio_kind
+from emomusic.queues import DropOldestQueue
+from emomusic.samples import ensure_samples
+from emomusic.source import Source
+from emomusic.systemd_notify import Notifier
+
+log = logging.getLogger("emomusic.app")
+
+AnalyzerFactory = Callable[[Config], Analyzer]
+
+# Analyzer factories by modality; the face and voice pipelines register themselves here.
+ANALYZERS: dict[str, AnalyzerFactory] = {}
+SOURCE_OF = {"face": "camera", "voice": "microphone"}
+MODALITY_OF = {v: k for k, v in SOURCE_OF.items()}
+
+
+class StateSink(Protocol):
+    """Anything that wants every fused state (MQTT, the player, a JSONL writer)."""
+
+    def on_state(self, state: FusedState) -> None: ...
+
+
+@dataclass
+class Controls:
+    """What the user steers: the music mode and volume (the player acts on them)."""
+
+    mode: str
+    volume: int
+
+
+def resolve_camera(spec: str, cfg: Config) -> str:
+    """'auto' -> the first V4L2 device, else a Pi camera, else the generated sample video."""
+    if spec != "auto":
+        return spec
+    devices = sorted(glob.glob("/dev/video[0-9]*"))
+    if devices:
+        return devices[0]
+    try:
+        import picamera2  # noqa: F401
+
+        return "picamera2"
+    except Exception:  # not a Pi, or picamera2 broken: fall through to the sample
+        pass
+    video, _ = ensure_samples(cfg.state_dir / "samples")
+    log.info("no camera found: using the sample video %s", video)
+    return str(video)
+
+
+def resolve_microphone(spec: str, cfg: Config) -> str:
+    """'auto' -> the default input device if PortAudio has one, else the generated sample speech."""
+    if spec != "auto":
+        return spec
+    try:
+        import sounddevice as sd
+
+        sd.query_devices(None, "input")
+        return "default"
+    except Exception as e:  # no PortAudio library, or no input device
+        _, audio = ensure_samples(cfg.state_dir / "samples")
+        log.info("no microphone (%s): using the sample speech %s", str(e).splitlines()[0][:80], audio)
+        return str(audio)
+
+
+class Daemon:
+    """The running pipeline. ``fast`` replays files as fast as possible, losing nothing."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        camera: str | None = None,
+        microphone: str | None = None,
+        fast: bool = False,
+        loop: bool | None = None,
+        mqtt: bool | None = None,
+        sinks: Iterable[StateSink] = (),
+        analyzers: dict[str, AnalyzerFactory] | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.fast = fast
+        self.loop = loop
+        self.clock: Callable[[], float] = time.monotonic
+        self.notifier = notifier or Notifier()
+        self.stop_event = threading.Event()
+        self.controls = Controls(cfg.player.mode, cfg.player.volume)
+        self.sinks: list[StateSink] = list(sinks)
+        self.commands: queue.Queue[Command] = queue.Queue(maxsize=100)
+        self.fusion = Fusion(cfg.fusion)
+        self.observations: DropOldestQueue[Observation] = DropOldestQueue(1000, "observations")
+        self.sources: list[Source] = []
+        self.workers: list[AnalyzerWorker] = []
+        self.last_state: FusedState | None = None
+        self.player: Any = None  # set by the music pipeline when it is enabled
+        self._fusion_thread = threading.Thread(target=self._fusion_loop, name="fusion", daemon=True)
+        self._fusion_lock = threading.Lock()
+        self.bridge: Any = None
+        use_mqtt = cfg.mqtt.enabled if mqtt is None else mqtt
+        if use_mqtt:
+            from emomusic.mqtt_bridge import MqttBridge
+
+            self.bridge = MqttBridge(cfg, self.submit_command, self.submit_observation)
+            self.sinks.append(self.bridge)
+        factories = ANALYZERS if analyzers is None else analyzers
+        self._build_stages(factories, camera, microphone)
+
+    # -- construction ---------------------------------------------------------------------------
+    def _build_stages(self, factories: dict[str, AnalyzerFactory], camera: str | None, microphone: str | None) -> None:
+        cfg = self.cfg
+        for modality in ("face", "voice"):
+            source_name = SOURCE_OF[modality]
+            section = cfg.camera if source_name == "camera" else cfg.microphone
+            if not section.enabled:
+                log.info("%s disabled in config", source_name)
+                continue
+            factory = factories.get(modality)
+            if factory is None:
+                log.warning("no %s analyzer available: %s not started", modality, source_name)
+                continue
+            inbox: DropOldestQueue[Any] = DropOldestQueue(section.queue_size, source_name)
+            loop = section.loop if self.loop is None else self.loop
+            source: Source
+            if source_name == "camera":
+                spec = resolve_camera(camera or cfg.camera.source, cfg)
+                source = CameraSource(
+                    spec, inbox, analysis_fps=cfg.camera.analysis_fps, loop=loop, width=cfg.camera.width,
+                    height=cfg.camera.height, fast=self.fast, on_status=self._on_status,
+                )
+            else:
+                spec = resolve_microphone(microphone or cfg.microphone.source, cfg)
+                if audio_kind(spec) == "file":
+                    source = AudioFileSource(
+                        spec, inbox, block_ms=cfg.microphone.block_ms, loop=loop, fast=self.fast,
+                        on_status=self._on_status,
+                    )
+                else:
+                    source = MicrophoneSource(
+                        spec, inbox, block_ms=cfg.microphone.block_ms, stall_s=cfg.microphone.stall_s,
+                        on_status=self._on_status,
+                    )
+            log.info("%s: %s -> %s analyzer", source_name, spec, modality)
+            self.sources.append(source)
+            self.workers.append(
+                AnalyzerWorker(
+                    modality, functools.partial(factory, cfg), inbox, self.observations,
+                    block_output=self.fast, on_status=self._on_status,
+                )
+            )
+
+    # -- inputs from other threads ----------------------------------------------------------
+    def submit_observation(self, obs: Observation) -> None:
+        self.observations.put(obs)
+
+    def submit_command(self, cmd: Command) -> None:
+        try:
+            self.commands.put_nowait(cmd)
+        except queue.Full:
+            log.warning("command queue full: dropped %s", cmd)
+
+    def request_stop(self) -> None:
+        self.stop_event.set()
+
+    def _on_status(self, name: str, status: str, detail: str) -> None:
+        if self.bridge is not None:
+            self.bridge.publish_modality_status(MODALITY_OF.get(name, name), status, detail)
+
+    # -- stages ---------------------------------------------------------------------------------
+    def _emit(self, now: float) -> None:
+        with self._fusion_lock:
+            state = self.fusion.update(now)
+        self.last_state = state
+        for sink in self.sinks:
+            try:
+                sink.on_state(state)
+            except Exception:  # one broken sink must not silence the others
+                log.exception("sink %s failed", type(sink).__name__)
+
+    def _fusion_loop(self) -> None:
+        tick = 0.5
+        next_tick = self.clock() + tick
+        while True:
+            obs = self.observations.get(timeout=tick)
+            if obs is not None:
+                try:
+                    with self._fusion_lock:
+                        self.fusion.add(obs)
+                except ValueError as e:
+                    log.warning("dropped an invalid %s observation: %s", obs.modality, e)
+                    continue
+                # Live, fusion runs on the wall clock; replayed fast, on the stream's own time.
+                self._emit(obs.t if self.fast else max(obs.t, self.clock()))
+            elif self.observations.closed:
+                break
+            if not self.fast and self.clock() >= next_tick:
+                next_tick = self.clock() + tick
+                self._emit(self.clock())
+
+    # -- commands -------------------------------------------------------------------------------
+    def apply_command(self, cmd: Command) -> None:
+        log.info("command: %s %s", cmd.kind, cmd.value)
+        if cmd.kind == "mode":
+            self.controls.mode = str(cmd.value)
+        elif cmd.kind == "volume":
+            self.controls.volume = int(cmd.value)
+        if self.player is not None:
+            self.player.apply(cmd)
+        elif cmd.kind == "player":
+            log.info("no music player running: '%s' has nothing to act on", cmd.value)
+        if self.bridge is not None:
+            self.bridge.publish_controls(self.controls.mode, self.controls.volume)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.bridge is not None:
+            self.bridge.publish_controls(self.controls.mode, self.controls.volume)
+            self.bridge.start()
+        self._fusion_thread.start()
+        for w in self.workers:
+            w.start()
+        for s in self.sources:
+            s.start()
+
+    def finished(self) -> bool:
+        """True when every source ended (files played once) and everything was analysed."""
+        if not self.sources or any(s.is_alive() for s in self.sources):
+            return False
+        return all(len(w.inbox) == 0 and not w.busy for w in self.workers) and len(self.observations) == 0
+
+    def healthy(self) -> bool:
+        return self._fusion_thread.is_alive()
+
+    def run(self, duration_s: float | None = None) -> None:
+        """Start, supervise until a stop request (or the end of finite inputs), then stop."""
+        self.start()
+        self.notifier.ready("running")
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        interval = min(0.5, self.notifier.watchdog_s / 3) if self.notifier.watchdog_s else 0.5
+        try:
+            while not self.stop_event.wait(interval):
+                self.supervise_once()
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if self.finished():
+                    log.info("all inputs played to the end")
+                    break
+        finally:
+            self.stop()
+
+    def supervise_once(self) -> None:
+        while True:
+            try:
+                cmd = self.commands.get_nowait()
+            except queue.Empty:
+                break
+            self.apply_command(cmd)
+        if self.bridge is not None:
+            self.bridge.heartbeat()
+        if self.healthy():
+            self.notifier.watchdog()  # a wedged fusion stage stops the pings; systemd restarts us
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Ordered shutdown: sources, analyzers, fusion, then ``offline`` on MQTT."""
+        self.notifier.stopping()
+        log.info("stopping")
+        for s in self.sources:
+            s.stop()
+        for w in self.workers:
+            w.stop()
+            w.inbox.close()
+        end = time.monotonic() + timeout
+        for t in [*self.sources, *self.workers]:
+            t.join(max(0.0, end - time.monotonic()))
+        self.observations.close()
+        if self._fusion_thread.is_alive():
+            self._fusion_thread.join(max(0.1, end - time.monotonic()))
+        if self.bridge is not None:
+            self.bridge.stop()
+        log.info("stopped")
+
+    # -- for replay and status --------------------------------------------------------------------
+    def drops(self) -> dict[str, int]:
+        return {w.inbox.name: w.inbox.dropped for w in self.workers} | {"observations": self.observations.dropped}
+

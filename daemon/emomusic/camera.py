@@ -1,0 +1,152 @@
+"""Camera source: OpenCV (V4L2/USB index or path, RTSP/HTTP URL, video file) or picamera2.
+
+Frames are thinned to the analysis rate here, before any queue, so a 30 fps camera costs
+only the decode of frames nobody looks at. Frames stay in memory; nothing is written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emomusic.messages import VideoFrame
+from emomusic.queues import DropOldestQueue
+from emomusic.source import Source, SourceEnded, StatusCallback
+
+
+def describe_kind(spec: str) -> str:
+    """'picamera2', 'device', 'stream' or 'file' for a camera source string."""
+    if spec == "picamera2":
+        return "picamera2"
+    if spec.isdigit() or spec.startswith("/dev/video"):
+        return "device"
+    if "://" in spec:
+        return "stream"
+    return "file"
+
+
+class CameraSource(Source):
+    """Reads frames and puts every ``1/analysis_fps`` seconds' frame on ``out``."""
+
+    def __init__(
+        self,
+        spec: str,
+        out: DropOldestQueue[VideoFrame],
+        *,
+        analysis_fps: float = 5.0,
+        loop: bool = True,
+        width: int = 640,
+        height: int = 480,
+        fast: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        on_status: StatusCallback | None = None,
+    ) -> None:
+        super().__init__("camera", on_status)
+        self.spec = spec
+        self.kind = describe_kind(spec)
+        self.out = out
+        self.period = 1.0 / analysis_fps
+        self.loop = loop
+        self.size = (width, height)
+        self.fast = fast
+        self.clock = clock
+        self._cap: Any = None
+        self._picam: Any = None
+        self._index = 0  # frames read since open
+        self._emitted = 0
+        self._next_t = 0.0
+        self._file_fps = 0.0
+        self._stream_offset = 0.0  # stream seconds of the loops already played
+        self._t0 = 0.0
+
+    # -- Source ---------------------------------------------------------------------------------
+    def open(self) -> None:
+        import cv2
+
+        self._index = 0
+        self._t0 = self.clock() - self._stream_offset  # keeps time monotonic across reopens
+        if self.kind == "picamera2":
+            from picamera2 import Picamera2  # optional, only on a Pi
+
+            self._picam = Picamera2()
+            self._picam.configure(
+                self._picam.create_video_configuration(main={"size": self.size, "format": "RGB888"})
+            )
+            self._picam.start()
+            return
+        if self.kind == "file" and not Path(self.spec).is_file():
+            raise FileNotFoundError(f"video file {self.spec} does not exist")
+        if self.kind == "device":
+            target: int | str = int(self.spec) if self.spec.isdigit() else self.spec
+            cap = cv2.VideoCapture(target, cv2.CAP_V4L2)
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # always analyse the newest frame
+        else:
+            cap = cv2.VideoCapture(self.spec)
+        if not cap.isOpened():
+            cap.release()
+            raise OSError(f"cannot open camera source {self.spec!r}")
+        self._cap = cap
+        fps = cap.get(cv2.CAP_PROP_FPS) if self.kind == "file" else 0.0
+        self._file_fps = fps if fps and np.isfinite(fps) and 0 < fps < 1000 else 25.0
+        if self.kind != "file":
+            self._next_t = self.clock()
+
+    def read_once(self) -> None:
+        if self._picam is not None:
+            rgb = self._picam.capture_array()
+            self._offer(rgb[:, :, ::-1].copy(), self.clock())
+            return
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            if self.kind != "file":
+                raise OSError(f"camera {self.spec!r} returned no frame")
+            if self._index == 0:
+                raise OSError(f"video file {self.spec} has no readable frames")
+            if not self.loop:
+                raise SourceEnded
+            self._stream_offset += self._index / self._file_fps
+            self._cap.set(1, 0)  # CAP_PROP_POS_FRAMES: rewind instead of reopening
+            self._index = 0
+            return
+        if self.kind == "file":
+            stream_t = self._stream_offset + self._index / self._file_fps
+            self._index += 1
+            if self.fast:
+                t = stream_t
+            else:
+                # Real-time pace: sleep until this frame's moment in the stream.
+                t = self._t0 + stream_t
+                wait = t - self.clock()
+                if wait > 0 and self.stop_event.wait(wait):
+                    return
+            self._offer(frame, t)
+        else:
+            self._index += 1
+            self._offer(frame, self.clock())
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        if self._picam is not None:
+            self._picam.stop()
+            self._picam.close()
+            self._picam = None
+
+    # -- thinning to the analysis rate ------------------------------------------------------
+    def _offer(self, image: np.ndarray, t: float) -> None:
+        if self._emitted and t + 1e-9 < self._next_t:
+            return
+        if not self._emitted:
+            self._next_t = t
+        self._next_t += self.period
+        if t > self._next_t:  # fell behind (slow camera): do not burst to catch up
+            self._next_t = t + self.period
+        self._emitted += 1
+        self.out.put(VideoFrame(t=t, image=image, index=self._emitted - 1), block=self.fast)

@@ -1,0 +1,215 @@
+"""The ``emomusic`` command: run, demo, check-config, status, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from emomusic.config import Config, ConfigError, load_config
+from emomusic.logs import setup_logging
+from emomusic.messages import FusedState
+
+log = logging.getLogger("emomusic")
+
+DEFAULT_CONFIG_PATHS = ("config.toml", "/etc/emomusic/config.toml")
+
+
+def find_config(path: str | None) -> str | None:
+    """--config, else $EMOMUSIC_CONFIG, else ./config.toml, else /etc/emomusic/config.toml, else defaults."""
+    if path:
+        return path
+    if os.environ.get("EMOMUSIC_CONFIG"):
+        return os.environ["EMOMUSIC_CONFIG"]
+    return next((p for p in DEFAULT_CONFIG_PATHS if Path(p).is_file()), None)
+
+
+def broker_reachable(cfg: Config, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((cfg.mqtt.host, cfg.mqtt.port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class LogSink:
+    """Logs each change of the fused label, so a terminal shows what the daemon perceives."""
+
+    def __init__(self) -> None:
+        self.label = ""
+
+    def on_state(self, state: FusedState) -> None:
+        if state.emotion != self.label:
+            self.label = state.emotion
+            mods = ", ".join(f"{m.modality}={m.emotion}" for m in state.modalities.values()) or "no evidence"
+            log.info(
+                "emotion: %s (confidence %.2f, valence %+.2f, arousal %+.2f; %s)",
+                state.emotion, state.confidence, state.valence, state.arousal, mods,
+            )
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(find_config(getattr(args, "config", None)))
+
+
+def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
+    from emomusic.app import Daemon
+
+    cfg = _load(args)
+    setup_logging(args.log_level or cfg.logging.level)
+    camera, microphone = args.camera, args.microphone
+    if demo:
+        from emomusic.samples import ensure_samples
+
+        video, audio = ensure_samples(cfg.state_dir / "samples")
+        camera, microphone = camera or str(video), microphone or str(audio)
+    use_mqtt = cfg.mqtt.enabled and not args.no_mqtt
+    if use_mqtt and not broker_reachable(cfg):
+        log.warning(
+            "MQTT broker %s:%d is not reachable: running anyway, retrying in the background; "
+            "emotion changes are logged here meanwhile", cfg.mqtt.host, cfg.mqtt.port,
+        )
+    daemon = Daemon(
+        cfg, camera=camera, microphone=microphone, fast=args.fast, loop=False if args.once else None,
+        mqtt=use_mqtt, sinks=[LogSink()],
+    )
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        daemon.request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if use_mqtt:
+        log.info("publishing under %s/ (try: mosquitto_sub -h %s -p %d -t '%s/#' -v)",
+                 cfg.topic_prefix, cfg.mqtt.host, cfg.mqtt.port, cfg.topic_prefix)
+    log.info("running; press Ctrl-C to stop")
+    daemon.run(args.duration)
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    path = find_config(args.path)
+    cfg = load_config(path)
+    print(f"{cfg.origin}: OK (device {cfg.device_id}, topics under {cfg.topic_prefix}/, "
+          f"broker {cfg.mqtt.host}:{cfg.mqtt.port})")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Read the retained topics from the broker and print them."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    cfg = _load(args)
+    prefix = cfg.topic_prefix
+    got: dict[str, str] = {}
+    done = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"emomusic-status-{os.getpid()}")
+    if cfg.mqtt.username:
+        client.username_pw_set(cfg.mqtt.username, cfg.mqtt_password)
+    if cfg.mqtt.tls.enabled:
+        client.tls_set(ca_certs=cfg.mqtt.tls.ca_file or None, certfile=cfg.mqtt.tls.cert_file or None,
+                       keyfile=cfg.mqtt.tls.key_file or None)
+        client.tls_insecure_set(cfg.mqtt.tls.insecure)
+
+    def on_connect(c: mqtt.Client, u: Any, f: Any, rc: Any, p: Any) -> None:
+        if rc.is_failure:
+            got["error"] = str(rc)
+            done.set()
+            return
+        c.subscribe(f"{prefix}/#")
+
+    def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.retain:
+            got[msg.topic[len(prefix) + 1 :]] = msg.payload.decode("utf-8", "replace")
+        if "state" in got and "availability" in got:
+            done.set()
+
+    client.on_connect = on_connect
+    client.on_message = on_message
+    try:
+        client.connect(cfg.mqtt.host, cfg.mqtt.port, keepalive=10)
+    except OSError as e:
+        print(f"broker {cfg.mqtt.host}:{cfg.mqtt.port} not reachable: {e}", file=sys.stderr)
+        return 1
+    client.loop_start()
+    done.wait(args.timeout)
+    client.disconnect()
+    client.loop_stop()
+    if "error" in got:
+        print(f"broker refused the connection: {got['error']}", file=sys.stderr)
+        return 1
+    if not got:
+        print(f"no retained state under {prefix}/ (is the daemon running with this config?)", file=sys.stderr)
+        return 1
+    out: dict[str, Any] = {}
+    for key, value in sorted(got.items()):
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from emomusic.doctor import run_doctor
+
+    cfg = _load(args)
+    return run_doctor(cfg)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="emomusic", description="Emotion-aware ambient music daemon.")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper, default=None)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def runner(name: str, help_text: str) -> argparse.ArgumentParser:
+        r = sub.add_parser(name, help=help_text)
+        r.add_argument("--config", help="config.toml (default: $EMOMUSIC_CONFIG, ./config.toml, /etc/emomusic)")
+        r.add_argument("--camera", help="override camera.source")
+        r.add_argument("--microphone", help="override microphone.source")
+        r.add_argument("--fast", action="store_true", help="replay files as fast as possible")
+        r.add_argument("--once", action="store_true", help="play files once, then exit")
+        r.add_argument("--duration", type=float, help="stop after this many seconds")
+        r.add_argument("--no-mqtt", action="store_true", help="do not connect to a broker")
+        return r
+
+    runner("run", "run the daemon")
+    runner("demo", "run the daemon on generated sample media")
+    c = sub.add_parser("check-config", help="validate a config file; exit 0 if valid, 1 if not")
+    c.add_argument("path", nargs="?")
+    s = sub.add_parser("status", help="print the retained state from the broker")
+    s.add_argument("--config")
+    s.add_argument("--timeout", type=float, default=3.0)
+    d = sub.add_parser("doctor", help="list cameras, audio devices, models; check the broker")
+    d.add_argument("--config")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level or "INFO")
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "demo":
+            return cmd_run(args, demo=True)
+        if args.command == "check-config":
+            return cmd_check_config(args)
+        if args.command == "status":
+            return cmd_status(args)
+        if args.command == "doctor":
+            return cmd_doctor(args)
+    except ConfigError as e:
+        print(f"emomusic: config error:\n{e}", file=sys.stderr)
+        return 1
+    return 2

@@ -1,0 +1,108 @@
+"""Strict parsing of what arrives over MQTT: command topics and other devices' emotions.
+
+Every payload is checked for size, UTF-8, and a closed set of values; anything else raises
+:class:`PayloadError` with a one-line reason that the daemon publishes on ``…/error``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from emomusic.config import MODES
+from emomusic.labels import ALL_LABELS, normalize_label
+from emomusic.messages import Observation
+
+PLAYER_ACTIONS = ("play", "pause", "toggle", "skip")
+COMMAND_TOPICS = ("mode/set", "volume/set", "player/set")
+
+
+class PayloadError(ValueError):
+    """A payload that was rejected; the message says what was expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A validated command: ``kind`` is 'mode', 'volume' (0-100) or 'player'."""
+
+    kind: str
+    value: str | int
+
+
+def decode_text(payload: bytes, max_bytes: int) -> str:
+    if len(payload) > max_bytes:
+        raise PayloadError(f"payload of {len(payload)} bytes exceeds the limit of {max_bytes}")
+    try:
+        return payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise PayloadError("payload is not valid UTF-8") from None
+
+
+def _unwrap_json_string(text: str) -> str:
+    """Accept ``"skip"`` as well as ``skip`` (Node-RED often sends JSON strings)."""
+    if text.startswith('"'):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise PayloadError("payload starts with '\"' but is not a JSON string") from None
+        if not isinstance(value, str):
+            raise PayloadError("expected a string")
+        return value.strip()
+    return text
+
+
+def parse_command(subtopic: str, payload: bytes, max_bytes: int) -> Command:
+    """Parse the payload of ``<prefix>/<subtopic>``."""
+    text = _unwrap_json_string(decode_text(payload, max_bytes))
+    if subtopic == "mode/set":
+        mode = text.lower()
+        if mode not in MODES:
+            raise PayloadError(f"expected one of {', '.join(MODES)}, got {text[:40]!r}")
+        return Command("mode", mode)
+    if subtopic == "volume/set":
+        try:
+            value = float(text)
+        except ValueError:
+            raise PayloadError(f"expected a number 0-100, got {text[:40]!r}") from None
+        if not math.isfinite(value) or not 0 <= value <= 100:
+            raise PayloadError(f"expected a number 0-100, got {text[:40]!r}")
+        return Command("volume", round(value))
+    if subtopic == "player/set":
+        action = text.lower()
+        if action not in PLAYER_ACTIONS:
+            raise PayloadError(f"expected one of {', '.join(PLAYER_ACTIONS)}, got {text[:40]!r}")
+        return Command("player", action)
+    raise PayloadError(f"unknown command topic {subtopic!r}")
+
+
+def parse_external_emotion(payload: bytes, max_bytes: int, t: float, modality: str = "external") -> Observation:
+    """``{"emotion": "happy", "confidence": 0.8}`` or a bare label -> an observation."""
+    text = decode_text(payload, max_bytes)
+    confidence: Any = 1.0
+    if text.startswith("{") or text.startswith('"'):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise PayloadError(f"invalid JSON: {e.msg} at char {e.pos}") from None
+        if isinstance(data, str):
+            label_text = data
+        elif isinstance(data, dict):
+            emotion = data.get("emotion")
+            if not isinstance(emotion, str):
+                raise PayloadError('expected {"emotion": "<label>", "confidence": 0..1}')
+            label_text = emotion
+            confidence = data.get("confidence", 1.0)
+        else:
+            raise PayloadError('expected {"emotion": "<label>", "confidence": 0..1} or a bare label')
+    else:
+        label_text = text
+    label = normalize_label(label_text)
+    if label is None:
+        raise PayloadError(f"unknown emotion {label_text[:40]!r}; expected one of {', '.join(ALL_LABELS)}")
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float):
+        raise PayloadError("confidence must be a number in [0, 1]")
+    if not math.isfinite(confidence) or not 0 <= confidence <= 1:
+        raise PayloadError(f"confidence must be in [0, 1], got {confidence}")
+    return Observation(modality=modality, t=t, probabilities={label: 1.0}, confidence=float(confidence))

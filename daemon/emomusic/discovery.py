@@ -1,0 +1,110 @@
+"""Home Assistant MQTT discovery: one device with the entities a living room needs.
+
+Messages are retained and re-sent whenever Home Assistant announces ``online`` on its
+status topic, so entities come back after an HA restart without restarting the daemon.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from emomusic import __version__
+from emomusic.config import MODES, Config
+from emomusic.labels import ALL_LABELS
+
+# What HA needs at least, per component (checked by the tests).
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "sensor": ("state_topic", "unique_id", "name"),
+    "select": ("command_topic", "options", "unique_id", "name"),
+    "number": ("command_topic", "unique_id", "name"),
+    "button": ("command_topic", "unique_id", "name"),
+}
+
+
+def discovery_messages(cfg: Config) -> list[tuple[str, dict[str, Any]]]:
+    """(topic, payload) pairs for every entity, under ``<discovery_prefix>/<component>/<device>/<object>/config``."""
+    dev = cfg.device_id
+    pre = cfg.topic_prefix
+    device = {
+        "identifiers": [f"emomusic_{dev}"],
+        "name": cfg.device.name,
+        "manufacturer": "emomusic",
+        "model": "emotion-aware music daemon",
+        "sw_version": __version__,
+    }
+    common = {
+        "availability_topic": f"{pre}/availability",
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "device": device,
+    }
+    state = f"{pre}/state"
+    known = list(ALL_LABELS)
+    entities: list[tuple[str, str, dict[str, Any]]] = [
+        ("sensor", "emotion", {
+            "name": "Emotion",
+            "state_topic": state,
+            "value_template": "{{ value_json.emotion if value_json.emotion in " + json.dumps(known) + " else None }}",
+            "device_class": "enum",
+            "options": known,
+            "json_attributes_topic": state,
+            "json_attributes_template": "{{ {'confidence': value_json.confidence, "
+            "'probabilities': value_json.probabilities, 'modalities': value_json.modalities} | tojson }}",
+            "icon": "mdi:emoticon-outline",
+        }),
+        ("sensor", "valence", {
+            "name": "Valence",
+            "state_topic": state,
+            "value_template": "{{ value_json.valence }}",
+            "state_class": "measurement",
+            "icon": "mdi:emoticon-happy-outline",
+        }),
+        ("sensor", "arousal", {
+            "name": "Arousal",
+            "state_topic": state,
+            "value_template": "{{ value_json.arousal }}",
+            "state_class": "measurement",
+            "icon": "mdi:lightning-bolt-outline",
+        }),
+        ("select", "mode", {
+            "name": "Music mode",
+            "command_topic": f"{pre}/mode/set",
+            "state_topic": f"{pre}/mode",
+            "options": list(MODES),
+            "icon": "mdi:music-circle-outline",
+        }),
+        ("number", "volume", {
+            "name": "Volume",
+            "command_topic": f"{pre}/volume/set",
+            "state_topic": f"{pre}/volume",
+            "min": 0,
+            "max": 100,
+            "step": 1,
+            "unit_of_measurement": "%",
+            "icon": "mdi:volume-high",
+        }),
+        ("button", "skip", {
+            "name": "Skip track",
+            "command_topic": f"{pre}/player/set",
+            "payload_press": "skip",
+            "icon": "mdi:skip-next",
+        }),
+        ("button", "pause", {
+            "name": "Pause",
+            "command_topic": f"{pre}/player/set",
+            "payload_press": "pause",
+            "icon": "mdi:pause",
+        }),
+        ("button", "play", {
+            "name": "Play",
+            "command_topic": f"{pre}/player/set",
+            "payload_press": "play",
+            "icon": "mdi:play",
+        }),
+    ]
+    out = []
+    for component, obj, payload in entities:
+        payload = {**payload, **common, "unique_id": f"emomusic_{dev}_{obj}"}
+        out.append((f"{cfg.mqtt.discovery_prefix}/{component}/emomusic_{dev}/{obj}/config", payload))
+    return out

@@ -1,0 +1,145 @@
+"""Fusion: turns a stream of per-modality observations into one steady emotion estimate.
+
+Per modality, evidence is an exponentially time-decayed, confidence-weighted mean of its
+distributions. Because it is a *mean* (decayed sum of ``c·p`` over decayed sum of ``c``), a face
+analysed five times a second does not outvote a voice heard once a second just by its rate;
+what weighs a modality is ``reliability × mean confidence × freshness`` with
+``freshness = exp(-age / tau)``, and nothing at all once it is older than ``stale_after_s``.
+
+The published label has hysteresis: a new leader must beat the current label by ``margin``
+for ``hold_s`` before it takes over, so the state (and the music following it) does not flap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from emomusic.config import FusionConfig
+from emomusic.labels import ALL_LABELS
+from emomusic.messages import FusedState, ModalityEstimate, Observation
+
+UNKNOWN = "unknown"
+DEFAULT_RELIABILITY = 0.5
+_INDEX = {name: i for i, name in enumerate(ALL_LABELS)}
+
+
+@dataclass
+class _Evidence:
+    acc: np.ndarray = field(default_factory=lambda: np.zeros(len(ALL_LABELS)))
+    conf_sum: float = 0.0  # decayed sum of confidences
+    count: float = 0.0  # decayed number of observations
+    t: float = -math.inf
+    labels: set[str] = field(default_factory=set)
+
+
+def observation_vector(obs: Observation) -> np.ndarray:
+    """The observation's distribution over ALL_LABELS, validated and normalised."""
+    v = np.zeros(len(ALL_LABELS))
+    for name, p in obs.probabilities.items():
+        if name not in _INDEX:
+            raise ValueError(f"unknown label {name!r}")
+        if not math.isfinite(p) or p < 0:
+            raise ValueError(f"probability of {name!r} must be finite and >= 0, got {p}")
+        v[_INDEX[name]] = p
+    total = v.sum()
+    if total <= 0:
+        raise ValueError("probabilities sum to zero")
+    return v / total
+
+
+class Fusion:
+    """Keeps per-modality evidence and produces :class:`FusedState` s with hysteresis."""
+
+    def __init__(self, cfg: FusionConfig) -> None:
+        self.cfg = cfg
+        self._evidence: dict[str, _Evidence] = {}
+        self._va = np.array([cfg.circumplex[name] for name in ALL_LABELS], dtype=float)
+        self.label = UNKNOWN
+        self._candidate: str | None = None
+        self._candidate_since = 0.0
+
+    def add(self, obs: Observation) -> None:
+        """Fold one observation into its modality's evidence (raises ValueError on a bad one)."""
+        if not math.isfinite(obs.t):
+            raise ValueError("observation time must be finite")
+        conf = float(obs.confidence)
+        if not math.isfinite(conf) or not 0 <= conf <= 1:
+            raise ValueError(f"confidence must be in [0, 1], got {obs.confidence}")
+        vec = observation_vector(obs)
+        ev = self._evidence.setdefault(obs.modality, _Evidence())
+        if ev.t > -math.inf and obs.t > ev.t:
+            decay = math.exp(-(obs.t - ev.t) / self.cfg.tau_s)
+            ev.acc *= decay
+            ev.conf_sum *= decay
+            ev.count *= decay
+        ev.acc += conf * vec
+        ev.conf_sum += conf
+        ev.count += 1.0
+        ev.t = max(ev.t, obs.t)
+        ev.labels.update(obs.probabilities)
+
+    def estimates(self, now: float) -> dict[str, ModalityEstimate]:
+        """Each live modality's smoothed distribution and its current weight."""
+        out: dict[str, ModalityEstimate] = {}
+        for name, ev in self._evidence.items():
+            age = max(0.0, now - ev.t)
+            if age > self.cfg.stale_after_s or ev.conf_sum <= 0:
+                continue
+            dist = ev.acc / ev.acc.sum()
+            mean_conf = ev.conf_sum / ev.count
+            reliability = self.cfg.reliability.get(name, DEFAULT_RELIABILITY)
+            weight = reliability * mean_conf * math.exp(-age / self.cfg.tau_s)
+            probs = {label: float(dist[_INDEX[label]]) for label in ALL_LABELS if label in ev.labels}
+            out[name] = ModalityEstimate(
+                modality=name,
+                emotion=max(probs, key=probs.__getitem__),
+                probabilities=probs,
+                weight=weight,
+                age_s=age,
+            )
+        return out
+
+    def update(self, now: float) -> FusedState:
+        """The fused state at ``now``; advances the hysteresis, so call it with non-decreasing times."""
+        estimates = self.estimates(now)
+        total = sum(e.weight for e in estimates.values())
+        if total <= 0:
+            self.label, self._candidate = UNKNOWN, None
+            return FusedState(now, UNKNOWN, 0.0, 0.0, 0.0, {}, estimates)
+        fused = np.zeros(len(ALL_LABELS))
+        present: set[str] = set()
+        for e in estimates.values():
+            for label, p in e.probabilities.items():
+                fused[_INDEX[label]] += e.weight * p
+            present.update(e.probabilities)
+        fused /= total
+        probs = {label: float(fused[_INDEX[label]]) for label in ALL_LABELS if label in present}
+        self._advance_label(probs, now)
+        # Independent modalities: the chance that at least one of them is right about "something".
+        strength = 1.0 - math.prod(1.0 - min(1.0, e.weight) for e in estimates.values())
+        valence, arousal = (fused @ self._va).tolist()
+        return FusedState(
+            t=now,
+            emotion=self.label,
+            confidence=probs[self.label] * strength,
+            valence=valence,
+            arousal=arousal,
+            probabilities=probs,
+            modalities=estimates,
+        )
+
+    def _advance_label(self, probs: dict[str, float], now: float) -> None:
+        leader = max(probs, key=probs.__getitem__)
+        if self.label == UNKNOWN or self.label not in probs:
+            self.label, self._candidate = leader, None  # nothing to hold on to: react at once
+            return
+        if leader == self.label or probs[leader] - probs[self.label] < self.cfg.margin:
+            self._candidate = None
+            return
+        if self._candidate != leader:
+            self._candidate, self._candidate_since = leader, now
+        if now - self._candidate_since >= self.cfg.hold_s:
+            self.label, self._candidate = leader, None

@@ -1,0 +1,94 @@
+"""Plain messages passed between stages: sources -> analyzers -> fusion -> sinks.
+
+Timestamps are seconds on the pipeline clock: ``time.monotonic()`` when live, stream
+seconds when a file is replayed as fast as possible, so fusion behaves the same either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFrame:
+    """One BGR frame chosen for analysis (already thinned to the analysis rate)."""
+
+    t: float
+    image: np.ndarray
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """A block of 16 kHz mono int16 samples; ``t`` is the time of its first sample."""
+
+    t: float
+    samples: np.ndarray
+    sample_rate: int = 16000
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One analyzer's verdict: a distribution over canonical labels with a confidence weight."""
+
+    modality: str
+    t: float
+    probabilities: dict[str, float]
+    confidence: float
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def top(self) -> str:
+        return max(self.probabilities, key=self.probabilities.__getitem__)
+
+
+@dataclass(frozen=True, slots=True)
+class ModalityEstimate:
+    """What one modality currently says, after its own time smoothing."""
+
+    modality: str
+    emotion: str
+    probabilities: dict[str, float]
+    weight: float
+    age_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "modality": self.modality,
+            "emotion": self.emotion,
+            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+            "weight": round(self.weight, 4),
+            "age_s": round(self.age_s, 2),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FusedState:
+    """The published emotion estimate. ``emotion`` is ``"unknown"`` while no modality has evidence."""
+
+    t: float
+    emotion: str
+    confidence: float
+    valence: float
+    arousal: float
+    probabilities: dict[str, float]
+    modalities: dict[str, ModalityEstimate]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "emotion": self.emotion,
+            "confidence": round(self.confidence, 4),
+            "valence": round(self.valence, 4),
+            "arousal": round(self.arousal, 4),
+            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+            "modalities": {
+                name: {
+                    "emotion": m.emotion,
+                    "weight": round(m.weight, 4),
+                    "age_s": round(m.age_s, 2),
+                }
+                for name, m in self.modalities.items()
+            },
+        }

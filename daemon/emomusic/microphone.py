@@ -1,0 +1,201 @@
+"""Audio sources: a live microphone through sounddevice, or a WAV/FLAC file.
+
+Both deliver 16 kHz mono int16 chunks of ``block_ms``. The microphone is opened at the device's
+native rate (many USB mics only do 44.1/48 kHz) and resampled with soxr, which streams without
+edge clicks between blocks.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emomusic.messages import AudioChunk
+from emomusic.queues import DropOldestQueue
+from emomusic.source import Source, SourceEnded, StatusCallback
+
+RATE = 16000
+
+
+def to_mono_16k(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Float or int audio of any channel count and rate -> 16 kHz mono int16."""
+    import soxr
+
+    x = np.asarray(audio)
+    if x.dtype.kind in "iu":
+        info = np.iinfo(x.dtype)
+        x = (x.astype(np.float32) - (info.max + info.min + 1) / 2) / (info.max - info.min + 1) * 2
+    x = x.astype(np.float32)
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    if rate != RATE and x.size:
+        x = soxr.resample(x, rate, RATE)
+    return (np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)
+
+
+def read_audio_file(path: str | Path) -> np.ndarray:
+    """Whole file as 16 kHz mono int16 (any format libsndfile reads)."""
+    import soundfile as sf
+
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    return to_mono_16k(data, rate)
+
+
+def describe_kind(spec: str) -> str:
+    if spec in ("default", "auto") or spec.isdigit():
+        return "device"
+    if Path(spec).suffix.lower() in (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif"):
+        return "file"
+    return "device"  # a device name
+
+
+class _Chunker:
+    """Cuts a stream of samples into fixed blocks."""
+
+    def __init__(self, block: int) -> None:
+        self.block = block
+        self.buf = np.zeros(0, dtype=np.int16)
+
+    def feed(self, x: np.ndarray) -> list[np.ndarray]:
+        self.buf = np.concatenate([self.buf, x]) if self.buf.size else x
+        n = self.buf.size // self.block
+        out = [self.buf[i * self.block : (i + 1) * self.block] for i in range(n)]
+        self.buf = self.buf[n * self.block :]
+        return out
+
+
+class AudioFileSource(Source):
+    """Plays a file into the pipeline at real-time pace, or as fast as the consumer takes it."""
+
+    def __init__(
+        self,
+        path: str,
+        out: DropOldestQueue[AudioChunk],
+        *,
+        block_ms: int = 300,
+        loop: bool = True,
+        fast: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        on_status: StatusCallback | None = None,
+    ) -> None:
+        super().__init__("microphone", on_status)
+        self.path = path
+        self.out = out
+        self.block = RATE * block_ms // 1000
+        self.loop = loop
+        self.fast = fast
+        self.clock = clock
+        self._audio = np.zeros(0, dtype=np.int16)
+        self._pos = 0
+        self._stream_s = 0.0  # stream seconds delivered so far
+        self._t0 = 0.0
+
+    def open(self) -> None:
+        if not Path(self.path).is_file():
+            raise FileNotFoundError(f"audio file {self.path} does not exist")
+        self._audio = read_audio_file(self.path)
+        if self._audio.size == 0:
+            raise ValueError(f"audio file {self.path} holds no samples")
+        self._pos = 0
+        self._t0 = self.clock() - self._stream_s
+
+    def read_once(self) -> None:
+        if self._pos >= self._audio.size:
+            if not self.loop:
+                raise SourceEnded
+            self._pos = 0
+        block = self._audio[self._pos : self._pos + self.block]
+        if block.size < self.block:  # the file's tail: pad so every chunk has one length
+            block = np.concatenate([block, np.zeros(self.block - block.size, np.int16)])
+        self._pos += self.block
+        if self.fast:
+            t = self._stream_s
+        else:
+            t = self._t0 + self._stream_s
+            wait = t + self.block / RATE - self.clock()  # a chunk is ready once it has "been heard"
+            if wait > 0 and self.stop_event.wait(wait):
+                return
+        self._stream_s += self.block / RATE
+        self.out.put(AudioChunk(t=t, samples=block), block=self.fast)
+
+    def close(self) -> None:
+        self._audio = np.zeros(0, dtype=np.int16)
+
+
+class MicrophoneSource(Source):
+    """Captures a sounddevice input stream at its native rate; resamples to 16 kHz mono."""
+
+    def __init__(
+        self,
+        device: str,
+        out: DropOldestQueue[AudioChunk],
+        *,
+        block_ms: int = 300,
+        stall_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_status: StatusCallback | None = None,
+    ) -> None:
+        super().__init__("microphone", on_status)
+        self.device: int | str | None = None if device in ("default", "auto") else (
+            int(device) if device.isdigit() else device
+        )
+        self.out = out
+        self.block_ms = block_ms
+        self.stall_s = stall_s
+        self.clock = clock
+        self.overflows = 0
+        self._raw: queue.Queue[np.ndarray] = queue.Queue(maxsize=200)
+        self._stream: Any = None
+        self._resampler: Any = None
+        self._chunker = _Chunker(RATE * block_ms // 1000)
+        self._rate = RATE
+
+    def open(self) -> None:
+        import sounddevice as sd
+        import soxr
+
+        info = sd.query_devices(self.device, "input")
+        self._rate = int(info["default_samplerate"])
+        self._resampler = soxr.ResampleStream(self._rate, RATE, 1, dtype="float32")
+        self._chunker = _Chunker(RATE * self.block_ms // 1000)
+
+        def callback(indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+            if status.input_overflow:
+                self.overflows += 1
+            try:
+                self._raw.put_nowait(indata[:, 0].copy())
+            except queue.Full:
+                self.overflows += 1
+
+        self._stream = sd.InputStream(
+            device=self.device,
+            channels=1,
+            samplerate=self._rate,
+            dtype="float32",
+            blocksize=int(self._rate * 0.03),
+            callback=callback,
+        )
+        self._stream.start()
+
+    def read_once(self) -> None:
+        try:
+            raw = self._raw.get(timeout=self.stall_s)
+        except queue.Empty:
+            raise OSError(f"microphone delivered nothing for {self.stall_s:.0f} s") from None
+        if self._stream is not None and not self._stream.active:
+            raise OSError("microphone stream stopped")
+        y = self._resampler.resample_chunk(raw)
+        now = self.clock()
+        pcm = (np.clip(y, -1, 1) * 32767).astype(np.int16)
+        for block in self._chunker.feed(pcm):
+            self.out.put(AudioChunk(t=now - block.size / RATE, samples=block))
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None

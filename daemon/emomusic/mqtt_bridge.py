@@ -1,0 +1,163 @@
+"""The daemon's MQTT face: a state sink outward, commands and other devices' emotions inward.
+
+Outward, the fused state is retained on ``…/state``, sent when it changes noticeably (at most every
+``min_interval_s``) and at least every ``heartbeat_s``; per-modality estimates go to
+``…/modality/<name>``. Inward, every payload is validated (:mod:`emomusic.commands`); a rejected one
+is answered on ``…/error`` and logged, and never reaches the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from emomusic.commands import COMMAND_TOPICS, Command, PayloadError, parse_command, parse_external_emotion
+from emomusic.config import Config
+from emomusic.discovery import discovery_messages
+from emomusic.messages import FusedState, Observation
+from emomusic.mqtt_link import MqttLink
+
+log = logging.getLogger("emomusic.mqtt")
+
+HA_STATUS_SUFFIX = "/status"
+
+
+def _significant(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
+    """Whether a new state differs enough from the last one sent to be worth a message."""
+    if a is None or a["emotion"] != b["emotion"]:
+        return True
+    return any(abs(a[k] - b[k]) >= 0.05 for k in ("valence", "arousal", "confidence"))
+
+
+class MqttBridge:
+    """Publishes states and controls; routes validated inbound messages to callbacks."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        on_command: Callable[[Command], None],
+        on_observation: Callable[[Observation], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cfg = cfg
+        self.prefix = cfg.topic_prefix
+        self.on_command = on_command
+        self.on_observation = on_observation
+        self.clock = clock
+        self.link = MqttLink(cfg, self._on_message, self._on_connected)
+        self._lock = threading.Lock()
+        self._last_sent: dict[str, Any] | None = None
+        self._last_sent_at = -math.inf
+        self._last_state: dict[str, Any] | None = None
+        self._retained: dict[str, str] = {}  # topic -> payload, re-sent after a reconnect
+        self._modality_status: dict[str, dict[str, str]] = {}
+        self.rejected = 0
+        self.ha_status_topic = f"{cfg.mqtt.discovery_prefix}{HA_STATUS_SUFFIX}"
+        for sub in COMMAND_TOPICS:
+            self.link.subscribe(f"{self.prefix}/{sub}")
+        for topic in cfg.mqtt.external_emotion_topics:
+            self.link.subscribe(topic)
+        if cfg.mqtt.discovery:
+            self.link.subscribe(self.ha_status_topic)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.link.start()
+
+    def stop(self) -> None:
+        self.link.stop()
+
+    @property
+    def connected(self) -> bool:
+        return self.link.connected.is_set()
+
+    # -- outward --------------------------------------------------------------------------------
+    def on_state(self, state: FusedState) -> None:
+        """Sink interface: decide whether this state goes out now."""
+        payload = state.to_json()
+        now = self.clock()
+        with self._lock:
+            self._last_state = payload
+            due = now - self._last_sent_at >= self.cfg.mqtt.heartbeat_s
+            if not due and (
+                now - self._last_sent_at < self.cfg.mqtt.min_interval_s or not _significant(self._last_sent, payload)
+            ):
+                return
+            self._last_sent, self._last_sent_at = payload, now
+        self._publish_retained(f"{self.prefix}/state", json.dumps(payload))
+        for name, est in state.modalities.items():
+            status = self._modality_status.get(name, {"status": "running", "detail": ""})
+            self.link.publish(f"{self.prefix}/modality/{name}", json.dumps(est.to_json() | status))
+
+    def heartbeat(self) -> None:
+        """Resend the latest state if nothing went out for ``heartbeat_s``."""
+        with self._lock:
+            stale = self._last_state is not None and self.clock() - self._last_sent_at >= self.cfg.mqtt.heartbeat_s
+            payload = self._last_state
+            if stale:
+                self._last_sent, self._last_sent_at = payload, self.clock()
+        if stale:
+            self._publish_retained(f"{self.prefix}/state", json.dumps(payload))
+
+    def publish_controls(self, mode: str, volume: int) -> None:
+        self._publish_retained(f"{self.prefix}/mode", mode)
+        self._publish_retained(f"{self.prefix}/volume", str(volume))
+
+    def publish_modality_status(self, name: str, status: str, detail: str) -> None:
+        """Health of a modality's source or analyzer (e.g. the camera failed), on ``…/modality/<name>``."""
+        self._modality_status[name] = {"status": status, "detail": detail}
+        payload = {"modality": name, "emotion": None, "status": status, "detail": detail}
+        self._publish_retained(f"{self.prefix}/modality/{name}", json.dumps(payload))
+
+    def publish_error(self, topic: str, error: str) -> None:
+        self.rejected += 1
+        log.warning("rejected message on %s: %s", topic, error)
+        self.link.publish(f"{self.prefix}/error", json.dumps({"topic": topic, "error": error}))
+
+    def publish_discovery(self) -> None:
+        if not self.cfg.mqtt.discovery:
+            return
+        for topic, payload in discovery_messages(self.cfg):
+            self.link.publish(topic, json.dumps(payload), retain=True, qos=1)
+
+    def _publish_retained(self, topic: str, payload: str) -> None:
+        """Send now if connected; remember it either way so a (re)connect sends the latest value."""
+        with self._lock:
+            self._retained[topic] = payload
+        if self.connected:
+            self.link.publish(topic, payload, retain=True, qos=1)
+
+    def _on_connected(self) -> None:
+        self.publish_discovery()
+        with self._lock:
+            retained = dict(self._retained)
+        for topic, payload in retained.items():
+            self.link.publish(topic, payload, retain=True, qos=1)
+
+    # -- inward ---------------------------------------------------------------------------------
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        limit = self.cfg.mqtt.max_payload_bytes
+        if topic == self.ha_status_topic:
+            if payload[:16].strip().lower() == b"online":
+                log.info("Home Assistant is online: re-sending discovery")
+                self.publish_discovery()
+            return
+        try:
+            if topic.startswith(self.prefix + "/"):
+                sub = topic[len(self.prefix) + 1 :]
+                if sub in COMMAND_TOPICS:
+                    self.on_command(parse_command(sub, payload, limit))
+                    return
+            if any(mqtt.topic_matches_sub(sub, topic) for sub in self.cfg.mqtt.external_emotion_topics):
+                self.on_observation(parse_external_emotion(payload, limit, self.clock()))
+                return
+            raise PayloadError("not a topic this daemon accepts")
+        except PayloadError as e:
+            self.publish_error(topic, str(e))

@@ -1,0 +1,87 @@
+"""The loop every capture source shares: open, read until failure, back off, reopen.
+
+A camera unplugged or a microphone error must never end the daemon: the source reports what
+happened through ``on_status`` (so MQTT and the log can say it) and keeps trying, with a
+capped exponential backoff so a missing device does not spin the CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+StatusCallback = Callable[[str, str, str], None]  # (source name, status, detail)
+
+
+class SourceEnded(Exception):
+    """The input is finished for good (a file played once); not an error."""
+
+
+class Source(threading.Thread):
+    """Base for capture threads. Subclasses implement ``open``, ``read_once`` and ``close``."""
+
+    backoff_min_s = 0.5
+    backoff_max_s = 30.0
+
+    def __init__(self, name: str, on_status: StatusCallback | None = None) -> None:
+        super().__init__(name=f"source-{name}", daemon=True)
+        self.source_name = name
+        self.stop_event = threading.Event()
+        self.on_status = on_status
+        self.status = "starting"
+        self.last_item_at = time.monotonic()
+        self.errors = 0
+        self.log = logging.getLogger(f"emomusic.source.{name}")
+
+    # -- to implement -------------------------------------------------------------------------
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def read_once(self) -> None:
+        """Read and emit one item; raise on failure, SourceEnded at the end of the input."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- shared loop --------------------------------------------------------------------------
+    def _set_status(self, status: str, detail: str = "") -> None:
+        if status != self.status or detail:
+            self.status = status
+            log = self.log.warning if status in ("error", "stalled") else self.log.info
+            log("%s%s", status, f": {detail}" if detail else "")
+            if self.on_status:
+                self.on_status(self.source_name, status, detail)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run(self) -> None:
+        delay = self.backoff_min_s
+        while not self.stop_event.is_set():
+            try:
+                self.open()
+                self._set_status("running")
+                self.last_item_at = time.monotonic()
+                while not self.stop_event.is_set():
+                    self.read_once()
+                    self.last_item_at = time.monotonic()
+                    delay = self.backoff_min_s  # only a source that delivers earns a fast retry
+            except SourceEnded:
+                self._set_status("ended")
+                break
+            except Exception as e:  # a device may fail in any way; the daemon must outlive it
+                self.errors += 1
+                self._set_status("error", f"{type(e).__name__}: {e}; retrying in {delay:.1f} s")
+            finally:
+                try:
+                    self.close()
+                except Exception:  # closing a broken device can fail too
+                    self.log.debug("close failed", exc_info=True)
+            if self.stop_event.wait(delay):
+                break
+            delay = min(delay * 2, self.backoff_max_s)
+        if self.status != "ended":
+            self._set_status("stopped")

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the system packages emomusic and its tests need, only those that are missing.
+#   python3-venv   - Debian splits venv/ensurepip out of python3
+#   mosquitto      - the MQTT broker the tests start (and the daemon can use locally)
+#   libportaudio2  - PortAudio, for sounddevice (microphone)
+#   espeak-ng      - generated speech for the sample media and the voice tests
+set -euo pipefail
+missing=()
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+ldconfig -p 2>/dev/null | grep -q 'libportaudio.so.2' || missing+=(libportaudio2)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing system packages: ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

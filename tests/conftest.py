@@ -1,0 +1,153 @@
+"""Shared fixtures: a real mosquitto on a free loopback port, and an MQTT probe client."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def mosquitto_binary() -> str:
+    exe = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
+    )
+    if exe is None:
+        pytest.fail("mosquitto is not installed (run: make test, which installs it)")
+    return exe
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+class Broker:
+    """A mosquitto process we own: can be killed and restarted on the same port."""
+
+    def __init__(self, workdir: Path, extra_conf: str = "", port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.workdir = workdir
+        self.conf = workdir / f"mosquitto-{self.port}.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\npersistence false\n"
+            + (extra_conf or "allow_anonymous true\n")
+        )
+        self.log = workdir / f"mosquitto-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        with open(self.log, "ab") as logf:
+            self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf)], stdout=logf, stderr=logf)
+        wait_port(self.port)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def env(self) -> dict[str, str]:
+        return {"EMOMUSIC_MQTT_HOST": "127.0.0.1", "EMOMUSIC_MQTT_PORT": str(self.port)}
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = Broker(tmp_path)
+    yield b
+    b.kill()
+
+
+@dataclass
+class Msg:
+    topic: str
+    payload: bytes
+    retain: bool
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+@dataclass
+class Probe:
+    """A subscriber that records every message, for assertions with a deadline."""
+
+    port: int
+    topics: list[str]
+    messages: list[Msg] = field(default_factory=list)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def __post_init__(self) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{time.monotonic_ns()}")
+        self.client.on_connect = lambda c, u, f, rc, p: [c.subscribe(t, qos=1) for t in self.topics]
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(0.2, 1)
+        self.client.connect("127.0.0.1", self.port)
+        self.client.loop_start()
+
+    def _on_message(self, c: Any, u: Any, m: mqtt.MQTTMessage) -> None:
+        with self.cond:
+            self.messages.append(Msg(m.topic, m.payload, bool(m.retain)))
+            self.cond.notify_all()
+
+    def wait_for(self, topic: str, pred: Callable[[Msg], bool] = lambda m: True, timeout: float = 10.0,
+                 after: int = 0) -> Msg:
+        """First message (from index ``after``) on ``topic`` satisfying ``pred``."""
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for m in self.messages[after:]:
+                    if mqtt.topic_matches_sub(topic, m.topic) and pred(m):
+                        return m
+                left = end - time.monotonic()
+                if left <= 0:
+                    seen = [(m.topic, m.payload[:80]) for m in self.messages[-10:]]
+                    raise AssertionError(f"no message on {topic} within {timeout} s; last seen: {seen}")
+                self.cond.wait(left)
+
+    def publish(self, topic: str, payload: str | bytes, retain: bool = False) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def probe_factory() -> Iterator[Callable[..., Probe]]:
+    probes: list[Probe] = []
+
+    def make(port: int, topics: list[str]) -> Probe:
+        p = Probe(port, topics)
+        probes.append(p)
+        return p
+
+    yield make
+    for p in probes:
+        p.close()

@@ -1,0 +1,117 @@
+"""Capture sources on real files: pacing, thinning to the analysis rate, resampling, reopen."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emomusic.camera import CameraSource
+from emomusic.messages import AudioChunk, VideoFrame
+from emomusic.microphone import AudioFileSource, to_mono_16k
+from emomusic.queues import DropOldestQueue
+from emomusic.samples import make_speech_track, make_video
+
+
+def drain(q: DropOldestQueue, source) -> list:  # type: ignore[no-untyped-def]
+    items = []
+    while source.is_alive() or len(q):
+        item = q.get(0.2)
+        if item is not None:
+            items.append(item)
+    return items
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("v") / "clip.avi"
+    make_video(path, seconds=3.0, fps=15.0, size=(320, 240))
+    return path
+
+
+def test_video_file_is_thinned_to_the_analysis_rate_with_stream_timestamps(video: Path) -> None:
+    q: DropOldestQueue[VideoFrame] = DropOldestQueue(2)
+    src = CameraSource(str(video), q, analysis_fps=5.0, loop=False, fast=True)
+    src.start()
+    frames = drain(q, src)
+    src.join(5)
+    assert src.status == "ended"
+    assert len(frames) == 15  # 3 s at 5 fps out of 45 frames
+    ts = [f.t for f in frames]
+    assert ts[0] == 0.0 and np.allclose(np.diff(ts), 0.2, atol=0.07)
+    assert frames[0].image.shape == (240, 320, 3)
+    assert q.dropped == 0
+
+
+def test_looping_video_keeps_time_increasing(video: Path) -> None:
+    q: DropOldestQueue[VideoFrame] = DropOldestQueue(1000)
+    src = CameraSource(str(video), q, analysis_fps=5.0, loop=True, fast=True)
+    src.start()
+    while len(q) < 40:
+        time.sleep(0.01)
+    src.stop()
+    src.join(5)
+    ts = [q.get(0).t for _ in range(40)]  # type: ignore[union-attr]
+    assert all(b > a for a, b in zip(ts, ts[1:], strict=False))
+    assert ts[-1] > 6.0
+
+
+def test_real_time_pace_follows_the_wall_clock(video: Path) -> None:
+    q: DropOldestQueue[VideoFrame] = DropOldestQueue(100)
+    src = CameraSource(str(video), q, analysis_fps=5.0, loop=False)
+    start = time.monotonic()
+    src.start()
+    src.join(10)
+    assert time.monotonic() - start >= 2.5  # a 3 s clip is not played faster than real time
+    assert len(q) == 15
+
+
+def test_missing_video_reports_errors_and_retries(tmp_path: Path) -> None:
+    events: list[tuple[str, str]] = []
+    q: DropOldestQueue[VideoFrame] = DropOldestQueue(2)
+    src = CameraSource(str(tmp_path / "gone.avi"), q, on_status=lambda n, s, d: events.append((s, d)))
+    src.backoff_min_s = 0.05
+    src.start()
+    time.sleep(0.5)
+    src.stop()
+    src.join(5)
+    errors = [d for s, d in events if s == "error"]
+    assert len(errors) >= 2 and "gone.avi does not exist" in errors[0]
+    assert events[-1][0] == "stopped"
+
+
+def test_audio_file_is_resampled_to_16k_mono_in_fixed_chunks(tmp_path: Path) -> None:
+    t = np.arange(44100 * 2) / 44100
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 440 * t)], axis=1) * 0.5
+    path = tmp_path / "tone.flac"
+    sf.write(path, stereo, 44100)
+    q: DropOldestQueue[AudioChunk] = DropOldestQueue(2)
+    src = AudioFileSource(str(path), q, block_ms=300, loop=False, fast=True)
+    src.start()
+    chunks = drain(q, src)
+    assert len(chunks) == 7  # 2 s = 6.67 chunks of 0.3 s, the last one padded
+    assert all(c.samples.dtype == np.int16 and c.samples.size == 4800 for c in chunks)
+    assert [round(c.t, 2) for c in chunks[:3]] == [0.0, 0.3, 0.6]
+    spectrum = np.abs(np.fft.rfft(chunks[2].samples.astype(float)))
+    assert abs(np.argmax(spectrum) * 16000 / 4800 - 440) < 5
+    assert 0.4 < np.abs(chunks[2].samples).max() / 32767 < 0.6
+
+
+def test_to_mono_16k_handles_integer_input() -> None:
+    x = (np.sin(np.linspace(0, 100, 8000)) * 100 + 128).astype(np.uint8)  # 8-bit unsigned, 8 kHz
+    y = to_mono_16k(x, 8000)
+    assert y.dtype == np.int16 and y.size == 16000
+    assert abs(int(y.mean())) < 500
+
+
+def test_generated_sample_speech_is_16k_and_has_speech_and_pauses(tmp_path: Path) -> None:
+    path = tmp_path / "s.wav"
+    make_speech_track(path)
+    data, rate = sf.read(path, dtype="int16")
+    assert rate == 16000 and data.ndim == 1
+    frames = data[: data.size // 480 * 480].reshape(-1, 480).astype(float)
+    rms = np.sqrt((frames**2).mean(axis=1))
+    assert (rms > 1000).mean() > 0.2 and (rms < 200).mean() > 0.2
