@@ -26,8 +26,8 @@ class ConstantAnalyzer:
 
 def factories(face: str = "happy", voice: str = "happy") -> dict[str, Any]:
     return {
-        "face": lambda cfg: ConstantAnalyzer("face", face),
-        "voice": lambda cfg: ConstantAnalyzer("voice", voice),
+        "face": lambda cfg, playback: ConstantAnalyzer("face", face),
+        "voice": lambda cfg, playback: ConstantAnalyzer("voice", voice),
     }
 
 

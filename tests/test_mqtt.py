@@ -75,10 +75,10 @@ def test_state_availability_and_discovery(broker: Broker, running: Callable[...,
     assert late.wait_for(f"{PREFIX}/state").retain
     configs = []
     end = time.monotonic() + 5
-    while len(configs) < 8 and time.monotonic() < end:
+    while len(configs) < 10 and time.monotonic() < end:
         configs = [m for m in late.messages if m.topic.endswith("/config")]
         time.sleep(0.05)
-    assert len(configs) == 8
+    assert len(configs) == 10
     devices = set()
     for m in configs:
         assert m.retain

@@ -8,6 +8,7 @@ and say so, while the rest of the daemon keeps running.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,13 @@ class Analyzer(Protocol):
     def process(self, item: Any) -> Observation | None: ...
 
 
+def item_end(item: Any) -> float:
+    """Stream time at the end of a source item (a frame is instantaneous; a chunk lasts)."""
+    samples = getattr(item, "samples", None)
+    rate = getattr(item, "sample_rate", 0)
+    return float(item.t) + (len(samples) / rate if samples is not None and rate else 0.0)
+
+
 class AnalyzerWorker(threading.Thread):
     """Runs ``factory()``'s analyzer on items from ``inbox``, observations to ``outbox``."""
 
@@ -40,10 +48,12 @@ class AnalyzerWorker(threading.Thread):
         failure_window_s: float = 60.0,
         block_output: bool = False,
         on_status: StatusCallback | None = None,
+        first: Analyzer | None = None,
     ) -> None:
         super().__init__(name=f"analyzer-{name}", daemon=True)
         self.analyzer_name = name
         self.factory = factory
+        self.first = first  # built by the caller, so a missing model fails at start-up, not in a thread
         self.inbox = inbox
         self.outbox = outbox
         self.max_failures = max_failures
@@ -53,19 +63,26 @@ class AnalyzerWorker(threading.Thread):
         self.stop_event = threading.Event()
         self.failures: list[float] = []
         self.processed = 0
+        self.handled = 0  # items finished, successfully or not (compared with inbox.taken)
         self.disabled = False
-        self.busy = False  # True while an item is being analysed (used by replay to know when all is done)
+        self.busy = False  # True while an item is being analysed
+        self.progress_t = -math.inf  # stream time up to which every item has been analysed
         self.log = logging.getLogger(f"emomusic.analyzer.{name}")
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and everything taken from the queue finished."""
+        return len(self.inbox) == 0 and self.inbox.taken == self.handled
 
     def _status(self, status: str, detail: str = "") -> None:
         if self.on_status:
             self.on_status(self.analyzer_name, status, detail)
 
     def run(self) -> None:
-        analyzer = self.factory()
+        analyzer = self.first if self.first is not None else self.factory()
         while not self.stop_event.is_set():
             item = self.inbox.get(timeout=0.2)
             if item is None:
@@ -78,6 +95,7 @@ class AnalyzerWorker(threading.Thread):
                 self.processed += 1
                 if obs is not None:
                     self.outbox.put(obs, block=self.block_output)
+                self.progress_t = item_end(item)
             except Exception as e:  # an analyzer bug must not take the daemon down
                 now = time.monotonic()
                 self.failures = [f for f in self.failures if now - f < self.failure_window_s] + [now]
@@ -92,3 +110,4 @@ class AnalyzerWorker(threading.Thread):
                 analyzer = self.factory()
             finally:
                 self.busy = False
+                self.handled += 1

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import glob
+import heapq
 import logging
+import math
 import queue
 import threading
 import time
@@ -29,13 +31,30 @@ from emomusic.queues import DropOldestQueue
 from emomusic.samples import ensure_samples
 from emomusic.source import Source
 from emomusic.systemd_notify import Notifier
+from emomusic.vad import PlaybackGuard
 
 log = logging.getLogger("emomusic.app")
 
-AnalyzerFactory = Callable[[Config], Analyzer]
+# An analyzer factory gets the config and the playback guard (what the player says it is playing,
+# so the voice analyzer does not take the daemon's own music for a voice).
+AnalyzerFactory = Callable[[Config, PlaybackGuard], Analyzer]
 
-# Analyzer factories by modality; the face and voice pipelines register themselves here.
-ANALYZERS: dict[str, AnalyzerFactory] = {}
+
+
+def _face_analyzer(cfg: Config, playback: PlaybackGuard) -> Analyzer:
+    from emomusic.face import FaceAnalyzer
+
+    return FaceAnalyzer(cfg)
+
+
+def _voice_analyzer(cfg: Config, playback: PlaybackGuard) -> Analyzer:
+    from emomusic.voice import VoiceAnalyzer
+
+    return VoiceAnalyzer(cfg, guard=playback)
+
+
+# Analyzer factories by modality (tests swap in their own).
+ANALYZERS: dict[str, AnalyzerFactory] = {"face": _face_analyzer, "voice": _voice_analyzer}
 SOURCE_OF = {"face": "camera", "voice": "microphone"}
 MODALITY_OF = {v: k for k, v in SOURCE_OF.items()}
 
@@ -48,10 +67,11 @@ class StateSink(Protocol):
 
 @dataclass
 class Controls:
-    """What the user steers: the music mode and volume (the player acts on them)."""
+    """What the user steers: the music mode, volume and fixed mood (the player acts on them)."""
 
     mode: str
     volume: int
+    mood: str
 
 
 def resolve_camera(spec: str, cfg: Config) -> str:
@@ -102,6 +122,7 @@ class Daemon:
         sinks: Iterable[StateSink] = (),
         analyzers: dict[str, AnalyzerFactory] | None = None,
         notifier: Notifier | None = None,
+        music: bool = True,
     ) -> None:
         self.cfg = cfg
         self.fast = fast
@@ -109,7 +130,7 @@ class Daemon:
         self.clock: Callable[[], float] = time.monotonic
         self.notifier = notifier or Notifier()
         self.stop_event = threading.Event()
-        self.controls = Controls(cfg.player.mode, cfg.player.volume)
+        self.controls = Controls(cfg.player.mode, cfg.player.volume, cfg.player.fixed_mood)
         self.sinks: list[StateSink] = list(sinks)
         self.commands: queue.Queue[Command] = queue.Queue(maxsize=100)
         self.fusion = Fusion(cfg.fusion)
@@ -118,6 +139,7 @@ class Daemon:
         self.workers: list[AnalyzerWorker] = []
         self.last_state: FusedState | None = None
         self.player: Any = None  # set by the music pipeline when it is enabled
+        self.playback = PlaybackGuard(cfg.voice.music_margin_db)
         self._fusion_thread = threading.Thread(target=self._fusion_loop, name="fusion", daemon=True)
         self._fusion_lock = threading.Lock()
         self.bridge: Any = None
@@ -127,6 +149,12 @@ class Daemon:
 
             self.bridge = MqttBridge(cfg, self.submit_command, self.submit_observation)
             self.sinks.append(self.bridge)
+        if cfg.player.enabled and music:
+            from emomusic.music import MusicController
+
+            publish = self.bridge.publish_player if self.bridge is not None else None
+            self.player = MusicController(cfg, self.playback, publish)
+            self.sinks.append(self.player)
         factories = ANALYZERS if analyzers is None else analyzers
         self._build_stages(factories, camera, microphone)
 
@@ -143,6 +171,7 @@ class Daemon:
             if factory is None:
                 log.warning("no %s analyzer available: %s not started", modality, source_name)
                 continue
+            first = factory(cfg, self.playback)  # raises ModelError now if a model file is missing or broken
             inbox: DropOldestQueue[Any] = DropOldestQueue(section.queue_size, source_name)
             loop = section.loop if self.loop is None else self.loop
             source: Source
@@ -168,8 +197,8 @@ class Daemon:
             self.sources.append(source)
             self.workers.append(
                 AnalyzerWorker(
-                    modality, functools.partial(factory, cfg), inbox, self.observations,
-                    block_output=self.fast, on_status=self._on_status,
+                    modality, functools.partial(factory, cfg, self.playback), inbox, self.observations,
+                    block_output=self.fast, on_status=self._on_status, first=first,
                 )
             )
 
@@ -201,25 +230,59 @@ class Daemon:
             except Exception:  # one broken sink must not silence the others
                 log.exception("sink %s failed", type(sink).__name__)
 
+    def _fuse(self, obs: Observation, now: float) -> None:
+        try:
+            with self._fusion_lock:
+                self.fusion.add(obs)
+        except ValueError as e:
+            log.warning("dropped an invalid %s observation: %s", obs.modality, e)
+            return
+        self._emit(now)
+
     def _fusion_loop(self) -> None:
+        if self.fast:
+            self._fusion_loop_fast()
+            return
         tick = 0.5
         next_tick = self.clock() + tick
         while True:
             obs = self.observations.get(timeout=tick)
             if obs is not None:
-                try:
-                    with self._fusion_lock:
-                        self.fusion.add(obs)
-                except ValueError as e:
-                    log.warning("dropped an invalid %s observation: %s", obs.modality, e)
-                    continue
-                # Live, fusion runs on the wall clock; replayed fast, on the stream's own time.
-                self._emit(obs.t if self.fast else max(obs.t, self.clock()))
+                self._fuse(obs, max(obs.t, self.clock()))  # live: fusion runs on the wall clock
             elif self.observations.closed:
                 break
-            if not self.fast and self.clock() >= next_tick:
+            if self.clock() >= next_tick:
                 next_tick = self.clock() + tick
                 self._emit(self.clock())
+
+    def _watermark(self) -> float:
+        """Stream time up to which every still-running modality has been analysed."""
+        ended = lambda s: s.ident is not None and not s.is_alive()  # noqa: E731  (not merely unstarted)
+        marks = [w.progress_t for s, w in zip(self.sources, self.workers, strict=True)
+                 if not ended(s) or not w.idle]
+        return min(marks) if marks else math.inf
+
+    def _fusion_loop_fast(self) -> None:
+        """Replayed as fast as possible, the modalities run ahead of each other: observations are
+        merged in stream-time order (up to the slowest modality's progress), so fusion sees the same
+        sequence it would see live."""
+        pending: list[tuple[float, str, int, Observation]] = []  # ties broken by modality: repeatable
+        seq = 0
+        while True:
+            # Read the progress first: a worker queues its observation before it advances its
+            # progress, so everything at or before this mark is already in the queue.
+            closed = self.observations.closed
+            mark = math.inf if closed else self._watermark()
+            obs = self.observations.get(timeout=0.05)
+            while obs is not None:
+                heapq.heappush(pending, (obs.t, obs.modality, seq, obs))
+                seq += 1
+                obs = self.observations.get(timeout=0)
+            while pending and pending[0][0] <= mark:
+                first = heapq.heappop(pending)[-1]
+                self._fuse(first, first.t)
+            if closed and not pending:
+                break
 
     # -- commands -------------------------------------------------------------------------------
     def apply_command(self, cmd: Command) -> None:
@@ -228,19 +291,26 @@ class Daemon:
             self.controls.mode = str(cmd.value)
         elif cmd.kind == "volume":
             self.controls.volume = int(cmd.value)
+        elif cmd.kind == "mood":
+            self.controls.mood, self.controls.mode = str(cmd.value), "fixed"
         if self.player is not None:
             self.player.apply(cmd)
         elif cmd.kind == "player":
             log.info("no music player running: '%s' has nothing to act on", cmd.value)
+        self._publish_controls()
+
+    def _publish_controls(self) -> None:
         if self.bridge is not None:
-            self.bridge.publish_controls(self.controls.mode, self.controls.volume)
+            self.bridge.publish_controls(self.controls.mode, self.controls.volume, self.controls.mood)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
+        self._publish_controls()
         if self.bridge is not None:
-            self.bridge.publish_controls(self.controls.mode, self.controls.volume)
             self.bridge.start()
         self._fusion_thread.start()
+        if self.player is not None:
+            self.player.start()
         for w in self.workers:
             w.start()
         for s in self.sources:
@@ -250,7 +320,7 @@ class Daemon:
         """True when every source ended (files played once) and everything was analysed."""
         if not self.sources or any(s.is_alive() for s in self.sources):
             return False
-        return all(len(w.inbox) == 0 and not w.busy for w in self.workers) and len(self.observations) == 0
+        return all(w.idle for w in self.workers) and len(self.observations) == 0
 
     def healthy(self) -> bool:
         return self._fusion_thread.is_alive()
@@ -299,6 +369,10 @@ class Daemon:
         self.observations.close()
         if self._fusion_thread.is_alive():
             self._fusion_thread.join(max(0.1, end - time.monotonic()))
+        if self.player is not None:
+            self.player.stop()
+            if self.player.is_alive():
+                self.player.join(max(0.5, end - time.monotonic()))
         if self.bridge is not None:
             self.bridge.stop()
         log.info("stopped")

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from emomusic.config import Config, ConfigError, load_config
+from emomusic.library import Library
 from emomusic.logs import setup_logging
 from emomusic.messages import FusedState
+from emomusic.runtime import ModelError
 
 log = logging.getLogger("emomusic")
 
@@ -106,19 +108,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Read the retained topics from the broker and print them."""
     import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+
+    from emomusic.mqtt_link import make_client
 
     cfg = _load(args)
     prefix = cfg.topic_prefix
     got: dict[str, str] = {}
     done = threading.Event()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"emomusic-status-{os.getpid()}")
-    if cfg.mqtt.username:
-        client.username_pw_set(cfg.mqtt.username, cfg.mqtt_password)
-    if cfg.mqtt.tls.enabled:
-        client.tls_set(ca_certs=cfg.mqtt.tls.ca_file or None, certfile=cfg.mqtt.tls.cert_file or None,
-                       keyfile=cfg.mqtt.tls.key_file or None)
-        client.tls_insecure_set(cfg.mqtt.tls.insecure)
+    client = make_client(cfg, f"emomusic-status-{os.getpid()}")
 
     def on_connect(c: mqtt.Client, u: Any, f: Any, rc: Any, p: Any) -> None:
         if rc.is_failure:
@@ -160,6 +157,84 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _library(cfg: Config) -> Library:
+    from emomusic.music import MusicController
+
+    return Library(MusicController(cfg).library_path())
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    """Index the configured folders/playlists (the demo library when none is configured)."""
+    from emomusic.samples import make_demo_library
+
+    cfg = _load(args)
+    lib = _library(cfg)
+    lc = cfg.library
+    folders = [Path(f) for f in lc.folders]
+    if not folders and not lc.playlists:
+        folders = [cfg.state_dir / "demo-music"]
+        make_demo_library(folders[0])
+    if lc.csv or args.csv:
+        imported, rejected = lib.import_csv(Path(args.csv or lc.csv).expanduser())
+        print(f"mood CSV: {imported} rows imported, {rejected} rejected")
+    report = lib.scan(folders, [Path(p) for p in lc.playlists], analyze=lc.analyze, progress=True)
+    print(f"{lib.path}: {report}")
+    return 0
+
+
+def cmd_library(args: argparse.Namespace) -> int:
+    lib = _library(_load(args))
+    rows = lib.rows()
+    if not rows:
+        print("the library is empty: run emomusic scan", file=sys.stderr)
+        return 1
+    print(f"{'valence':>8} {'arousal':>8}  {'source':<8} {'status':<8} title — artist")
+    for r in rows:
+        status = "missing" if r["missing"] else ("error" if r["error"] else "ok")
+        print(f"{r['valence']:+8.2f} {r['arousal']:+8.2f}  {r['source']:<8} {status:<8} "
+              f"{r['title']} — {r['artist'] or '?'}  [{r['path']}]")
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    """Send a command to the running daemon through the broker (the same topics HA uses)."""
+    from emomusic.commands import PayloadError, parse_command
+    from emomusic.mqtt_link import make_client
+
+    cfg = _load(args)
+    topic = {"mode": "mode/set", "volume": "volume/set", "player": "player/set", "mood": "mood/set"}[args.what]
+    try:
+        parse_command(topic, args.value.encode(), cfg.mqtt.max_payload_bytes)
+    except PayloadError as e:
+        print(f"emomusic send {args.what}: {e}", file=sys.stderr)
+        return 1
+    client = make_client(cfg, f"emomusic-send-{os.getpid()}")
+    try:
+        client.connect(cfg.mqtt.host, cfg.mqtt.port, keepalive=10)
+    except OSError as e:
+        print(f"broker {cfg.mqtt.host}:{cfg.mqtt.port} not reachable: {e}", file=sys.stderr)
+        return 1
+    client.loop_start()
+    client.publish(f"{cfg.topic_prefix}/{topic}", args.value, qos=1).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+    print(f"sent {args.value!r} to {cfg.topic_prefix}/{topic}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from emomusic.replay import plot_timeline, read_truth, run_replay
+
+    cfg = _load(args)
+    setup_logging(args.log_level or "WARNING")
+    n = run_replay(cfg, args.video, args.audio, Path(args.jsonl), args.fast)
+    print(f"{n} fused states written to {args.jsonl}")
+    if args.plot:
+        plot_timeline(Path(args.jsonl), Path(args.plot), read_truth(Path(args.truth)) if args.truth else None)
+        print(f"timeline plotted to {args.plot}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from emomusic.doctor import run_doctor
 
@@ -192,24 +267,39 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=3.0)
     d = sub.add_parser("doctor", help="list cameras, audio devices, models; check the broker")
     d.add_argument("--config")
+    rp = sub.add_parser("replay", help="run the pipeline on files, write the fused timeline as JSON lines")
+    rp.add_argument("--video")
+    rp.add_argument("--audio")
+    rp.add_argument("--jsonl", required=True)
+    rp.add_argument("--plot", help="also draw the timeline to this PNG (needs matplotlib)")
+    rp.add_argument("--truth", help="truth.csv (start_s,end_s,emotion) to draw beside it")
+    rp.add_argument("--fast", action="store_true", help="as fast as possible, on the stream's own clock")
+    rp.add_argument("--config")
+    sc = sub.add_parser("scan", help="index the music library (incremental)")
+    sc.add_argument("--config")
+    sc.add_argument("--csv", help="also import this mood CSV")
+    lb = sub.add_parser("library", help="list the indexed tracks with their mood placement")
+    lb.add_argument("--config")
+    se = sub.add_parser("send", help="send a command to the running daemon over MQTT")
+    se.add_argument("what", choices=["mode", "volume", "player", "mood"])
+    se.add_argument("value", help="match|regulate|fixed|off; 0-100; play|pause|toggle|skip; an emotion")
+    se.add_argument("--config")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level or "INFO")
+    commands = {
+        "run": cmd_run, "demo": lambda a: cmd_run(a, demo=True), "check-config": cmd_check_config,
+        "status": cmd_status, "doctor": cmd_doctor, "replay": cmd_replay, "scan": cmd_scan,
+        "library": cmd_library, "send": cmd_send,
+    }
     try:
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "demo":
-            return cmd_run(args, demo=True)
-        if args.command == "check-config":
-            return cmd_check_config(args)
-        if args.command == "status":
-            return cmd_status(args)
-        if args.command == "doctor":
-            return cmd_doctor(args)
+        return commands[args.command](args)
     except ConfigError as e:
         print(f"emomusic: config error:\n{e}", file=sys.stderr)
         return 1
-    return 2
+    except ModelError as e:
+        print(f"emomusic: {e}", file=sys.stderr)
+        return 2

@@ -16,7 +16,7 @@ from emomusic.labels import ALL_LABELS, normalize_label
 from emomusic.messages import Observation
 
 PLAYER_ACTIONS = ("play", "pause", "toggle", "skip")
-COMMAND_TOPICS = ("mode/set", "volume/set", "player/set")
+COMMAND_TOPICS = ("mode/set", "volume/set", "player/set", "mood/set")
 
 
 class PayloadError(ValueError):
@@ -25,7 +25,7 @@ class PayloadError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A validated command: ``kind`` is 'mode', 'volume' (0-100) or 'player'."""
+    """A validated command: ``kind`` is 'mode', 'volume' (0-100), 'player' or 'mood' (the fixed mood)."""
 
     kind: str
     value: str | int
@@ -74,6 +74,11 @@ def parse_command(subtopic: str, payload: bytes, max_bytes: int) -> Command:
         if action not in PLAYER_ACTIONS:
             raise PayloadError(f"expected one of {', '.join(PLAYER_ACTIONS)}, got {text[:40]!r}")
         return Command("player", action)
+    if subtopic == "mood/set":
+        label = normalize_label(text)
+        if label is None:
+            raise PayloadError(f"expected one of {', '.join(ALL_LABELS)}, got {text[:40]!r}")
+        return Command("mood", label)
     raise PayloadError(f"unknown command topic {subtopic!r}")
 
 

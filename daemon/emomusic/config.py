@@ -192,9 +192,84 @@ class MqttConfig(Section):
         return v
 
 
+class ModelsConfig(Section):
+    dir: str = Field("", description="Where the model files are; empty = the models/ folder beside the package "
+                     "(a checkout), else /opt/emomusic/models.")
+    backend: Literal["onnxruntime", "tflite"] = "onnxruntime"
+    precision: Literal["int8", "fp32"] = Field("int8", description="Which classifier files to load.")
+    threads: int = Field(1, ge=1, le=8, description="Threads per model.")
+
+    @property
+    def path(self) -> Path:
+        if self.dir:
+            return Path(self.dir).expanduser()
+        here = Path(__file__).resolve().parents[2] / "models"
+        return here if here.is_dir() else Path("/opt/emomusic/models")
+
+
+class FaceConfig(Section):
+    detector: Literal["full", "short"] = Field(
+        "full", description="BlazeFace full range (room distance) or short range (within ~2 m, cheaper)."
+    )
+    score_threshold: float = Field(0.6, gt=0, lt=1, description="Minimum detector score.")
+    min_face_px: int = Field(32, ge=8, le=2000, description="Smaller faces are ignored.")
+    window_s: float = Field(2.0, gt=0, le=30, description="Sliding window over which a face's expression is pooled.")
+    faces: Literal["largest", "all"] = Field("largest", description="Report the largest face, or average all.")
+
+
+class VoiceConfig(Section):
+    vad_aggressiveness: int = Field(2, ge=0, le=3, description="WebRTC VAD mode: 0 lenient ... 3 strict.")
+    window_s: float = Field(2.0, ge=1.0, le=4.0, description="Analysis window (the model was trained on 2 s).")
+    hop_s: float = Field(1.0, gt=0, le=4.0)
+    min_speech_s: float = Field(0.8, gt=0, le=4.0, description="Shorter utterances are ignored.")
+    music_margin_db: float = Field(
+        10.0, ge=0, le=40, description="While music plays, voice must be this much louder than the music."
+    )
+
+    @model_validator(mode="after")
+    def _lengths(self) -> VoiceConfig:
+        if self.min_speech_s > self.window_s or self.hop_s > self.window_s:
+            raise ValueError("min_speech_s and hop_s must not exceed window_s")
+        return self
+
+
+class LibraryConfig(Section):
+    folders: list[str] = Field(
+        default_factory=list, description="Music folders; empty = the generated demo library in the state dir."
+    )
+    playlists: list[str] = Field(default_factory=list, description="M3U/M3U8 playlists whose entries are added.")
+    csv: str = Field("", description="Mood CSV (path_or_title,artist,mood or the seed list format), imported at scan.")
+    analyze: bool = Field(True, description="Place untagged tracks by audio analysis.")
+    database: str = Field("", description="SQLite index; empty = <state_dir>/library.db.")
+    scan_on_start: bool = Field(True, description="Incremental rescan when the daemon starts.")
+
+
 class PlayerConfig(Section):
+    enabled: bool = Field(True, description="Play music (SDL's dummy driver is used when there is no sound card).")
     mode: Literal["match", "regulate", "fixed", "off"] = "match"
     volume: int = Field(60, ge=0, le=100, description="Percent.")
+    fixed_mood: str = Field("calm", description="The mood played in 'fixed' mode (a canonical emotion label).")
+    regulate_target: VA = Field((0.5, -0.4), description="Where 'regulate' leads: calm-positive by default.")
+    regulate_step: float = Field(0.3, gt=0, le=2, description="Largest valence/arousal step from track to track.")
+    queue_length: int = Field(4, ge=1, le=50)
+    dwell_s: float = Field(30.0, ge=0, description="The state must hold a new position this long to re-plan.")
+    replan_distance: float = Field(0.25, gt=0, le=2, description="How far the state must move to count as new.")
+    history: int = Field(20, ge=0, le=1000, description="Recently played tracks are not repeated.")
+    fade_ms: int = Field(1500, ge=0, le=10000)
+
+    @field_validator("fixed_mood")
+    @classmethod
+    def _mood(cls, v: str) -> str:
+        if v not in DEFAULT_CIRCUMPLEX:
+            raise ValueError(f"expected one of {sorted(DEFAULT_CIRCUMPLEX)}")
+        return v
+
+    @field_validator("regulate_target")
+    @classmethod
+    def _target(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(-1 <= x <= 1 for x in v):
+            raise ValueError("expected [valence, arousal] in [-1, 1]")
+        return v
 
 
 class LoggingConfig(Section):
@@ -205,8 +280,12 @@ class Config(Section):
     device: DeviceConfig = Field(default_factory=DeviceConfig)
     camera: CameraConfig = Field(default_factory=CameraConfig)
     microphone: MicrophoneConfig = Field(default_factory=MicrophoneConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    face: FaceConfig = Field(default_factory=FaceConfig)
+    voice: VoiceConfig = Field(default_factory=VoiceConfig)
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    library: LibraryConfig = Field(default_factory=LibraryConfig)
     player: PlayerConfig = Field(default_factory=PlayerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 

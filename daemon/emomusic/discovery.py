@@ -74,6 +74,20 @@ def discovery_messages(cfg: Config) -> list[tuple[str, dict[str, Any]]]:
             "options": list(MODES),
             "icon": "mdi:music-circle-outline",
         }),
+        ("select", "fixed_mood", {
+            "name": "Fixed mood",
+            "command_topic": f"{pre}/mood/set",
+            "state_topic": f"{pre}/mood",
+            "options": known,
+            "icon": "mdi:palette-outline",
+        }),
+        ("sensor", "now_playing", {
+            "name": "Now playing",
+            "state_topic": f"{pre}/player",
+            "value_template": "{{ value_json.title if value_json.title else value_json.state }}",
+            "json_attributes_topic": f"{pre}/player",
+            "icon": "mdi:music",
+        }),
         ("number", "volume", {
             "name": "Volume",
             "command_topic": f"{pre}/volume/set",

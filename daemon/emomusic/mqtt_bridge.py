@@ -106,9 +106,14 @@ class MqttBridge:
         if stale:
             self._publish_retained(f"{self.prefix}/state", json.dumps(payload))
 
-    def publish_controls(self, mode: str, volume: int) -> None:
+    def publish_controls(self, mode: str, volume: int, mood: str) -> None:
         self._publish_retained(f"{self.prefix}/mode", mode)
         self._publish_retained(f"{self.prefix}/volume", str(volume))
+        self._publish_retained(f"{self.prefix}/mood", mood)
+
+    def publish_player(self, status: dict[str, Any]) -> None:
+        """Now playing, queue length, mode and target mood (retained)."""
+        self._publish_retained(f"{self.prefix}/player", json.dumps(status))
 
     def publish_modality_status(self, name: str, status: str, detail: str) -> None:
         """Health of a modality's source or analyzer (e.g. the camera failed), on ``…/modality/<name>``."""

@@ -25,6 +25,23 @@ ONLINE = "online"
 OFFLINE = "offline"
 
 
+def make_client(cfg: Config, client_id: str) -> mqtt.Client:
+    """A paho client with the configured credentials and TLS (used by the daemon and the CLI)."""
+    m = cfg.mqtt
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    if m.username:
+        client.username_pw_set(m.username, cfg.mqtt_password)
+    if m.tls.enabled:
+        client.tls_set(
+            ca_certs=m.tls.ca_file or None,
+            certfile=m.tls.cert_file or None,
+            keyfile=m.tls.key_file or None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+        client.tls_insecure_set(m.tls.insecure)
+    return client
+
+
 class MqttLink:
     """Owns one paho client. Callbacks run on paho's thread: keep them short."""
 
@@ -43,23 +60,8 @@ class MqttLink:
         self.connected = threading.Event()
         self.connect_count = 0
         self.stopping = False
-        m = cfg.mqtt
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=m.client_id or f"emomusic-{cfg.device_id}",
-            protocol=mqtt.MQTTv311,
-        )
+        self.client = make_client(cfg, cfg.mqtt.client_id or f"emomusic-{cfg.device_id}")
         self.client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
-        if m.username:
-            self.client.username_pw_set(m.username, cfg.mqtt_password)
-        if m.tls.enabled:
-            self.client.tls_set(
-                ca_certs=m.tls.ca_file or None,
-                certfile=m.tls.cert_file or None,
-                keyfile=m.tls.key_file or None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            self.client.tls_insecure_set(m.tls.insecure)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_queued_messages_set(1000)  # bounded while the broker is away
         self.client.on_connect = self._on_connect

@@ -19,6 +19,7 @@ class DropOldestQueue(Generic[T]):
         self._items: deque[T] = deque(maxlen=maxsize)
         self._cond = threading.Condition()
         self.dropped = 0
+        self.taken = 0  # items handed out by get (a consumer compares it with what it has finished)
         self.closed = False
 
     def put(self, item: T, block: bool = False) -> None:
@@ -40,6 +41,7 @@ class DropOldestQueue(Generic[T]):
             if not self._items:
                 return None
             item = self._items.popleft()
+            self.taken += 1
             self._cond.notify_all()
             return item
 

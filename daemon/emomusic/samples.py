@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -80,26 +81,33 @@ def make_speech_track(path: Path, seed: int = 0) -> None:
     write_wav(path, (np.clip(audio, -1, 1) * 32767).astype(np.int16))
 
 
+SAMPLE_FACE = Path(__file__).resolve().parent / "data" / "sample_face.jpg"
+
+
 def make_video(path: Path, seconds: float = 20.0, fps: float = 15.0, size: tuple[int, int] = (640, 480)) -> None:
-    """A drawn face drifting over a gradient background, MJPG in AVI (OpenCV reads it everywhere)."""
+    """A face (the bundled public-domain portrait) drifting slowly over a gradient background,
+    MJPG in AVI so OpenCV reads it everywhere."""
     import cv2
 
     w, h = size
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
     if not writer.isOpened():
         raise OSError(f"cannot write {path}")
-    grad = np.tile(np.linspace(60, 160, w, dtype=np.uint8), (h, 1))
+    face = cv2.imread(str(SAMPLE_FACE))
+    if face is None:
+        raise OSError(f"cannot read {SAMPLE_FACE}")
+    grad = cv2.cvtColor(np.tile(np.linspace(60, 160, w, dtype=np.uint8), (h, 1)), cv2.COLOR_GRAY2BGR)
+    rng = np.random.default_rng(0)
     for i in range(int(seconds * fps)):
-        frame = cv2.cvtColor(grad, cv2.COLOR_GRAY2BGR)
-        cx = int(w / 2 + 80 * np.sin(i / fps * 0.6))
-        cy = int(h / 2 + 30 * np.sin(i / fps * 0.9))
-        cv2.ellipse(frame, (cx, cy), (70, 90), 0, 0, 360, (150, 180, 220), -1)
-        for dx in (-25, 25):
-            cv2.circle(frame, (cx + dx, cy - 20), 8, (40, 40, 40), -1)
-        smile = int(20 * np.sin(i / fps * 0.3))
-        cv2.ellipse(frame, (cx, cy + 35), (30, abs(smile) + 2), 0, 0 if smile >= 0 else 180,
-                    180 if smile >= 0 else 360, (60, 40, 120), 3)
-        writer.write(frame)
+        t = i / fps
+        frame = grad.copy()
+        side = int(min(w, h) * (0.4 + 0.05 * np.sin(t * 0.5)))
+        f = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
+        x = int((w - side) / 2 + (w - side) / 3 * np.sin(t * 0.4))
+        y = int((h - side) / 2 + (h - side) / 4 * np.sin(t * 0.7))
+        frame[y : y + side, x : x + side] = f
+        noise = rng.integers(-6, 7, frame.shape, dtype=np.int16)
+        writer.write(np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8))
     writer.release()
 
 
@@ -118,3 +126,118 @@ def ensure_samples(directory: Path) -> tuple[Path, Path]:
         make_speech_track(tmp)
         tmp.replace(audio)
     return video, audio
+
+
+def synth_music(seconds: float, bpm: float = 110.0, major: bool = True, brightness: float = 0.5,
+                seed: int = 0, rate: int = RATE) -> np.ndarray:
+    """A simple piece: a I-V-vi-IV (or minor i-VI-III-VII) progression of harmonic chords, a bass
+    line, a melody and, when brightness is high, hi-hat noise on the beat. Float32 in [-1, 1].
+
+    ``brightness`` (0..1) sets how many harmonics sound, so it moves the spectral centroid; ``bpm``
+    sets the note rate; ``major`` the mode — the three things audio analysis reads back.
+    """
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    root = 220.0 * 2 ** (rng.integers(-3, 4) / 12)
+    # (root offset, third) per bar: I-IV-V-I in major; i-iv-V-i in (harmonic) minor, whose major V
+    # with its raised leading tone leaves no doubt about the key.
+    prog = [(0, 4), (5, 4), (7, 4), (0, 4)] if major else [(0, 3), (5, 3), (7, 4), (0, 3)]
+    beat = 60.0 / bpm
+    bar = 4 * beat
+    n_harm = 1 + int(round(brightness * 9))
+    out = np.zeros(n, np.float32)
+
+    def tone(freq: float, start: float, dur: float, amp: float) -> None:
+        a, b = int(start * rate), min(n, int((start + dur) * rate))
+        if a >= n:
+            return
+        tt = t[a:b] - start
+        env = np.minimum(1.0, tt / 0.01) * np.exp(-tt * (1.5 / max(dur, 1e-3)))
+        wave = sum(np.sin(2 * np.pi * freq * k * tt) / k**1.2 for k in range(1, n_harm + 1))
+        out[a:b] += (amp * env * wave).astype(np.float32)
+
+    scale = [0, 2, 4, 5, 7, 9, 11] if major else [0, 2, 3, 5, 7, 8, 10]
+    k = 0
+    start = 0.0
+    while start < seconds:
+        chord, third = prog[k % len(prog)]
+        base = root * 2 ** (chord / 12)
+        for interval in (0, third, 7):
+            tone(base * 2 ** (interval / 12), start, bar, 0.12)
+        tone(base / 2, start, bar, 0.2)
+        for b in range(4):  # melody (chord tones and scale steps) and hats on the beats
+            step = (chord + (0, third, 7)[b % 3]) % 12 if b % 2 == 0 else scale[int(rng.integers(0, len(scale)))]
+            tone(root * 2 * 2 ** (step / 12), start + b * beat, beat * 0.9, 0.1)
+            if brightness > 0.4:
+                a = int((start + b * beat) * rate)
+                m = min(n - a, int(0.04 * rate))
+                if m > 0:
+                    out[a : a + m] += (0.08 * brightness * rng.standard_normal(m) * np.linspace(1, 0, m)).astype(
+                        np.float32
+                    )
+        start += bar
+        k += 1
+    return (out / max(1e-6, float(np.abs(out).max())) * 0.8).astype(np.float32)
+
+
+# (title, bpm, major, brightness, mood tag or "", format): two pieces per circumplex quadrant.
+DEMO_PIECES = (
+    ("Sunrise Run", 140, True, 0.8, "happy, energetic", "ogg"),
+    ("Market Day", 128, True, 0.7, "", "flac"),
+    ("Storm Front", 150, False, 0.9, "aggressive", "mp3"),
+    ("Pressure", 160, False, 0.8, "", "ogg"),
+    ("Grey Harbour", 62, False, 0.1, "melancholic", "flac"),
+    ("Rain on Glass", 58, False, 0.15, "", "mp3"),
+    ("Still Water", 70, True, 0.2, "calm, peaceful", "ogg"),
+    ("Evening Porch", 76, True, 0.25, "", "flac"),
+)
+
+
+def write_tagged(path: Path, audio: np.ndarray, title: str, mood: str, rate: int = 22050) -> None:
+    """Write audio as OGG Vorbis, FLAC or MP3 (by suffix) with title/artist and, if given, a mood tag
+    where each format keeps it (Vorbis comment MOOD, ID3v2.4 TMOO)."""
+    import mutagen
+    import soundfile as sf
+    from mutagen.id3 import ID3, TIT2, TMOO, TPE1
+
+    fmt = {".ogg": ("OGG", "VORBIS"), ".flac": ("FLAC", "PCM_16"), ".mp3": ("MP3", "MPEG_LAYER_III")}[path.suffix]
+    sf.write(str(path), audio, rate, format=fmt[0], subtype=fmt[1])
+    if path.suffix == ".mp3":
+        tags = ID3()
+        tags.add(TIT2(encoding=3, text=title))
+        tags.add(TPE1(encoding=3, text="emomusic demo"))
+        if mood:
+            tags.add(TMOO(encoding=3, text=mood))
+        tags.save(str(path), v2_version=4)
+        return
+    f = mutagen.File(str(path))
+    if f.tags is None:
+        f.add_tags()
+    f["title"] = title
+    f["artist"] = "emomusic demo"
+    if mood:
+        f["mood"] = mood
+    f.save()
+
+
+def make_demo_library(directory: Path, seconds: float = 40.0,
+                      should_stop: Callable[[], bool] = lambda: False) -> list[Path]:
+    """The demo library: synthesized pieces spanning the four quadrants, some mood-tagged, some not
+    (those are placed by audio analysis). Existing files are kept; ``should_stop`` is polled between
+    pieces so a daemon asked to stop does not wait for the rest."""
+    import soxr
+
+    directory.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, (title, bpm, major, bright, mood, ext) in enumerate(DEMO_PIECES):
+        if should_stop():
+            raise InterruptedError("stopped while generating the demo library")
+        path = directory / f"{i + 1:02d} {title}.{ext}"
+        if not path.exists():
+            audio = soxr.resample(synth_music(seconds, bpm, major, bright, seed=i), RATE, 22050)
+            tmp = path.with_name(f".tmp-{path.name}")
+            write_tagged(tmp, audio.astype(np.float32), title, mood)
+            tmp.replace(path)
+        out.append(path)
+    return out

@@ -1,0 +1,167 @@
+"""BlazeFace (MediaPipe) face detection, decoded in numpy.
+
+The network outputs, for each SSD anchor, a box regression (centre, size and six keypoints
+relative to the anchor) and a logit. Decoding follows MediaPipe's ``TensorsToDetections`` and
+``NonMaxSuppression`` calculators: sigmoid scores, anchor-relative boxes, then *weighted* NMS —
+overlapping detections are averaged by score instead of dropped, which steadies the box.
+
+Two models: ``full`` (192x192, faces at room distance; the default for a room camera) and ``short``
+(128x128, faces within ~2 m, cheaper).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emomusic.runtime import Backend, Model
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+@dataclass(frozen=True)
+class AnchorSpec:
+    input_size: int
+    strides: tuple[int, ...]
+    anchors_per_layer: int  # 2 with interpolated aspect ratio (short range), 1 without (full range)
+
+
+SPECS = {
+    "short": AnchorSpec(128, (8, 16, 16, 16), 2),
+    "full": AnchorSpec(192, (4,), 1),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A face in pixel coordinates of the original image."""
+
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1
+    score: float
+    keypoints: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def size(self) -> float:
+        return max(self.box[2] - self.box[0], self.box[3] - self.box[1])
+
+
+def ssd_anchors(spec: AnchorSpec) -> np.ndarray:
+    """Anchor centres (N, 2) in [0, 1], in the network's output order (fixed anchor size 1x1)."""
+    centres: list[tuple[float, float]] = []
+    i = 0
+    strides = spec.strides
+    while i < len(strides):
+        j = i
+        while j < len(strides) and strides[j] == strides[i]:  # layers of equal stride share a grid
+            j += 1
+        per_cell = spec.anchors_per_layer * (j - i)
+        n = int(np.ceil(spec.input_size / strides[i]))
+        for y in range(n):
+            for x in range(n):
+                centres.extend([((x + 0.5) / n, (y + 0.5) / n)] * per_cell)
+        i = j
+    return np.asarray(centres, dtype=np.float32)
+
+
+def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, input_size: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """-> boxes (N, 4) as normalised x0, y0, x1, y1; scores (N,); keypoints (N, 6, 2) normalised."""
+    r = raw_boxes.reshape(-1, raw_boxes.shape[-1]).astype(np.float32) / input_size
+    cx = r[:, 0] + anchors[:, 0]
+    cy = r[:, 1] + anchors[:, 1]
+    w, h = r[:, 2], r[:, 3]
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    kp = r[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :]
+    logits = np.clip(raw_scores.reshape(-1).astype(np.float32), -80, 80)
+    return boxes, 1.0 / (1.0 + np.exp(-logits)), kp
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of one box ``a`` (4,) against boxes ``b`` (M, 4)."""
+    x0 = np.maximum(a[0], b[:, 0])
+    y0 = np.maximum(a[1], b[:, 1])
+    x1 = np.minimum(a[2], b[:, 2])
+    y1 = np.minimum(a[3], b[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[2] - a[0]) * (a[3] - a[1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a + area_b - inter, 1e-9)
+
+
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.3,
+                 keypoints: np.ndarray | None = None) -> list[tuple[np.ndarray, float, np.ndarray | None]]:
+    """MediaPipe's weighted NMS: each cluster (IoU > threshold with its best box) becomes the
+    score-weighted mean of its members, with the best member's score."""
+    order = np.argsort(-scores)
+    boxes, scores = boxes[order], scores[order]
+    kps = keypoints[order] if keypoints is not None else None
+    out = []
+    remaining = np.arange(len(boxes))
+    while remaining.size:
+        best = remaining[0]
+        overlap = iou(boxes[best], boxes[remaining]) > iou_threshold
+        members = remaining[overlap]
+        w = scores[members][:, None]
+        box = (boxes[members] * w).sum(0) / w.sum()
+        kp = (kps[members] * w[:, :, None]).sum(0) / w.sum() if kps is not None else None
+        out.append((box, float(scores[best]), kp))
+        remaining = remaining[~overlap]
+    return out
+
+
+class FaceDetector:
+    """Detects faces in a BGR image; returns them largest first."""
+
+    def __init__(self, model: str = "full", backend: Backend = "onnxruntime", score_threshold: float = 0.6,
+                 min_face_px: int = 24, iou_threshold: float = 0.3, threads: int = 1,
+                 models_dir: Path = MODELS_DIR) -> None:
+        if model not in SPECS:
+            raise ValueError(f"face detector model must be one of {sorted(SPECS)}, got {model!r}")
+        self.spec = SPECS[model]
+        ext = "onnx" if backend == "onnxruntime" else "tflite"
+        self.model = Model(models_dir / f"face_detector_{model}.{ext}", backend, threads,
+                           rebuild_hint="python scripts/build_models.py")
+        self.anchors = ssd_anchors(self.spec)
+        self.score_threshold = score_threshold
+        self.min_face_px = min_face_px
+        self.iou_threshold = iou_threshold
+
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float, int, int]:
+        """Letterbox to the square input, RGB in [-1, 1], NCHW. Returns the tensor and the mapping back."""
+        import cv2
+
+        h, w = image.shape[:2]
+        size = self.spec.input_size
+        scale = size / max(h, w)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        if resized.ndim == 2:
+            resized = cv2.cvtColor(resized, cv2.COLOR_GRAY2BGR)
+        canvas = np.zeros((size, size, 3), np.uint8)
+        top, left = (size - nh) // 2, (size - nw) // 2
+        canvas[top : top + nh, left : left + nw] = resized
+        x = canvas[:, :, ::-1].astype(np.float32) / 127.5 - 1.0
+        return x.transpose(2, 0, 1)[None], scale, left, top
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        x, scale, left, top = self.preprocess(image)
+        outputs = self.model.run(x)
+        raw_boxes, raw_scores = sorted(outputs, key=lambda a: a.shape[-1], reverse=True)[:2]
+        boxes, scores, kps = decode(raw_boxes, raw_scores, self.anchors, self.spec.input_size)
+        keep = scores >= self.score_threshold
+        if not keep.any():
+            return []
+        size = self.spec.input_size
+        h, w = image.shape[:2]
+        dets = []
+        for box, score, kp in weighted_nms(boxes[keep], scores[keep], self.iou_threshold, kps[keep]):
+            px = (box * size - [left, top, left, top]) / scale
+            px = np.clip(px, 0, [w, h, w, h])
+            kpx = (kp * size - [left, top]) / scale if kp is not None else np.zeros((0, 2))
+            box_px = (float(px[0]), float(px[1]), float(px[2]), float(px[3]))
+            det = Detection(box_px, score, tuple((float(a), float(b)) for a, b in kpx))
+            if det.size >= self.min_face_px:
+                dets.append(det)
+        return sorted(dets, key=lambda d: d.size, reverse=True)

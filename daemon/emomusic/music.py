@@ -1,0 +1,275 @@
+"""The music stage: a sink for fused states that keeps a queue of tracks playing.
+
+It runs in its own thread (SDL's mixer wants one thread) and re-plans the queue only when the
+listener's position has moved by ``replan_distance`` and held there for ``dwell_s``, or when a
+track ends — never cutting the current track for a change of mood. Recently played tracks are not
+repeated. Every decision is logged with its reason, and the player's state goes to MQTT.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from emomusic.commands import Command
+from emomusic.config import Config
+from emomusic.library import Library, Track
+from emomusic.messages import FusedState
+from emomusic.policy import Point, distance, plan
+from emomusic.samples import make_demo_library
+from emomusic.vad import PlaybackGuard
+
+log = logging.getLogger("emomusic.music")
+
+
+class MusicController(threading.Thread):
+    def __init__(self, cfg: Config, guard: PlaybackGuard | None = None,
+                 publish: Callable[[dict[str, Any]], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(name="music", daemon=True)
+        self.cfg = cfg
+        self.pc = cfg.player
+        self.guard = guard or PlaybackGuard()
+        self.publish = publish
+        self.clock = clock
+        self.events: queue.Queue[Command] = queue.Queue(maxsize=100)
+        self.stop_event = threading.Event()
+        self.ready = threading.Event()
+        self.mode: str = self.pc.mode
+        self.volume = self.pc.volume
+        self.fixed_mood = self.pc.fixed_mood
+        self.queue: list[Track] = []
+        self.current: Track | None = None
+        self.history: deque[int] = deque(maxlen=max(1, self.pc.history))
+        self.position: Point | None = None  # the listener, from the fused state
+        self.planned_from: Point = (0.0, 0.0)
+        self._candidate_since: float | None = None
+        self._latest: FusedState | None = None
+        self.user_paused = False
+        self.decisions: list[str] = []  # the reasons, newest last (bounded)
+        self.played: list[str] = []  # titles in play order (bounded), for status and tests
+        self.library: Library | None = None
+        self.player: Any = None
+        self._last_published: dict[str, Any] | None = None
+
+    # -- called from other threads ----------------------------------------------------------------
+    def on_state(self, state: FusedState) -> None:
+        self._latest = state
+
+    def apply(self, cmd: Command) -> None:
+        try:
+            self.events.put_nowait(cmd)
+        except queue.Full:
+            log.warning("music command queue full; dropped %s", cmd)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _decide(self, reason: str) -> None:
+        log.info("%s", reason)
+        self.decisions = [*self.decisions[-49:], reason]
+
+    def _fixed_point(self) -> Point:
+        v, a = self.cfg.fusion.circumplex[self.fixed_mood]
+        return (v, a)
+
+    def library_path(self) -> Path:
+        return Path(self.cfg.library.database).expanduser() if self.cfg.library.database \
+            else self.cfg.state_dir / "library.db"
+
+    def _open_library(self) -> Library:
+        lib = Library(self.library_path())
+        lc = self.cfg.library
+        folders = [Path(f) for f in lc.folders]
+        if not folders and not lc.playlists:
+            demo = self.cfg.state_dir / "demo-music"
+            make_demo_library(demo, should_stop=self.stop_event.is_set)
+            folders = [demo]
+            log.info("no music folders configured: using the generated demo library in %s", demo)
+        if lc.csv:
+            try:
+                imported, rejected = lib.import_csv(Path(lc.csv).expanduser())
+                log.info("mood CSV %s: %d rows imported, %d rejected", lc.csv, imported, rejected)
+            except (OSError, ValueError) as e:
+                log.error("library.csv: %s", e)
+        if lc.scan_on_start:
+            report = lib.scan(folders, [Path(p) for p in lc.playlists], analyze=lc.analyze,
+                              on_file=self._check_stop)
+            log.info("library scan: %s", report)
+        return lib
+
+    def _check_stop(self, path: Path) -> None:
+        if self.stop_event.is_set():
+            raise InterruptedError("stopped during the library scan")
+
+    def _replan(self, reason: str) -> None:
+        assert self.library is not None
+        tracks = self.library.tracks()
+        recent = set(self.history) | ({self.current.id} if self.current else set())
+        p = plan(self.mode, self.planned_from, tracks, recent, n=self.pc.queue_length,
+                 target=self.pc.regulate_target, step=self.pc.regulate_step, fixed=self._fixed_point())
+        self.queue = p.tracks
+        titles = ", ".join(t.title for t in p.tracks) or "nothing"
+        self._decide(f"{reason}; {p.reason}; queue: {titles}")
+
+    def _play_next(self, reason: str) -> None:
+        assert self.library is not None
+        for _ in range(len(self.queue) + 3):
+            if not self.queue:
+                self._replan(reason)
+                if not self.queue:
+                    self.current = None
+                    return
+            track = self.queue.pop(0)
+            try:
+                self.player.play(Path(track.path))
+            except Exception as e:  # deleted or corrupted since the scan: skip it for good
+                log.warning("skipping %s", e)
+                self.library.mark_unplayable(track.id, str(e))
+                continue
+            self.current = track
+            self.history.append(track.id)
+            self.played = [*self.played[-99:], track.title]
+            self._decide(f"playing '{track.title}' by {track.artist or 'unknown'} (v={track.valence:+.2f} "
+                         f"a={track.arousal:+.2f}, placed by {track.source}): {reason}")
+            return
+        self.current = None
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def _handle(self, cmd: Command) -> None:
+        if cmd.kind == "mode":
+            self.mode = str(cmd.value)
+            if self.mode == "off":
+                self.player.stop()
+                self.current, self.queue = None, []
+                self._decide("mode off: stopped")
+            else:
+                self._replan(f"mode set to {self.mode}")
+        elif cmd.kind == "mood":
+            self.fixed_mood, self.mode = str(cmd.value), "fixed"
+            self._replan(f"fixed mood set to {self.fixed_mood}")
+        elif cmd.kind == "volume":
+            self.volume = int(cmd.value)
+            self.player.set_volume(self.volume / 100)
+        elif cmd.kind == "player":
+            action = cmd.value
+            if action == "toggle":
+                action = "pause" if self.player.playing else "play"
+            if action == "pause":
+                self.user_paused = True
+                self.player.pause()
+            elif action == "play":
+                self.user_paused = False
+                if self.player.current is not None:
+                    self.player.resume()
+                elif self.mode != "off":
+                    self._play_next("play requested")
+            elif action == "skip" and self.mode != "off":
+                self.user_paused = False
+                self._play_next("skip requested")
+
+    def _follow_listener(self, now: float) -> None:
+        state = self._latest
+        if state is None or state.emotion == "unknown":
+            return
+        self.position = (state.valence, state.arousal)
+        if distance(self.position, self.planned_from) < self.pc.replan_distance:
+            self._candidate_since = None
+            return
+        if self._candidate_since is None:
+            self._candidate_since = now
+        if now - self._candidate_since >= self.pc.dwell_s and self.mode in ("match", "regulate"):
+            old = self.planned_from
+            self.planned_from = self.position
+            self._candidate_since = None
+            self._replan(f"listener moved from v={old[0]:+.2f} a={old[1]:+.2f} to v={self.position[0]:+.2f} "
+                         f"a={self.position[1]:+.2f} and held it for {self.pc.dwell_s:.0f} s")
+
+    def step(self) -> None:
+        """One iteration: commands, the listener, the end of a track, the published state."""
+        while True:
+            try:
+                self._handle(self.events.get_nowait())
+            except queue.Empty:
+                break
+        now = self.clock()
+        self._follow_listener(now)
+        if self.mode != "off" and not self.user_paused:
+            if self.player.finished():
+                if self.position is not None:
+                    self.planned_from = self.position
+                self._queue_after_track_end()
+            elif self.player.current is None:
+                if self.position is not None:
+                    self.planned_from = self.position
+                self._play_next("starting")
+        # With SDL's dummy driver nothing is audible, so there is nothing for the microphone to hear.
+        audible = self.player.playing and getattr(self.player, "driver", "") != "dummy"
+        self.guard.set_playback(audible, self.volume / 100)
+        self._publish()
+
+    def _queue_after_track_end(self) -> None:
+        title = self.current.title if self.current else "track"
+        self._replan(f"'{title}' ended")
+        self._play_next("next in queue")
+
+    def status(self) -> dict[str, Any]:
+        cur = self.current if self.player is not None and self.player.current is not None else None
+        state = "idle" if cur is None else ("paused" if self.player.paused else "playing")
+        target: Point | None = None
+        if self.mode == "regulate":
+            target = self.pc.regulate_target
+        elif self.mode == "fixed":
+            target = self._fixed_point()
+        elif self.mode == "match" and self.position is not None:
+            target = self.planned_from
+        return {
+            "state": state,
+            "title": cur.title if cur else None,
+            "artist": cur.artist if cur else None,
+            "track_valence": round(cur.valence, 3) if cur else None,
+            "track_arousal": round(cur.arousal, 3) if cur else None,
+            "placement": cur.source if cur else None,
+            "queue": len(self.queue),
+            "mode": self.mode,
+            "fixed_mood": self.fixed_mood,
+            "volume": self.volume,
+            "target": [round(target[0], 3), round(target[1], 3)] if target else None,
+        }
+
+    def _publish(self) -> None:
+        st = self.status()
+        if st != self._last_published and self.publish is not None:
+            self._last_published = st
+            self.publish(st)
+
+    def run(self) -> None:
+        from emomusic.player import Player
+
+        try:
+            self.library = self._open_library()
+            self.player = Player(self.pc.fade_ms, self.volume / 100)
+            log.info("player ready (SDL audio driver: %s), mode %s", self.player.driver, self.mode)
+        except InterruptedError:
+            return
+        except Exception:
+            log.exception("music stage could not start; the rest of the daemon keeps running")
+            return
+        finally:
+            self.ready.set()
+        try:
+            while not self.stop_event.wait(0.25):
+                try:
+                    self.step()
+                except Exception:  # a library or SDL hiccup must not end the music for good
+                    log.exception("music step failed")
+        finally:
+            self.player.close()
+            self.library.close()

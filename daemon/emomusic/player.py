@@ -1,0 +1,93 @@
+"""pygame.mixer.music as a player: one stream, fades, volume, pause, end-of-track by polling.
+
+pygame's end event needs a display, so the end of a track is found by polling ``get_busy`` (which
+is also False while paused, hence the explicit paused flag). All calls come from one thread (the
+music controller's): SDL's mixer is not meant to be driven from several.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("emomusic.player")
+
+
+class PlaybackError(Exception):
+    """A track that cannot be played (deleted, corrupt); the message names the file."""
+
+
+class Player:
+    def __init__(self, fade_ms: int = 1500, volume: float = 0.6) -> None:
+        import pygame
+
+        self._pg = pygame
+        if not os.environ.get("SDL_AUDIODRIVER") and not Path("/dev/snd").exists():
+            os.environ["SDL_AUDIODRIVER"] = "dummy"  # no sound card: play silently, keep the timing
+        try:
+            pygame.mixer.init(frequency=44100)
+        except pygame.error as e:
+            log.warning("no audio output (%s); using SDL's dummy driver", e)
+            os.environ["SDL_AUDIODRIVER"] = "dummy"
+            pygame.mixer.init(frequency=44100)
+        self.driver = os.environ.get("SDL_AUDIODRIVER", "default")
+        self.fade_ms = fade_ms
+        self.volume = volume
+        self.current: Path | None = None
+        self.paused = False
+        pygame.mixer.music.set_volume(volume)
+
+    def play(self, path: Path) -> None:
+        """Start ``path``, fading the previous track out and this one in."""
+        music = self._pg.mixer.music
+        if not path.is_file():
+            raise PlaybackError(f"{path}: file no longer exists")
+        if self.current is not None and music.get_busy():
+            music.fadeout(self.fade_ms)
+        try:
+            music.load(str(path))
+            music.play(fade_ms=self.fade_ms)
+        except self._pg.error as e:
+            self.current = None
+            raise PlaybackError(f"{path}: cannot be played ({e})") from None
+        music.set_volume(self.volume)
+        self.current = path
+        self.paused = False
+
+    def pause(self) -> None:
+        if self.current is not None and not self.paused:
+            self._pg.mixer.music.pause()
+            self.paused = True
+
+    def resume(self) -> None:
+        if self.current is not None and self.paused:
+            self._pg.mixer.music.unpause()
+            self.paused = False
+
+    def stop(self) -> None:
+        self._pg.mixer.music.stop()
+        self.current = None
+        self.paused = False
+
+    def set_volume(self, volume: float) -> None:
+        self.volume = max(0.0, min(1.0, volume))
+        self._pg.mixer.music.set_volume(self.volume)
+
+    @property
+    def playing(self) -> bool:
+        return self.current is not None and not self.paused
+
+    def finished(self) -> bool:
+        """True once the current track has played to its end (not when paused)."""
+        return self.current is not None and not self.paused and not self._pg.mixer.music.get_busy()
+
+    def position_s(self) -> float:
+        return max(0.0, self._pg.mixer.music.get_pos() / 1000.0) if self.current else 0.0
+
+    def close(self) -> None:
+        try:
+            self._pg.mixer.music.stop()
+            self._pg.mixer.quit()
+        except self._pg.error:
+            pass

@@ -1,0 +1,108 @@
+"""``emomusic replay``: the real pipeline on a video and an audio file, one JSON line per fused state.
+
+No MQTT and no music: sources -> analyzers -> fusion -> a JSONL sink. With ``--fast`` the files are
+read as fast as the analyzers go and the stream's own clock drives fusion (observations are merged
+in stream-time order), so a replay gives the same timeline whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from emomusic.config import Config
+from emomusic.labels import ALL_LABELS
+from emomusic.messages import FusedState
+
+
+class JsonlSink:
+    """Writes every fused state as one JSON line with stream time ``t``."""
+
+    def __init__(self, out: IO[str], t0: float = 0.0) -> None:
+        self.out = out
+        self.t0 = t0
+        self.count = 0
+
+    def on_state(self, state: FusedState) -> None:
+        line: dict[str, Any] = {"t": round(state.t - self.t0, 3), **state.to_json()}
+        line["modalities"] = {
+            name: {"emotion": m.emotion, "probabilities": {k: round(v, 4) for k, v in m.probabilities.items()},
+                   "weight": round(m.weight, 4), "age_s": round(m.age_s, 2)}
+            for name, m in state.modalities.items()
+        }
+        self.out.write(json.dumps(line) + "\n")
+        self.count += 1
+
+
+def run_replay(cfg: Config, video: str | None, audio: str | None, jsonl: Path, fast: bool) -> int:
+    """Replay the files once; returns the number of states written."""
+    from emomusic.app import Daemon
+
+    cfg = cfg.model_copy(update={
+        "camera": cfg.camera.model_copy(update={"enabled": video is not None}),
+        "microphone": cfg.microphone.model_copy(update={"enabled": audio is not None}),
+    })
+    jsonl.parent.mkdir(parents=True, exist_ok=True)
+    with open(jsonl, "w") as out:
+        sink = JsonlSink(out, t0=0.0 if fast else time.monotonic())
+        daemon = Daemon(cfg, camera=video, microphone=audio, fast=fast, loop=False, mqtt=False, music=False,
+                        sinks=[sink])
+        daemon.run()
+    return sink.count
+
+
+def read_truth(path: Path) -> list[tuple[float, float, str]]:
+    with open(path, newline="") as f:
+        return [(float(r["start_s"]), float(r["end_s"]), r["emotion"]) for r in csv.DictReader(f)]
+
+
+def plot_timeline(jsonl: Path, png: Path, truth: list[tuple[float, float, str]] | None = None) -> None:
+    """Stacked fused probabilities over time, the fused label, each modality's label and the truth."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+    t = [r["t"] for r in rows]
+    cmap = plt.get_cmap("tab10")
+    colors = {lab: cmap(i) for i, lab in enumerate(ALL_LABELS)}
+    fig, (ax, lanes) = plt.subplots(2, 1, figsize=(12, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1.4]})
+    stacks = [[r["probabilities"].get(lab, 0.0) for r in rows] for lab in ALL_LABELS]
+    ax.stackplot(t, stacks, labels=ALL_LABELS, colors=[colors[lab] for lab in ALL_LABELS], alpha=0.85)
+    ax.set_ylabel("fused probability")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", ncol=9, fontsize=7)
+    lane_names = ["truth", "fused", "face", "voice"]
+
+    def band(y: int, spans: list[tuple[float, float, str]]) -> None:
+        for a, b, lab in spans:
+            if lab in colors:
+                lanes.broken_barh([(a, b - a)], (y - 0.4, 0.8), color=colors[lab])
+                if b - a > 3:
+                    lanes.text((a + b) / 2, y, lab, ha="center", va="center", fontsize=7)
+
+    def spans_of(values: list[tuple[float, str]]) -> list[tuple[float, float, str]]:
+        out: list[tuple[float, float, str]] = []
+        for i, (ti, lab) in enumerate(values):
+            nxt = values[i + 1][0] if i + 1 < len(values) else ti + 0.2
+            if out and out[-1][2] == lab and abs(out[-1][1] - ti) < 1.0:
+                out[-1] = (out[-1][0], nxt, lab)
+            else:
+                out.append((ti, nxt, lab))
+        return out
+
+    if truth:
+        band(3, truth)
+    band(2, spans_of([(r["t"], r["emotion"]) for r in rows]))
+    for y, name in ((1, "face"), (0, "voice")):
+        band(y, spans_of([(r["t"], r["modalities"][name]["emotion"]) for r in rows if name in r["modalities"]]))
+    lanes.set_yticks([3, 2, 1, 0], lane_names)
+    lanes.set_xlabel("stream time (s)")
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,120 @@
+"""One small wrapper over the two inference runtimes: onnxruntime (default) and LiteRT/tflite.
+
+The runtime is imported lazily (a Pi without tflite never pays for it), threads are pinned (the
+daemon shares two to four cores with capture and audio), and the input layout is read from the
+model, so callers always pass NCHW float32 and get a list of arrays back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+Backend = Literal["onnxruntime", "tflite"]
+
+
+class ModelError(Exception):
+    """A model file that is missing or cannot be loaded; the message names it and how to rebuild it."""
+
+
+class Model:
+    """A loaded model: ``run(x)`` with ``x`` NCHW float32, returns the outputs in model order."""
+
+    def __init__(self, path: str | Path, backend: Backend = "onnxruntime", threads: int = 1,
+                 rebuild_hint: str = "") -> None:
+        self.path = Path(path)
+        self.backend = backend
+        hint = f"; rebuild it with {rebuild_hint}" if rebuild_hint else ""
+        if not self.path.is_file():
+            raise ModelError(f"model file {self.path} not found{hint}")
+        try:
+            if backend == "onnxruntime":
+                self._load_onnx(threads)
+            else:
+                self._load_tflite(threads)
+        except ModelError:
+            raise
+        except Exception as e:
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise ModelError(f"model file {self.path} cannot be loaded ({first}){hint}") from None
+
+    def _load_onnx(self, threads: int) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self._sess = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        inp = self._sess.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_shape = [d if isinstance(d, int) else -1 for d in inp.shape]
+        self._run = lambda x: self._sess.run(None, {self.input_name: x})
+
+    def _load_tflite(self, threads: int) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            try:
+                from tflite_runtime.interpreter import Interpreter
+            except ImportError:
+                raise ModelError(
+                    "the tflite backend needs ai-edge-litert or tflite-runtime: pip install 'emomusic[tflite]'"
+                ) from None
+        interp: Any = Interpreter(model_path=str(self.path), num_threads=threads)
+        interp.allocate_tensors()
+        inp = interp.get_input_details()[0]
+        shape = [int(d) for d in inp["shape"]]
+        self.input_shape = shape
+        self.input_name = inp["name"]
+        outs = interp.get_output_details()
+        in_scale, in_zero = inp.get("quantization", (0.0, 0))
+
+        def adapt(xi: np.ndarray) -> np.ndarray:
+            """Converters move channels last (NCHW -> NHWC, NCT -> NTC); follow the model's layout."""
+            if list(xi.shape[1:]) == shape[1:]:
+                return xi
+            if xi.ndim == 3 and list(xi.shape[1:]) == shape[1:][::-1]:
+                return xi.transpose(0, 2, 1)
+            if xi.ndim == 4 and [xi.shape[2], xi.shape[3], xi.shape[1]] == shape[1:]:
+                return xi.transpose(0, 2, 3, 1)
+            raise ValueError(f"input of shape {list(xi.shape[1:])} does not fit {self.path.name}'s {shape[1:]}")
+
+        def run(x: np.ndarray) -> list[np.ndarray]:
+            results = []
+            for i in range(x.shape[0]):  # tflite models here have a fixed batch of 1
+                xi = adapt(x[i : i + 1])
+                if inp["dtype"] != np.float32:
+                    xi = np.clip(np.round(xi / in_scale + in_zero), -128, 255)
+                interp.set_tensor(inp["index"], np.ascontiguousarray(xi, dtype=inp["dtype"]))
+                interp.invoke()
+                row = []
+                for o in outs:
+                    y = interp.get_tensor(o["index"])
+                    scale, zero = o.get("quantization", (0.0, 0))
+                    row.append((y.astype(np.float32) - zero) * scale if scale else y.astype(np.float32))
+                results.append(row)
+            return [np.concatenate([r[k] for r in results]) for k in range(len(outs))]
+
+        self._run = run
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        return list(self._run(np.ascontiguousarray(x, dtype=np.float32)))
+
+
+def load_classifier(models_dir: Path, stem: str, labels: tuple[str, ...], backend: Backend = "onnxruntime",
+                    precision: str = "int8", threads: int = 1, rebuild_hint: str = "") -> Model:
+    """``<stem>[_int8].onnx|tflite`` from ``models_dir``, after checking that its metadata
+    (``<stem>.json``) lists the labels the caller expects, in the same order."""
+    import json
+
+    suffix = "_int8" if precision == "int8" else ""
+    ext = "onnx" if backend == "onnxruntime" else "tflite"
+    model = Model(models_dir / f"{stem}{suffix}.{ext}", backend, threads, rebuild_hint)
+    meta = models_dir / f"{stem}.json"
+    found = json.loads(meta.read_text())["labels"] if meta.is_file() else list(labels)
+    if tuple(found) != labels:
+        raise ModelError(f"{meta}: labels {found} differ from the expected {list(labels)}")
+    return model

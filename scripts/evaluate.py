@@ -1,0 +1,230 @@
+"""Evaluate the shipped models the way the daemon runs them; last stdout line is one JSON object.
+
+    python scripts/evaluate.py faces --npz FILE [--detect] [--backend onnxruntime|tflite] [--fp32]
+    python scripts/evaluate.py faces --npz ../shared/data/faces/fer2013_ferplus_48x48.npz \\
+        --split valid --target ferplus|fer2013
+    python scripts/evaluate.py voice --labels DIR/labels.csv [--backend onnxruntime|tflite] [--fp32]
+    python scripts/evaluate.py scenario --dir DIR     (a scenario from scripts/make_scenario.py)
+
+A voice CSV has at least ``path,emotion`` (paths relative to the CSV; any format and sample rate
+soundfile reads). Each file takes the daemon's path: resample to 16 kHz mono, VAD segmentation,
+2 s windows, the model, the mean over the file's windows; a file without a voiced window counts as
+wrong and is reported as no_speech.
+
+A faces npz holds ``images`` (uint8, (N,H,W) gray or (N,H,W,3) BGR) and ``labels`` (strings; canonical
+names or FER2013/corpus spellings such as fear, surprise, happiness). The prediction is the argmax
+over the classes that occur in the labels. With ``--detect`` the face detector runs first and the
+largest face is classified; an image without a face counts as wrong and is reported as no_face.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "daemon"))
+
+from emomusic.labels import normalize_label  # noqa: E402
+
+FERPLUS_ORDER = ("neutral", "happy", "surprised", "sad", "angry", "disgust", "fearful", "contempt")
+
+
+def summarize(truth: list[str], pred: list[str | None], labels: list[str], missing_key: str) -> dict[str, Any]:
+    """Accuracy, macro recall, per-class recall and confusion; a None prediction is always wrong."""
+    n = len(truth)
+    correct = sum(t == p for t, p in zip(truth, pred, strict=True))
+    confusion = {t: {p: 0 for p in [*labels, "none"]} for t in labels}
+    for t, p in zip(truth, pred, strict=True):
+        confusion[t][p or "none"] += 1
+    recall = {t: (confusion[t][t] / max(1, sum(confusion[t].values()))) for t in labels}
+    return {
+        "n": n,
+        "accuracy": round(correct / max(1, n), 4),
+        "macro_recall": round(float(np.mean(list(recall.values()))) if recall else 0.0, 4),
+        "per_class_recall": {k: round(v, 4) for k, v in recall.items()},
+        "confusion": confusion,
+        missing_key: sum(p is None for p in pred),
+        "labels": labels,
+    }
+
+
+def load_faces(args: argparse.Namespace) -> tuple[np.ndarray, list[str]]:
+    d = np.load(args.npz, allow_pickle=False)
+    if "labels" in d.files:
+        raw = [str(x) for x in d["labels"]]
+        labels = [normalize_label(x) for x in raw]
+        bad = sorted({r for r, lab in zip(raw, labels, strict=True) if lab is None})
+        if bad:
+            raise SystemExit(f"{args.npz}: labels: unknown emotion names {bad}")
+        return d["images"], [str(lab) for lab in labels]
+    if "ferplus_votes" not in d.files:
+        raise SystemExit(f"{args.npz}: expected keys images+labels, or the shared FER2013/FER+ npz")
+    m = d["split"] == args.split
+    images = d["images"][m]
+    if args.target == "fer2013":
+        names = [str(n) for n in d["fer2013_label_names"]]
+        return images, [str(normalize_label(names[i])) for i in d["fer2013_label"][m]]
+    votes = d["ferplus_votes"][m]
+    major = votes.argmax(1)
+    keep = (votes[:, 0] != 255) & (major < 8)
+    return images[keep], [FERPLUS_ORDER[i] for i in major[keep]]
+
+
+def eval_faces(args: argparse.Namespace) -> dict[str, Any]:
+    from emomusic.face import ExpressionClassifier
+    from emomusic.face_detector import FaceDetector
+    from emomusic.face_preprocess import crop_face, to_gray
+
+    models = Path(args.models)
+    images, truth = load_faces(args)
+    labels = sorted(set(truth), key=FERPLUS_ORDER.index)
+    clf = ExpressionClassifier(models, args.backend, "fp32" if args.fp32 else "int8")
+    detector = FaceDetector(args.detector, args.backend, models_dir=models) if args.detect else None
+    idx = [clf.labels.index(lab) for lab in labels]
+    preds: list[str | None] = []
+    batch: list[np.ndarray] = []
+    slots: list[int] = []
+    for img in images:
+        if detector is not None:
+            bgr = img if img.ndim == 3 else np.repeat(img[:, :, None], 3, axis=2)
+            dets = detector.detect(bgr)
+            if not dets:
+                preds.append(None)
+                continue
+            crop = crop_face(bgr, dets[0].box)
+        else:
+            crop = to_gray(img)
+        slots.append(len(preds))
+        preds.append(None)
+        batch.append(crop)
+    for start in range(0, len(batch), 256):
+        probs = clf.classify(batch[start : start + 256])[:, idx]
+        for k, row in enumerate(probs):
+            preds[slots[start + k]] = labels[int(row.argmax())]
+    return summarize(truth, preds, labels, "no_face")
+
+
+def eval_voice(args: argparse.Namespace) -> dict[str, Any]:
+    import csv
+
+    from emomusic.microphone import read_audio_file
+    from emomusic.vad import speech_windows
+    from emomusic.voice import VoiceClassifier
+
+    base = args.labels.parent
+    with open(args.labels, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"path", "emotion"} <= set(rows[0]):
+        raise SystemExit(f"{args.labels}: expected a CSV with at least the columns path,emotion")
+    truth = []
+    for i, row in enumerate(rows, start=2):
+        label = normalize_label(row["emotion"])
+        if label is None:
+            raise SystemExit(f"{args.labels}:{i}: emotion: unknown emotion name {row['emotion']!r}")
+        truth.append(label)
+    clf = VoiceClassifier(Path(args.models), args.backend, "fp32" if args.fp32 else "int8")
+    labels = [lab for lab in clf.labels if lab in set(truth)]
+    idx = [clf.labels.index(lab) for lab in labels]
+    preds: list[str | None] = []
+    for row in rows:
+        windows = speech_windows(read_audio_file(base / row["path"]))
+        if not windows:
+            preds.append(None)
+            continue
+        probs = clf.classify([w.samples for w in windows]).mean(0)[idx]
+        preds.append(labels[int(probs.argmax())])
+    return summarize(truth, preds, labels, "no_speech")
+
+
+def label_at(rows: list[dict[str, Any]], key: Any) -> Any:
+    """A step function over the replay: the value of ``key(row)`` of the last row at or before t."""
+    times = np.array([r["t"] for r in rows])
+    values = [key(r) for r in rows]
+
+    def at(t: float) -> Any:
+        i = int(np.searchsorted(times, t, side="right")) - 1
+        return values[i] if i >= 0 else None
+
+    return at
+
+
+def scenario_metrics(rows: list[dict[str, Any]], truth: list[tuple[float, float, str]],
+                     settle_s: float = 3.0, step: float = 0.1) -> dict[str, Any]:
+    """Time-based accuracy (after each segment's first ``settle_s``), reaction time and flips."""
+    fused = label_at(rows, lambda r: r["emotion"])
+    per_mod = {m: label_at(rows, lambda r, m=m: r["modalities"].get(m, {}).get("emotion")) for m in ("face", "voice")}
+    hits = {"fused": 0, "face": 0, "voice": 0}
+    n = 0
+    reactions = []
+    for start, end, emotion in truth:
+        for t in np.arange(start + settle_s, end, step):
+            n += 1
+            hits["fused"] += fused(t) == emotion
+            for m, f in per_mod.items():
+                hits[m] += f(t) == emotion
+        reached = next((t for t in np.arange(start, end, step) if fused(t) == emotion), None)
+        reactions.append(None if reached is None else round(float(reached - start), 2))
+    labels = [r["emotion"] for r in rows if rows and r["t"] <= truth[-1][1]]
+    flips = sum(a != b for a, b in zip(labels, labels[1:], strict=False))
+    truth_changes = sum(a[2] != b[2] for a, b in zip(truth, truth[1:], strict=False))
+    minutes = (truth[-1][1] - truth[0][0]) / 60
+    reached_times = [r for r in reactions if r is not None]
+    return {
+        "fused_accuracy": round(hits["fused"] / max(1, n), 4),
+        "face_accuracy": round(hits["face"] / max(1, n), 4),
+        "voice_accuracy": round(hits["voice"] / max(1, n), 4),
+        "median_reaction_s": round(float(np.median(reached_times)), 2) if reached_times else None,
+        "segments_never_reached": sum(r is None for r in reactions),
+        "flips_per_min": round(flips / minutes, 2),
+        "flips_beyond_truth_per_min": round(max(0, flips - truth_changes) / minutes, 2),
+        "reactions_s": reactions,
+    }
+
+
+def eval_scenario(args: argparse.Namespace) -> dict[str, Any]:
+    import tempfile
+
+    from emomusic.config import load_config
+    from emomusic.replay import read_truth, run_replay
+
+    cfg = load_config(args.config) if args.config else load_config(None, env={})
+    out = Path(tempfile.mkdtemp()) / "replay.jsonl"
+    run_replay(cfg, str(args.dir / "video.avi"), str(args.dir / "audio.wav"), out, fast=True)
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    if not rows:
+        raise SystemExit(f"{args.dir}: the replay produced no fused state")
+    return scenario_metrics(rows, read_truth(args.dir / "truth.csv"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    f = sub.add_parser("faces", help="facial expression classifier")
+    f.add_argument("--npz", type=Path, required=True)
+    f.add_argument("--detect", action="store_true", help="run the face detector first (largest face)")
+    f.add_argument("--detector", choices=["full", "short"], default="full")
+    f.add_argument("--split", default="valid", help="with the shared npz: which split")
+    f.add_argument("--target", choices=["ferplus", "fer2013"], default="ferplus", help="with the shared npz")
+    v = sub.add_parser("voice", help="speech-emotion classifier")
+    v.add_argument("--labels", type=Path, required=True, help="CSV with path,emotion")
+    sc = sub.add_parser("scenario", help="the whole daemon on a scenario from make_scenario.py")
+    sc.add_argument("--dir", type=Path, required=True)
+    sc.add_argument("--config", help="a config.toml to use (default: built-in defaults)")
+    for p in (f, v):
+        p.add_argument("--backend", choices=["onnxruntime", "tflite"], default="onnxruntime")
+        p.add_argument("--fp32", action="store_true", help="the fp32 model instead of int8")
+        p.add_argument("--models", default=str(ROOT / "models"))
+    args = ap.parse_args(argv)
+    result = {"faces": eval_faces, "voice": eval_voice, "scenario": eval_scenario}[args.what](args)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""Export helpers shared by the training scripts: torch -> ONNX (fp32) -> int8 static QDQ.
+
+Quantization uses onnxruntime's own tools: shape pre-processing, then ``quantize_static`` with a
+calibration reader over real preprocessed inputs, QDQ format, per-channel int8 weights.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def export_onnx(model: Any, example: Any, path: Path, input_name: str = "input", output_name: str = "logits") -> None:
+    import torch
+
+    model.eval()
+    kwargs: dict[str, Any] = dict(
+        input_names=[input_name], output_names=[output_name],
+        dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}}, opset_version=17,
+    )
+    try:
+        torch.onnx.export(model, (example,), str(path), dynamo=False, **kwargs)
+    except TypeError:  # older torch without the dynamo switch
+        torch.onnx.export(model, (example,), str(path), **kwargs)
+
+
+class _Reader:
+    def __init__(self, name: str, batches: list[np.ndarray]) -> None:
+        self.name = name
+        self._it: Iterator[np.ndarray] = iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self._it, None)
+        return None if batch is None else {self.name: batch}
+
+
+def quantize_int8(fp32: Path, int8: Path, calibration: np.ndarray, batch: int = 32) -> None:
+    """Static int8 quantization (QDQ) calibrated on ``calibration`` (already preprocessed inputs)."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepped = int8.with_suffix(".prep.onnx")
+    quant_pre_process(str(fp32), str(prepped), skip_symbolic_shape=True)
+    name = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    batches = [calibration[i : i + batch].astype(np.float32) for i in range(0, len(calibration), batch)]
+    quantize_static(
+        str(prepped), str(int8), _Reader(name, batches),
+        quant_format=QuantFormat.QDQ, per_channel=True,
+        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+    )
+    prepped.unlink(missing_ok=True)
+
+
+def write_metadata(path: Path, meta: dict[str, Any]) -> None:
+    path.write_text(json.dumps(meta, indent=2) + "\n")

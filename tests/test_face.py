@@ -1,0 +1,217 @@
+"""Face pipeline: BlazeFace decoding on constructed tensors, the real detector on a real photo,
+the trained classifier's output, the sliding window and tracks, and evaluate.py on a tiny npz."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from skimage import data as skdata
+
+from emomusic.config import parse_config
+from emomusic.face import ExpressionClassifier, FaceAnalyzer, FaceTracker, peakedness
+from emomusic.face_detector import SPECS, Detection, FaceDetector, decode, iou, ssd_anchors, weighted_nms
+from emomusic.face_preprocess import FACE_SIZE, crop_face, preprocess_faces
+from emomusic.labels import FACE_LABELS
+from emomusic.messages import VideoFrame
+from emomusic.runtime import ModelError
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return np.ascontiguousarray(skdata.astronaut()[:, :, ::-1])  # BGR, 512x512, face near (175-280, 70-175)
+
+
+def test_anchor_counts_and_order_match_blazeface() -> None:
+    short, full = ssd_anchors(SPECS["short"]), ssd_anchors(SPECS["full"])
+    assert short.shape == (896, 2) and full.shape == (2304, 2)
+    # short range: 16x16 grid with 2 anchors per cell, then 8x8 with 6 per cell
+    assert np.allclose(short[0], [0.5 / 16, 0.5 / 16]) and np.allclose(short[1], short[0])
+    assert np.allclose(short[2], [1.5 / 16, 0.5 / 16])
+    assert np.allclose(short[512], [0.5 / 8, 0.5 / 8]) and np.allclose(short[517], short[512])
+    assert np.allclose(short[518], [1.5 / 8, 0.5 / 8])
+    assert np.allclose(full[48], [0.5 / 48, 1.5 / 48])
+
+
+def test_decode_places_boxes_relative_to_anchors() -> None:
+    anchors = np.array([[0.5, 0.5], [0.25, 0.75]], np.float32)
+    raw = np.zeros((1, 2, 16), np.float32)
+    raw[0, 0, :4] = [12.8, -6.4, 32.0, 64.0]  # in input pixels (128): dx=+0.1, dy=-0.05, w=0.25, h=0.5
+    raw[0, 1, 4:6] = [12.8, 0.0]  # first keypoint shifted right by 0.1
+    scores = np.array([[[0.0], [100.0]]], np.float32)
+    boxes, s, kp = decode(raw, scores, anchors, 128)
+    assert np.allclose(boxes[0], [0.6 - 0.125, 0.45 - 0.25, 0.6 + 0.125, 0.45 + 0.25])
+    assert np.allclose(s, [0.5, 1.0])
+    assert np.allclose(kp[1, 0], [0.35, 0.75])
+
+
+def test_weighted_nms_merges_overlaps_by_score_and_keeps_separate_faces() -> None:
+    boxes = np.array([[0.0, 0, 1, 1], [0.1, 0, 1.1, 1], [5, 5, 6, 6]], np.float32)
+    scores = np.array([0.9, 0.3, 0.8], np.float32)
+    out = weighted_nms(boxes, scores, 0.3)
+    assert len(out) == 2
+    merged, score, _ = out[0]
+    assert score == pytest.approx(0.9)
+    assert merged[0] == pytest.approx((0.0 * 0.9 + 0.1 * 0.3) / 1.2)
+    assert np.allclose(out[1][0], [5, 5, 6, 6])
+    assert iou(np.array([0, 0, 2, 2.0]), np.array([[1, 1, 3, 3.0]]))[0] == pytest.approx(1 / 7)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "tflite"])
+@pytest.mark.parametrize("model", ["full", "short"])
+def test_detector_finds_the_astronauts_face(astronaut: np.ndarray, model: str, backend: str) -> None:
+    dets = FaceDetector(model, backend).detect(astronaut)  # type: ignore[arg-type]
+    assert len(dets) == 1
+    x0, y0, x1, y1 = dets[0].box
+    assert 150 < x0 < 200 and 240 < x1 < 300 and 50 < y0 < 100 and 150 < y1 < 200
+    assert dets[0].score > 0.8
+    assert len(dets[0].keypoints) == 6
+
+
+def test_detector_finds_nothing_in_noise_and_respects_min_size(astronaut: np.ndarray) -> None:
+    noise = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    assert FaceDetector("full").detect(noise) == []
+    assert FaceDetector("full", min_face_px=200).detect(astronaut) == []
+
+
+def test_detector_maps_boxes_back_through_the_letterbox(astronaut: np.ndarray) -> None:
+    wide = np.zeros((512, 1024, 3), np.uint8)
+    wide[:, 300:812] = astronaut
+    det = FaceDetector("full").detect(wide)[0]
+    ref = FaceDetector("full").detect(astronaut)[0]
+    # Same face, same place (at half the input resolution, so a few pixels of jitter are expected).
+    centre = lambda b: np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])  # noqa: E731
+    assert np.allclose(centre(det.box), centre(ref.box) + [300, 0], atol=10)
+    assert det.size == pytest.approx(ref.size, rel=0.15)
+
+
+def test_crop_and_preprocess(astronaut: np.ndarray) -> None:
+    crop = crop_face(astronaut, (170, 70, 280, 175))
+    assert crop.ndim == 2 and crop.shape[0] == crop.shape[1] == round(110 * 1.25)
+    edge = crop_face(astronaut, (-20, -20, 40, 40))  # runs off the image: padded, still square
+    assert edge.shape == (75, 75)
+    x = preprocess_faces([crop, edge])
+    assert x.shape == (2, 1, FACE_SIZE, FACE_SIZE) and x.dtype == np.float32
+    assert abs(float(x[0].mean())) < 1e-3 and abs(float(x[0].std()) - 1) < 1e-2
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "tflite"])
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_classifier_gives_a_distribution_and_sees_a_smile(astronaut: np.ndarray, precision: str,
+                                                          backend: str) -> None:
+    clf = ExpressionClassifier(MODELS, backend, precision)  # type: ignore[arg-type]
+    crop = crop_face(astronaut, FaceDetector("full").detect(astronaut)[0].box)
+    p = clf.classify([crop, np.full((60, 60), 128, np.uint8)])
+    assert p.shape == (2, len(FACE_LABELS))
+    assert np.allclose(p.sum(1), 1, atol=1e-5) and (p >= 0).all()
+    assert FACE_LABELS[int(p[0].argmax())] == "happy"  # Eileen Collins smiles in this portrait
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"face_expression_int8.onnx not found; rebuild it with python scripts/"):
+        ExpressionClassifier(tmp_path)
+    (tmp_path / "face_detector_full.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match=r"face_detector_full.onnx cannot be loaded"):
+        FaceDetector("full", models_dir=tmp_path)
+
+
+class ScriptedDetector:
+    def __init__(self, frames: list[list[Detection]]) -> None:
+        self.frames = frames
+        self.i = 0
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        self.i += 1
+        return self.frames[self.i - 1]
+
+
+class ScriptedClassifier:
+    """Class = the crop's mean brightness bucket, so each synthetic face has a known expression."""
+
+    def classify(self, crops: list[np.ndarray]) -> np.ndarray:
+        out = np.full((len(crops), len(FACE_LABELS)), 0.02)
+        for i, c in enumerate(crops):
+            out[i, int(c.mean()) // 32] = 1.0
+        return out / out.sum(1, keepdims=True)
+
+
+def frame_with(faces: dict[tuple[int, int, int, int], int]) -> np.ndarray:
+    img = np.zeros((240, 320, 3), np.uint8)
+    for (x0, y0, x1, y1), value in faces.items():
+        img[max(0, y0 - 20) : y1 + 20, max(0, x0 - 20) : x1 + 20] = value
+    return img
+
+
+def test_analyzer_pools_the_largest_face_over_its_window() -> None:
+    cfg = parse_config({"face": {"window_s": 1.0, "min_face_px": 10}}, env={})
+    big, small = (100, 60, 200, 160), (10, 10, 50, 50)
+    dets = [[Detection(big, 0.9), Detection(small, 0.9)]] * 10 + [[]] * 2
+    analyzer = FaceAnalyzer(cfg, ScriptedDetector(dets), ScriptedClassifier())  # type: ignore[arg-type]
+    happy, sad = FACE_LABELS.index("happy"), FACE_LABELS.index("sad")
+    observations = []
+    for i in range(12):
+        value = happy * 32 + 5 if i < 5 else sad * 32 + 5
+        img = frame_with({big: value, small: 7 * 32 + 5})
+        observations.append(analyzer.process(VideoFrame(t=i * 0.2, image=img, index=i)))
+    assert observations[0] is not None and observations[0].top() == "happy"
+    assert observations[0].extras["faces"] == 2
+    # At t=1.0 the window (1 s) still holds happy frames from t=0.0-0.8 but sad ones dominate soon after.
+    assert observations[5] is not None and observations[5].top() == "happy"
+    assert observations[9] is not None and observations[9].top() == "sad"
+    assert {o.extras["track"] for o in observations[:10] if o} == {0}
+    assert observations[10] is None and observations[11] is None  # no face: no observation
+    assert all(0 < o.confidence <= 1 for o in observations[:10] if o)
+
+
+def test_all_faces_mode_averages_tracks() -> None:
+    cfg = parse_config({"face": {"faces": "all", "min_face_px": 10}}, env={})
+    a, b = (20, 20, 100, 100), (180, 20, 260, 100)
+    analyzer = FaceAnalyzer(cfg, ScriptedDetector([[Detection(a, 0.9), Detection(b, 0.9)]]),
+                            ScriptedClassifier())  # type: ignore[arg-type]
+    img = frame_with({a: 1 * 32 + 5, b: 3 * 32 + 5})
+    o = analyzer.process(VideoFrame(0.0, img, 0))
+    assert o is not None
+    assert o.probabilities["happy"] == pytest.approx(o.probabilities["sad"])
+    assert o.probabilities["happy"] > 0.4
+
+
+def test_tracker_keeps_identity_by_overlap_and_expires_tracks() -> None:
+    tr = FaceTracker(window_s=1.0)
+    p = np.full(len(FACE_LABELS), 1 / len(FACE_LABELS))
+    t1 = tr.update(0.0, [Detection((0, 0, 10, 10), 1), Detection((50, 50, 60, 60), 1)], np.stack([p, p]), [1, 1])
+    t2 = tr.update(0.2, [Detection((51, 50, 61, 60), 1), Detection((1, 0, 11, 10), 1)], np.stack([p, p]), [1, 1])
+    assert [t.id for t in t2] == [t1[1].id, t1[0].id]
+    t3 = tr.update(2.0, [Detection((0, 0, 10, 10), 1)], np.stack([p]), [1])
+    assert t3[0].id not in {t1[0].id, t1[1].id} and len(tr.tracks) == 1
+
+
+def test_peakedness_bounds() -> None:
+    assert peakedness(np.full(8, 1 / 8)) == pytest.approx(0, abs=1e-6)
+    assert peakedness(np.eye(8)[0]) == pytest.approx(1, abs=1e-6)
+
+
+def test_evaluate_faces_on_a_tiny_npz(tmp_path: Path, astronaut: np.ndarray) -> None:
+    gray = astronaut[:, :, 1]
+    images = np.stack([gray, gray, np.full_like(gray, 90)])  # the last has no face
+    npz = tmp_path / "tiny.npz"
+    np.savez(npz, images=images, labels=np.array(["happiness", "fear", "neutral"]))
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "faces", "--npz", str(npz),
+                          "--detect"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["n"] == 3 and out["no_face"] == 1
+    assert out["labels"] == ["neutral", "happy", "fearful"]
+    assert out["confusion"]["neutral"]["none"] == 1
+    assert out["per_class_recall"]["happy"] == 1.0 and out["accuracy"] == pytest.approx(1 / 3, abs=1e-3)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, images=images, labels=np.array(["happy", "joyous", "sad"]))
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "faces", "--npz", str(bad)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "unknown emotion names ['joyous']" in res.stderr
