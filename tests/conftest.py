@@ -55,8 +55,10 @@ class Broker:
         self.port = port or free_port()
         self.workdir = workdir
         self.conf = workdir / f"mosquitto-{self.port}.conf"
+        # Started as root, mosquitto would switch to its own user, which cannot read pytest's 0700 tmp dirs.
+        stay = "user root\n" if os.geteuid() == 0 else ""
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\npersistence false\n"
+            f"listener {self.port} 127.0.0.1\npersistence false\n{stay}"
             + (extra_conf or "allow_anonymous true\n")
         )
         self.log = workdir / f"mosquitto-{self.port}.log"

@@ -1,0 +1,33 @@
+"""Write the demo music library into a folder (the daemon does this by itself when no music folder
+is configured): eight synthesized pieces, two per circumplex quadrant, as OGG Vorbis, FLAC and MP3;
+half carry a mood tag (Vorbis MOOD / ID3v2.4 TMOO), half are left for audio analysis.
+
+    python scripts/make_demo_music.py OUT_DIR [--seconds 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "daemon"))
+
+from emomusic.samples import DEMO_PIECES, make_demo_library  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--seconds", type=float, default=40.0)
+    args = ap.parse_args()
+    for path, (title, bpm, major, bright, mood, _) in zip(make_demo_library(args.out, args.seconds), DEMO_PIECES,
+                                                          strict=True):
+        tag = f"mood tag '{mood}'" if mood else "no mood tag"
+        print(f"{path.name}: {bpm} BPM, {'major' if major else 'minor'}, brightness {bright}, {tag}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
