@@ -22,7 +22,7 @@ def main() -> int:
     ap.add_argument("out", type=Path)
     ap.add_argument("--seconds", type=float, default=40.0)
     args = ap.parse_args()
-    for path, (title, bpm, major, bright, mood, _) in zip(make_demo_library(args.out, args.seconds), DEMO_PIECES,
+    for path, (_title, bpm, major, bright, mood, _) in zip(make_demo_library(args.out, args.seconds), DEMO_PIECES,
                                                           strict=True):
         tag = f"mood tag '{mood}'" if mood else "no mood tag"
         print(f"{path.name}: {bpm} BPM, {'major' if major else 'minor'}, brightness {bright}, {tag}")

@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from emomusic.app import Daemon
 from emomusic.config import parse_config
+
 from conftest import Broker
 from fakes import factories
 
