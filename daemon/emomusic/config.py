@@ -113,8 +113,8 @@ class FusionConfig(Section):
     margin: float = Field(0.1, ge=0, le=1, description="A new leader must beat the current label by this much...")
     hold_s: float = Field(2.0, ge=0, description="...for this long before the published label changes.")
     reliability: dict[str, float] = Field(
-        default_factory=lambda: {"face": 0.8, "voice": 0.6, "external": 0.5},
-        description="Per-modality weight; defaults follow each model's validation accuracy.",
+        default_factory=lambda: {"face": 0.82, "voice": 0.57, "external": 0.5},
+        description="Per-modality weight; defaults are the models' measured accuracy (models/README.md).",
     )
     circumplex: dict[str, VA] = Field(default_factory=lambda: dict(DEFAULT_CIRCUMPLEX))
 
