@@ -105,6 +105,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _connect(client: Any, cfg: Config) -> bool:
+    """Connect a CLI client and start its loop, or say plainly that the broker is not there."""
+    try:
+        client.connect(cfg.mqtt.host, cfg.mqtt.port, keepalive=10)
+    except OSError as e:
+        print(f"broker {cfg.mqtt.host}:{cfg.mqtt.port} not reachable: {e}", file=sys.stderr)
+        return False
+    client.loop_start()
+    return True
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Read the retained topics from the broker and print them."""
     import paho.mqtt.client as mqtt
@@ -132,12 +143,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     client.on_connect = on_connect
     client.on_message = on_message
-    try:
-        client.connect(cfg.mqtt.host, cfg.mqtt.port, keepalive=10)
-    except OSError as e:
-        print(f"broker {cfg.mqtt.host}:{cfg.mqtt.port} not reachable: {e}", file=sys.stderr)
+    if not _connect(client, cfg):
         return 1
-    client.loop_start()
     done.wait(args.timeout)
     client.disconnect()
     client.loop_stop()
@@ -209,12 +216,8 @@ def cmd_send(args: argparse.Namespace) -> int:
         print(f"emomusic send {args.what}: {e}", file=sys.stderr)
         return 1
     client = make_client(cfg, f"emomusic-send-{os.getpid()}")
-    try:
-        client.connect(cfg.mqtt.host, cfg.mqtt.port, keepalive=10)
-    except OSError as e:
-        print(f"broker {cfg.mqtt.host}:{cfg.mqtt.port} not reachable: {e}", file=sys.stderr)
+    if not _connect(client, cfg):
         return 1
-    client.loop_start()
     client.publish(f"{cfg.topic_prefix}/{topic}", args.value, qos=1).wait_for_publish(5)
     client.disconnect()
     client.loop_stop()
