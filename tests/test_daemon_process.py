@@ -108,6 +108,14 @@ def test_status_command_prints_the_retained_state(broker: Broker, tmp_path: Path
         assert status["availability"] == "online"
         assert status["state"]["emotion"] == "happy"
         assert status["mode"] == "match"
+        # The CLI commands the running daemon through the same topics Home Assistant uses.
+        send = [sys.executable, "-m", "emomusic", "send", "--config", str(tmp_path / "config.toml")]
+        bad = subprocess.run([*send, "mode", "party"], env=env, capture_output=True, text=True, timeout=20)
+        assert bad.returncode == 1 and "expected one of match, regulate, fixed, off" in bad.stderr
+        ok = subprocess.run([*send, "mode", "regulate"], env=env, capture_output=True, text=True, timeout=20)
+        assert ok.returncode == 0, ok.stderr
+        mode = probe_factory(broker.port, [f"{PREFIX}/mode"])
+        mode.wait_for(f"{PREFIX}/mode", lambda m: m.payload == b"regulate", timeout=10)
     finally:
         proc.terminate()
         proc.wait(10)
