@@ -3,6 +3,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from emomusic.queues import DropOldestQueue
 
 
@@ -42,3 +44,27 @@ def test_close_wakes_a_waiting_consumer() -> None:
     q.close()
     t.join(2)
     assert result == [None] and not t.is_alive()
+
+
+def test_stream_gate_keeps_fast_sources_in_step_and_releases_on_done() -> None:
+    from emomusic.queues import StreamGate
+
+    gate = StreamGate(slack_s=1.0)
+    gate.register("audio")
+    gate.register("video")
+    stop = threading.Event()
+    reached: list[float] = []
+
+    def audio() -> None:
+        for k in range(100):  # 0.3 s chunks: would reach 30 s if nothing held it back
+            gate.advance("audio", k * 0.3, stop)
+            reached.append(k * 0.3)
+
+    t = threading.Thread(target=audio)
+    t.start()
+    gate.advance("video", 2.0, stop)
+    time.sleep(0.3)
+    assert max(reached) <= 3.0 + 1e-9  # at most slack ahead of the video at 2 s
+    gate.done("video")  # the video ended: the audio may run to its end
+    t.join(5)
+    assert not t.is_alive() and max(reached) == pytest.approx(29.7)

@@ -27,7 +27,7 @@ from emomusic.fusion import Fusion
 from emomusic.messages import FusedState, Observation
 from emomusic.microphone import AudioFileSource, MicrophoneSource
 from emomusic.microphone import describe_kind as audio_kind
-from emomusic.queues import DropOldestQueue
+from emomusic.queues import DropOldestQueue, StreamGate
 from emomusic.samples import ensure_samples
 from emomusic.source import Source
 from emomusic.systemd_notify import Notifier
@@ -136,6 +136,7 @@ class Daemon:
         self.fusion = Fusion(cfg.fusion)
         self.observations: DropOldestQueue[Observation] = DropOldestQueue(1000, "observations")
         self.sources: list[Source] = []
+        self.gate = StreamGate()  # keeps fast-replayed files in step
         self.workers: list[AnalyzerWorker] = []
         self.last_state: FusedState | None = None
         self.player: Any = None  # set by the music pipeline when it is enabled
@@ -194,6 +195,9 @@ class Daemon:
                         on_status=self._on_status,
                     )
             log.info("%s: %s -> %s analyzer", source_name, spec, modality)
+            if self.fast:
+                self.gate.register(source.source_name)
+                source.gate = self.gate
             self.sources.append(source)
             self.workers.append(
                 AnalyzerWorker(

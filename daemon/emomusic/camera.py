@@ -119,6 +119,7 @@ class CameraSource(Source):
             self._index += 1
             if self.fast:
                 t = stream_t
+                self.pace(t)
             else:
                 # Real-time pace: sleep until this frame's moment in the stream.
                 t = self._t0 + stream_t

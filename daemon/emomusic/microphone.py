@@ -115,6 +115,7 @@ class AudioFileSource(Source):
         self._pos += self.block
         if self.fast:
             t = self._stream_s
+            self.pace(t)
         else:
             t = self._t0 + self._stream_s
             wait = t + self.block / RATE - self.clock()  # a chunk is ready once it has "been heard"

@@ -54,3 +54,35 @@ class DropOldestQueue(Generic[T]):
     def __len__(self) -> int:
         with self._cond:
             return len(self._items)
+
+
+class StreamGate:
+    """Keeps files replayed as fast as possible in step: a source may run at most ``slack_s`` of stream
+    time ahead of the slowest other source. Without it, cheap audio would race minutes ahead of video
+    and fusion's time-ordered merge would have to hold all of it."""
+
+    def __init__(self, slack_s: float = 2.0) -> None:
+        self.slack_s = slack_s
+        self._t: dict[str, float] = {}
+        self._cond = threading.Condition()
+
+    def register(self, name: str) -> None:
+        with self._cond:
+            self._t[name] = float("-inf")
+
+    def advance(self, name: str, t: float, stop: threading.Event) -> None:
+        """Record that ``name`` reached stream time ``t``; wait while it is too far ahead."""
+        with self._cond:
+            self._t[name] = t
+            self._cond.notify_all()
+            while not stop.is_set():
+                others = [v for k, v in self._t.items() if k != name]
+                if not others or t <= min(others) + self.slack_s:
+                    return
+                self._cond.wait(0.1)
+
+    def done(self, name: str) -> None:
+        """A finished (or stopped) source no longer holds the others back."""
+        with self._cond:
+            self._t.pop(name, None)
+            self._cond.notify_all()

@@ -12,6 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from emomusic.queues import StreamGate
+
 StatusCallback = Callable[[str, str, str], None]  # (source name, status, detail)
 
 
@@ -34,6 +36,7 @@ class Source(threading.Thread):
         self.last_item_at = time.monotonic()
         self.errors = 0
         self.log = logging.getLogger(f"emomusic.source.{name}")
+        self.gate: StreamGate | None = None  # set when files are replayed fast, to keep sources in step
 
     # -- to implement -------------------------------------------------------------------------
     def open(self) -> None:
@@ -57,6 +60,11 @@ class Source(threading.Thread):
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def pace(self, t: float) -> None:
+        """In fast replay, wait while this source is too far ahead of the others."""
+        if self.gate is not None:
+            self.gate.advance(self.source_name, t, self.stop_event)
 
     def run(self) -> None:
         delay = self.backoff_min_s
@@ -83,5 +91,7 @@ class Source(threading.Thread):
             if self.stop_event.wait(delay):
                 break
             delay = min(delay * 2, self.backoff_max_s)
+        if self.gate is not None:
+            self.gate.done(self.source_name)
         if self.status != "ended":
             self._set_status("stopped")
