@@ -65,7 +65,6 @@ class AnalyzerWorker(threading.Thread):
         self.processed = 0
         self.handled = 0  # items finished, successfully or not (compared with inbox.taken)
         self.disabled = False
-        self.busy = False  # True while an item is being analysed
         self.progress_t = -math.inf  # stream time up to which every item has been analysed
         self.log = logging.getLogger(f"emomusic.analyzer.{name}")
 
@@ -89,7 +88,6 @@ class AnalyzerWorker(threading.Thread):
                 if self.inbox.closed:
                     break
                 continue
-            self.busy = True
             try:
                 obs = analyzer.process(item)
                 self.processed += 1
@@ -109,5 +107,4 @@ class AnalyzerWorker(threading.Thread):
                 self._status("restarted", f"{type(e).__name__}: {e}")
                 analyzer = self.factory()
             finally:
-                self.busy = False
                 self.handled += 1

@@ -40,7 +40,6 @@ log = logging.getLogger("emomusic.app")
 AnalyzerFactory = Callable[[Config, PlaybackGuard], Analyzer]
 
 
-
 def _face_analyzer(cfg: Config, playback: PlaybackGuard) -> Analyzer:
     from emomusic.face import FaceAnalyzer
 

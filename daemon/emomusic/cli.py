@@ -164,33 +164,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _library(cfg: Config) -> Library:
-    from emomusic.music import MusicController
-
-    return Library(MusicController(cfg).library_path())
-
-
 def cmd_scan(args: argparse.Namespace) -> int:
     """Index the configured folders/playlists (the demo library when none is configured)."""
-    from emomusic.samples import make_demo_library
+    from emomusic.music import open_library
 
-    cfg = _load(args)
-    lib = _library(cfg)
-    lc = cfg.library
-    folders = [Path(f) for f in lc.folders]
-    if not folders and not lc.playlists:
-        folders = [cfg.state_dir / "demo-music"]
-        make_demo_library(folders[0])
-    if lc.csv or args.csv:
-        imported, rejected = lib.import_csv(Path(args.csv or lc.csv).expanduser())
-        print(f"mood CSV: {imported} rows imported, {rejected} rejected")
-    report = lib.scan(folders, [Path(p) for p in lc.playlists], analyze=lc.analyze, progress=True)
+    lib, report = open_library(_load(args), scan=True, csv=args.csv or "", progress=True)
     print(f"{lib.path}: {report}")
     return 0
 
 
 def cmd_library(args: argparse.Namespace) -> int:
-    lib = _library(_load(args))
+    lib = Library(_load(args).library_path)
     rows = lib.rows()
     if not rows:
         print("the library is empty: run emomusic scan", file=sys.stderr)

@@ -313,6 +313,11 @@ class Config(Section):
         return self.mqtt.topic_prefix or f"emomusic/{self.device_id}"
 
     @property
+    def library_path(self) -> Path:
+        """The SQLite library index: library.database, else <state_dir>/library.db."""
+        return Path(self.library.database).expanduser() if self.library.database else self.state_dir / "library.db"
+
+    @property
     def state_dir(self) -> Path:
         if self.device.state_dir:
             return Path(self.device.state_dir).expanduser()

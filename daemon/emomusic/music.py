@@ -19,13 +19,45 @@ from typing import Any
 
 from emomusic.commands import Command
 from emomusic.config import Config
-from emomusic.library import Library, Track
+from emomusic.library import Library, ScanReport, Track
 from emomusic.messages import FusedState
 from emomusic.policy import Point, distance, plan
 from emomusic.samples import make_demo_library
 from emomusic.vad import PlaybackGuard
 
 log = logging.getLogger("emomusic.music")
+
+
+def open_library(cfg: Config, *, scan: bool, csv: str = "", progress: bool = False,
+                 should_stop: Callable[[], bool] = lambda: False) -> tuple[Library, ScanReport | None]:
+    """The library index with the configured mood CSV imported and, if ``scan``, the configured
+    folders and playlists rescanned (the generated demo library when none is configured).
+    ``should_stop`` is polled between files, so a daemon asked to stop does not finish a long scan."""
+    lib = Library(cfg.library_path)
+    lc = cfg.library
+    folders, playlists = [Path(f) for f in lc.folders], [Path(p) for p in lc.playlists]
+    if not folders and not playlists:
+        demo = cfg.state_dir / "demo-music"
+        make_demo_library(demo, should_stop=should_stop)
+        folders = [demo]
+        log.info("no music folders configured: using the generated demo library in %s", demo)
+    mood_csv = csv or lc.csv
+    if mood_csv:
+        try:
+            imported, rejected = lib.import_csv(Path(mood_csv).expanduser())
+            log.info("mood CSV %s: %d rows imported, %d rejected", mood_csv, imported, rejected)
+        except (OSError, ValueError) as e:
+            log.error("library.csv: %s", e)
+    if not scan:
+        return lib, None
+
+    def check_stop(path: Path) -> None:
+        if should_stop():
+            raise InterruptedError("stopped during the library scan")
+
+    report = lib.scan(folders, playlists, analyze=lc.analyze, progress=progress, on_file=check_stop)
+    log.info("library scan: %s", report)
+    return lib, report
 
 
 class MusicController(threading.Thread):
@@ -80,34 +112,9 @@ class MusicController(threading.Thread):
         v, a = self.cfg.fusion.circumplex[self.fixed_mood]
         return (v, a)
 
-    def library_path(self) -> Path:
-        return Path(self.cfg.library.database).expanduser() if self.cfg.library.database \
-            else self.cfg.state_dir / "library.db"
-
     def _open_library(self) -> Library:
-        lib = Library(self.library_path())
-        lc = self.cfg.library
-        folders = [Path(f) for f in lc.folders]
-        if not folders and not lc.playlists:
-            demo = self.cfg.state_dir / "demo-music"
-            make_demo_library(demo, should_stop=self.stop_event.is_set)
-            folders = [demo]
-            log.info("no music folders configured: using the generated demo library in %s", demo)
-        if lc.csv:
-            try:
-                imported, rejected = lib.import_csv(Path(lc.csv).expanduser())
-                log.info("mood CSV %s: %d rows imported, %d rejected", lc.csv, imported, rejected)
-            except (OSError, ValueError) as e:
-                log.error("library.csv: %s", e)
-        if lc.scan_on_start:
-            report = lib.scan(folders, [Path(p) for p in lc.playlists], analyze=lc.analyze,
-                              on_file=self._check_stop)
-            log.info("library scan: %s", report)
+        lib, _ = open_library(self.cfg, scan=self.cfg.library.scan_on_start, should_stop=self.stop_event.is_set)
         return lib
-
-    def _check_stop(self, path: Path) -> None:
-        if self.stop_event.is_set():
-            raise InterruptedError("stopped during the library scan")
 
     def _replan(self, reason: str) -> None:
         assert self.library is not None
