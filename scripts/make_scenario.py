@@ -1,7 +1,7 @@
 """Build an audio-visual test stream with a known emotion timeline.
 
     python scripts/make_scenario.py --faces FACES.npz --voices LABELS.csv --out DIR \\
-        [--segments 6 --segment-s 20 --seed N]
+        [--segments 6 --segment-s 20 --seed N --speakers 17,18,19,20]
 
 Inputs are the evaluation formats: a faces npz (``images`` + ``labels``; the shared FER2013/FER+ npz
 is accepted too, its valid split with FER+ majority labels) and a voice CSV (``path,emotion``).
@@ -45,10 +45,12 @@ def load_faces(npz: Path) -> tuple[np.ndarray, list[str]]:
     return d["images"][m][ok], [FERPLUS_ORDER[i] for i in major[ok]]
 
 
-def load_voices(csv_path: Path) -> dict[str, list[Path]]:
+def load_voices(csv_path: Path, speakers: set[str] | None = None) -> dict[str, list[Path]]:
     out: dict[str, list[Path]] = {}
     with open(csv_path, newline="") as f:
         for row in csv.DictReader(f):
+            if speakers is not None and row.get("speaker", "").lstrip("0") not in speakers:
+                continue
             label = normalize_label(row["emotion"])
             if label:
                 out.setdefault(label, []).append(csv_path.parent / row["path"])
@@ -65,11 +67,17 @@ def main() -> int:
     ap.add_argument("--segments", type=int, default=6)
     ap.add_argument("--segment-s", type=float, default=20.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--speakers", default="",
+                    help="only clips of these speakers (the CSV's speaker column), e.g. 17,18,19,20: speakers a "
+                    "model under test has not heard")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
 
     images, face_labels = load_faces(args.faces)
-    voices = load_voices(args.voices)
+    speakers = {x.strip().lstrip("0") for x in args.speakers.split(",")} if args.speakers else None
+    voices = load_voices(args.voices, speakers)
+    if not voices:
+        raise SystemExit(f"{args.voices}: no clips of speakers {args.speakers}")
     common = sorted({lab for lab in face_labels if lab} & set(voices))
     if not common:
         raise SystemExit("no emotion occurs in both the faces and the voices")

@@ -211,6 +211,27 @@ def export(model, calib: np.ndarray, out_dir: Path, stem: str) -> tuple[Path, Pa
     return fp32, int8
 
 
+def train_holdout(args: argparse.Namespace, data: dict[str, np.ndarray], labels: np.ndarray,
+                  rav_actor: np.ndarray, t0: float) -> int:
+    """One model trained without some RAVDESS actors, so a scenario built from them is unseen speech."""
+    held = [int(a) for a in args.holdout_actors.split(",")]
+    name = args.configs.split(",")[0]
+    cfg = CONFIGS[name]
+    keep = ~np.isin(rav_actor, held)[data["clip"]]
+    model = train(data["x"][keep], labels[data["clip"]][keep], cfg, cfg.get("epochs", args.epochs), args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    fp32, int8 = export(model, data["x"][keep][:512], args.out, "voice_emotion")
+    write_metadata(args.out / "voice_emotion.json", {
+        "labels": list(VOICE_LABELS),
+        "input": [N_MFCC, int(data["x"].shape[2])],
+        "features": "emomusic.mfcc.voice_features over emomusic.vad.speech_windows (2 s windows, hop 1 s)",
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "trained_on": f"RAVDESS without actors {held} + EMO-DB, config {name} (held-out model, not shipped)",
+    })
+    print(f"wrote {fp32}, {int8} without actors {held}; {(time.time() - t0) / 60:.1f} min", flush=True)
+    return 0
+
+
 # -- main -------------------------------------------------------------------------------------
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -221,7 +242,13 @@ def main() -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--configs", default="w48,w64,w64e60,w96e60")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--holdout-actors", default="",
+                    help="e.g. 17,18,19,20: skip model selection and train the first of --configs on every clip "
+                    "except these RAVDESS actors (an honest voice model for scenario evaluation; write it to "
+                    "another --out, not models/)")
     args = ap.parse_args()
+    if args.holdout_actors and args.out.resolve() == (ROOT / "models").resolve():
+        raise SystemExit("--holdout-actors: give an --out other than models/ (the shipped model sees every actor)")
 
     import torch
 
@@ -238,6 +265,9 @@ def main() -> int:
     win_label = labels[win_clip]
     all_classes = list(range(len(VOICE_LABELS)))
     rav_actor = np.array([int(s.split(":")[1]) if s.startswith("ravdess") else 0 for s in speaker])
+
+    if args.holdout_actors:
+        return train_holdout(args, data, labels, rav_actor, t0)
 
     report: dict[str, Any] = {"configs": {}, "epochs": args.epochs, "augmented_copies": args.copies}
     tmp = Path(tempfile.mkdtemp())

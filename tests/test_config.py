@@ -40,7 +40,7 @@ def test_shipped_config_is_valid_and_equals_the_defaults() -> None:
         ({"camera": {"analysis_fps": 0}}, "camera.analysis_fps: Input should be greater than 0"),
         ({"camera": {"enabled": "maybe"}}, "camera.enabled: Input should be a valid boolean"),
         ({"microphone": {"block_ms": 100}}, "microphone.block_ms: expected a multiple of 30"),
-        ({"fusion": {"tau_s": -1}}, "fusion.tau_s: Input should be greater than 0"),
+        ({"fusion": {"tau_s": -1}}, "fusion.tau_s: tau of 'face' must be a finite number > 0, got -1.0"),
         ({"fusion": {"margin": 2}}, "fusion.margin: Input should be less than or equal to 1"),
         ({"fusion": {"reliability": {"face": 1.5}}}, "fusion.reliability: reliability of 'face' must be in [0, 1]"),
         ({"fusion": {"circumplex": {"happy": [0.8, 0.5]}}}, "fusion.circumplex: missing labels"),

@@ -13,7 +13,7 @@ import pytest
 from skimage import data as skdata
 
 from emomusic.config import parse_config
-from emomusic.face import ExpressionClassifier, FaceAnalyzer, FaceTracker, peakedness
+from emomusic.face import DetectionSchedule, ExpressionClassifier, FaceAnalyzer, FaceTracker, peakedness
 from emomusic.face_detector import SPECS, Detection, FaceDetector, decode, iou, ssd_anchors, weighted_nms
 from emomusic.face_preprocess import FACE_SIZE, crop_face, preprocess_faces
 from emomusic.labels import FACE_LABELS
@@ -150,7 +150,7 @@ def frame_with(faces: dict[tuple[int, int, int, int], int]) -> np.ndarray:
 
 
 def test_analyzer_pools_the_largest_face_over_its_window() -> None:
-    cfg = parse_config({"face": {"window_s": 1.0, "min_face_px": 10}}, env={})
+    cfg = parse_config({"face": {"window_s": 1.0, "min_face_px": 10, "detect_every": 1}}, env={})
     big, small = (100, 60, 200, 160), (10, 10, 50, 50)
     dets = [[Detection(big, 0.9), Detection(small, 0.9)]] * 10 + [[]] * 2
     analyzer = FaceAnalyzer(cfg, ScriptedDetector(dets), ScriptedClassifier())  # type: ignore[arg-type]
@@ -168,6 +168,33 @@ def test_analyzer_pools_the_largest_face_over_its_window() -> None:
     assert {o.extras["track"] for o in observations[:10] if o} == {0}
     assert observations[10] is None and observations[11] is None  # no face: no observation
     assert all(0 < o.confidence <= 1 for o in observations[:10] if o)
+
+
+def test_detector_runs_every_nth_frame_and_at_once_when_the_face_moves(astronaut: np.ndarray) -> None:
+    detector = FaceDetector("full", models_dir=MODELS)
+    calls: list[int] = []
+    frame = 0
+
+    class Counting:
+        def detect(self, image: np.ndarray) -> list[Detection]:
+            calls.append(frame)
+            return detector.detect(image)
+
+    schedule = DetectionSchedule(Counting(), every=3)  # type: ignore[arg-type]
+    still = []
+    for i in range(7):
+        frame = i
+        still.append(schedule.detections(astronaut))
+    assert calls == [0, 3, 6]
+    assert all(len(d) == 1 and d[0].box == still[0][0].box for d in still)  # boxes reused in between
+    moved = np.roll(astronaut, 60, axis=1)  # the face moves 60 px to the right
+    frame = 7
+    (det,) = schedule.detections(moved)
+    assert calls[-1] == 7 and det.box[0] == pytest.approx(still[0][0].box[0] + 60, abs=4)
+    frame = 8
+    assert schedule.detections(np.zeros_like(astronaut)) == [] and calls[-1] == 8  # left the frame: seen at once
+    frame = 9
+    assert schedule.detections(np.zeros_like(astronaut)) == [] and calls[-1] == 8  # nobody: every 3rd frame only
 
 
 def test_all_faces_mode_averages_tracks() -> None:

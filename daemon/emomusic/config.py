@@ -107,8 +107,14 @@ DEFAULT_CIRCUMPLEX: dict[str, tuple[float, float]] = {
 }
 
 
+DEFAULT_TAU_S = 4.0
+
+
 class FusionConfig(Section):
-    tau_s: float = Field(4.0, gt=0, description="Time constant of the exponential evidence decay.")
+    tau_s: dict[str, float] = Field(
+        default_factory=lambda: {"face": 4.0, "voice": 4.0, "external": 10.0},
+        description="Per-modality time constant of the exponential evidence decay (one number = all modalities).",
+    )
     stale_after_s: float = Field(10.0, gt=0, description="A modality silent this long contributes nothing.")
     margin: float = Field(0.1, ge=0, le=1, description="A new leader must beat the current label by this much...")
     hold_s: float = Field(2.0, ge=0, description="...for this long before the published label changes.")
@@ -117,6 +123,25 @@ class FusionConfig(Section):
         description="Per-modality weight; defaults are the models' measured accuracy (models/README.md).",
     )
     circumplex: dict[str, VA] = Field(default_factory=lambda: dict(DEFAULT_CIRCUMPLEX))
+
+    @field_validator("tau_s", mode="before")
+    @classmethod
+    def _tau_number(cls, v: Any) -> Any:
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return {"face": v, "voice": v, "external": v}
+        return v
+
+    @field_validator("tau_s")
+    @classmethod
+    def _tau_positive(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, tau in v.items():
+            if not (math.isfinite(tau) and tau > 0):
+                raise ValueError(f"tau of '{name}' must be a finite number > 0, got {tau}")
+        return v
+
+    def tau(self, modality: str) -> float:
+        """The decay time constant of ``modality`` (unlisted ones decay like the slowest listed)."""
+        return self.tau_s.get(modality, max(self.tau_s.values(), default=DEFAULT_TAU_S))
 
     @field_validator("reliability")
     @classmethod
@@ -214,6 +239,11 @@ class FaceConfig(Section):
     score_threshold: float = Field(0.6, gt=0, lt=1, description="Minimum detector score.")
     min_face_px: int = Field(32, ge=8, le=2000, description="Smaller faces are ignored.")
     window_s: float = Field(2.0, gt=0, le=30, description="Sliding window over which a face's expression is pooled.")
+    detect_every: int = Field(
+        3, ge=1, le=30,
+        description="Run the detector on every n-th analysed frame (sooner when the face moves); between runs the "
+        "last boxes are classified again.",
+    )
     faces: Literal["largest", "all"] = Field("largest", description="Report the largest face, or average all.")
 
 

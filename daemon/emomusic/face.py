@@ -110,6 +110,51 @@ class FaceTracker:
         return seen
 
 
+MOTION_REDETECT = 12.0  # mean absolute change (gray levels) of a face's thumbnail that forces a new detection
+
+
+def thumbnail(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """A 16x16 gray thumbnail of ``box``: enough to notice that a face moved or left."""
+    import cv2
+
+    h, w = image.shape[:2]
+    x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
+    x1, y1 = min(w, max(x0 + 1, int(box[2]))), min(h, max(y0 + 1, int(box[3])))
+    patch = image[y0:y1, x0:x1]
+    small = cv2.resize(patch, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return small.mean(axis=2) if small.ndim == 3 else small
+
+
+class DetectionSchedule:
+    """Runs the detector on every ``every``-th frame and reuses its boxes in between.
+
+    Detection is most of the face pipeline's cost, while a seated listener's face barely moves in
+    a fraction of a second; the expression is still classified on every analysed frame. A face
+    whose thumbnail changes (it moved, turned away or left) is detected again at once.
+    """
+
+    def __init__(self, detector: FaceDetector, every: int) -> None:
+        self.detector = detector
+        self.every = every
+        self.runs = 0
+        self._since = every  # the first frame is always detected
+        self._dets: list[Detection] = []
+        self._thumbs: list[np.ndarray] = []
+
+    def detections(self, image: np.ndarray) -> list[Detection]:
+        self._since += 1
+        if self._since >= self.every or self._moved(image):
+            self._dets = self.detector.detect(image)
+            self._thumbs = [thumbnail(image, d.box) for d in self._dets]
+            self._since = 0
+            self.runs += 1
+        return self._dets
+
+    def _moved(self, image: np.ndarray) -> bool:
+        return any(float(np.abs(thumbnail(image, d.box) - th).mean()) > MOTION_REDETECT
+                   for d, th in zip(self._dets, self._thumbs, strict=True))
+
+
 class FaceAnalyzer:
     """VideoFrame -> Observation of the largest (or every) face's expression over the window."""
 
@@ -125,9 +170,10 @@ class FaceAnalyzer:
         )
         self.classifier = classifier or ExpressionClassifier(m.path, m.backend, m.precision, m.threads)
         self.tracker = FaceTracker(f.window_s)
+        self.schedule = DetectionSchedule(self.detector, f.detect_every)
 
     def process(self, item: VideoFrame) -> Observation | None:
-        dets = self.detector.detect(item.image)
+        dets = self.schedule.detections(item.image)
         if not dets:
             return None
         crops = [crop_face(item.image, d.box) for d in dets]

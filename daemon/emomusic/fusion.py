@@ -71,7 +71,7 @@ class Fusion:
         vec = observation_vector(obs)
         ev = self._evidence.setdefault(obs.modality, _Evidence())
         if ev.t > -math.inf and obs.t > ev.t:
-            decay = math.exp(-(obs.t - ev.t) / self.cfg.tau_s)
+            decay = math.exp(-(obs.t - ev.t) / self.cfg.tau(obs.modality))
             ev.acc *= decay
             ev.conf_sum *= decay
             ev.count *= decay
@@ -91,7 +91,7 @@ class Fusion:
             dist = ev.acc / ev.acc.sum()
             mean_conf = ev.conf_sum / ev.count
             reliability = self.cfg.reliability.get(name, DEFAULT_RELIABILITY)
-            weight = reliability * mean_conf * math.exp(-age / self.cfg.tau_s)
+            weight = reliability * mean_conf * math.exp(-age / self.cfg.tau(name))
             probs = {label: float(dist[_INDEX[label]]) for label in ALL_LABELS if label in ev.labels}
             out[name] = ModalityEstimate(
                 modality=name,
