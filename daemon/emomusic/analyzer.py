@@ -98,13 +98,20 @@ class AnalyzerWorker(threading.Thread):
                 now = time.monotonic()
                 self.failures = [f for f in self.failures if now - f < self.failure_window_s] + [now]
                 if len(self.failures) >= self.max_failures:
-                    self.disabled = True
-                    msg = f"{len(self.failures)} failures in {self.failure_window_s:.0f} s, disabled: {e}"
-                    self.log.error("%s", msg, exc_info=True)
-                    self._status("disabled", msg)
+                    self._disable(f"{len(self.failures)} failures in {self.failure_window_s:.0f} s, disabled: "
+                                  f"{type(e).__name__}: {e}")
                     break
                 self.log.warning("failed (%s: %s); restarting the analyzer", type(e).__name__, e, exc_info=True)
                 self._status("restarted", f"{type(e).__name__}: {e}")
-                analyzer = self.factory()
+                try:
+                    analyzer = self.factory()
+                except Exception as rebuild:  # e.g. its model file vanished since start-up
+                    self._disable(f"cannot be rebuilt, disabled: {type(rebuild).__name__}: {rebuild}")
+                    break
             finally:
                 self.handled += 1
+
+    def _disable(self, msg: str) -> None:
+        self.disabled = True
+        self.log.error("%s", msg, exc_info=True)
+        self._status("disabled", msg)

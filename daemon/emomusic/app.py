@@ -179,7 +179,7 @@ class Daemon:
                 spec = resolve_camera(camera or cfg.camera.source, cfg)
                 source = CameraSource(
                     spec, inbox, analysis_fps=cfg.camera.analysis_fps, loop=loop, width=cfg.camera.width,
-                    height=cfg.camera.height, fast=self.fast, on_status=self._on_status,
+                    height=cfg.camera.height, fast=self.fast, on_status=self._on_status, stall_s=cfg.camera.stall_s,
                 )
             else:
                 spec = resolve_microphone(microphone or cfg.microphone.source, cfg)
@@ -220,7 +220,10 @@ class Daemon:
 
     def _on_status(self, name: str, status: str, detail: str) -> None:
         if self.bridge is not None:
-            self.bridge.publish_modality_status(MODALITY_OF.get(name, name), status, detail)
+            modality = MODALITY_OF.get(name, name)
+            self.bridge.publish_modality_status(modality, status, detail)
+            if status == "disabled":  # needs a person: also on …/error, where automations watch for faults
+                self.bridge.publish_fault(modality, detail)
 
     # -- stages ---------------------------------------------------------------------------------
     def _emit(self, now: float) -> None:
@@ -352,6 +355,9 @@ class Daemon:
             except queue.Empty:
                 break
             self.apply_command(cmd)
+        now = time.monotonic()
+        for source in self.sources:
+            source.check_stall(now)
         if self.bridge is not None:
             self.bridge.heartbeat()
         if self.healthy():

@@ -44,8 +44,9 @@ class CameraSource(Source):
         fast: bool = False,
         clock: Callable[[], float] = time.monotonic,
         on_status: StatusCallback | None = None,
+        stall_s: float = 5.0,
     ) -> None:
-        super().__init__("camera", on_status)
+        super().__init__("camera", on_status, stall_s)
         self.spec = spec
         self.kind = describe_kind(spec)
         self.out = out
@@ -86,6 +87,13 @@ class CameraSource(Source):
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # always analyse the newest frame
+            cap.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.stall_s * 1000)  # where the backend supports it
+        elif self.kind == "stream":
+            # A network camera that stops sending must not block a read forever: FFmpeg gives up
+            # after stall_s, the read fails and the loop reopens the stream with backoff.
+            timeout = int(self.stall_s * 1000)
+            cap = cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG,
+                                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout])
         else:
             cap = cv2.VideoCapture(self.spec)
         if not cap.isOpened():

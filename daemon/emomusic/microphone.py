@@ -7,6 +7,7 @@ edge clicks between blocks.
 
 from __future__ import annotations
 
+import math
 import queue
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from emomusic.queues import DropOldestQueue
 from emomusic.source import Source, SourceEnded, StatusCallback
 
 RATE = 16000
+OVERFLOW_REPORT_S = 10.0
 
 
 def to_mono_16k(audio: np.ndarray, rate: int) -> np.ndarray:
@@ -141,15 +143,16 @@ class MicrophoneSource(Source):
         clock: Callable[[], float] = time.monotonic,
         on_status: StatusCallback | None = None,
     ) -> None:
-        super().__init__("microphone", on_status)
+        super().__init__("microphone", on_status, stall_s)
         self.device: int | str | None = None if device in ("default", "auto") else (
             int(device) if device.isdigit() else device
         )
         self.out = out
         self.block_ms = block_ms
-        self.stall_s = stall_s
         self.clock = clock
         self.overflows = 0
+        self._overflows_reported = 0
+        self._overflow_report_t = -math.inf
         self._raw: queue.Queue[np.ndarray] = queue.Queue(maxsize=200)
         self._stream: Any = None
         self._resampler: Any = None
@@ -184,17 +187,31 @@ class MicrophoneSource(Source):
         self._stream.start()
 
     def read_once(self) -> None:
-        try:
-            raw = self._raw.get(timeout=self.stall_s)
-        except queue.Empty:
-            raise OSError(f"microphone delivered nothing for {self.stall_s:.0f} s") from None
-        if self._stream is not None and not self._stream.active:
-            raise OSError("microphone stream stopped")
+        deadline = time.monotonic() + self.stall_s
+        while True:
+            try:
+                raw = self._raw.get(timeout=0.1)
+                break
+            except queue.Empty:
+                if self._stream is not None and not self._stream.active:
+                    raise OSError("microphone stream stopped (device unplugged or failed)") from None
+                if time.monotonic() >= deadline:
+                    raise OSError(f"microphone delivered nothing for {self.stall_s:g} s") from None
         y = self._resampler.resample_chunk(raw)
         now = self.clock()
         pcm = (np.clip(y, -1, 1) * 32767).astype(np.int16)
         for block in self._chunker.feed(pcm):
             self.out.put(AudioChunk(t=now - block.size / RATE, samples=block))
+        self._report_overflows(now)
+
+    def _report_overflows(self, now: float) -> None:
+        """Lost input blocks are said (at most every 10 s), not hidden: the analysis may be missing speech."""
+        lost = self.overflows - self._overflows_reported
+        if lost and now - self._overflow_report_t >= OVERFLOW_REPORT_S:
+            self._overflows_reported, self._overflow_report_t = self.overflows, now
+            detail = f"input overflow: {lost} audio blocks lost ({self.overflows} since start)"
+            self.log.warning(detail)
+            self._set_status("running", detail)
 
     def close(self) -> None:
         if self._stream is not None:

@@ -27,12 +27,14 @@ class Source(threading.Thread):
     backoff_min_s = 0.5
     backoff_max_s = 30.0
 
-    def __init__(self, name: str, on_status: StatusCallback | None = None) -> None:
+    def __init__(self, name: str, on_status: StatusCallback | None = None, stall_s: float = 5.0) -> None:
         super().__init__(name=f"source-{name}", daemon=True)
         self.source_name = name
         self.stop_event = threading.Event()
         self.on_status = on_status
+        self.stall_s = stall_s
         self.status = "starting"
+        self._status_lock = threading.Lock()
         self.last_item_at = time.monotonic()
         self.errors = 0
         self.log = logging.getLogger(f"emomusic.source.{name}")
@@ -50,13 +52,23 @@ class Source(threading.Thread):
         raise NotImplementedError
 
     # -- shared loop --------------------------------------------------------------------------
-    def _set_status(self, status: str, detail: str = "") -> None:
-        if status != self.status or detail:
+    def _set_status(self, status: str, detail: str = "", only_from: str | None = None) -> None:
+        with self._status_lock:
+            if only_from is not None and self.status != only_from:
+                return
+            if status == self.status and not detail:
+                return
             self.status = status
-            log = self.log.warning if status in ("error", "stalled") else self.log.info
-            log("%s%s", status, f": {detail}" if detail else "")
-            if self.on_status:
-                self.on_status(self.source_name, status, detail)
+        log = self.log.warning if status in ("error", "stalled") else self.log.info
+        log("%s%s", status, f": {detail}" if detail else "")
+        if self.on_status:
+            self.on_status(self.source_name, status, detail)
+
+    def check_stall(self, now: float) -> None:
+        """Called by the supervisor: a running source that delivered nothing for ``stall_s`` is
+        reported as stalled (its own read timeout then makes it reopen the input)."""
+        if self.gate is None and now - self.last_item_at > self.stall_s:
+            self._set_status("stalled", f"nothing delivered for {now - self.last_item_at:.0f} s", only_from="running")
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -76,6 +88,8 @@ class Source(threading.Thread):
                 while not self.stop_event.is_set():
                     self.read_once()
                     self.last_item_at = time.monotonic()
+                    if self.status == "stalled":
+                        self._set_status("running", "delivering again", only_from="stalled")
                     delay = self.backoff_min_s  # only a source that delivers earns a fast retry
             except SourceEnded:
                 self._set_status("ended")
