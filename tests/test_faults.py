@@ -318,3 +318,64 @@ def test_sqlite_library_survives_sigkill_during_a_scan(tmp_path: Path) -> None:
     rows = Library(db).rows()
     assert len(rows) == n and not any(r["error"] for r in rows)
     assert all(r["source"] == "analysis" for r in rows)
+
+
+# -- SIGTERM in every phase -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def big_music(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Enough untagged files that a scan takes seconds (each one is analysed)."""
+    from emomusic.samples import synth_music, write_wav
+
+    music = tmp_path_factory.mktemp("big-music")
+    base = (synth_music(3.0, 90, False, 0.3, seed=2) * 20000).astype(np.int16)
+    for i in range(120):
+        write_wav(music / f"{i:03d}.wav", np.roll(base, i * 1013))
+    return music
+
+
+@pytest.mark.parametrize("phase", ["loading", "scanning", "running", "broker down"])
+def test_sigterm_in_every_phase_is_a_clean_exit(phase: str, broker: Broker, tmp_path: Path, big_music: Path,
+                                                probe_factory: Callable[..., Probe]) -> None:
+    from conftest import free_port
+
+    port = free_port() if phase == "broker down" else broker.port
+    state_dir = tmp_path / "state"
+    conf = tmp_path / "config.toml"
+    conf.write_text(f'[device]\nid = "faultdev"\nstate_dir = "{state_dir}"\n[library]\nfolders = ["{big_music}"]\n'
+                    f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\n')
+    probe = probe_factory(broker.port, [f"{PREFIX}/availability", f"{PREFIX}/state"])
+    proc = subprocess.Popen([sys.executable, "-m", "emomusic", "demo", "--config", str(conf)],
+                            env=os.environ | {"SDL_AUDIODRIVER": "dummy"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    trigger = {"loading": "starting (config", "scanning": "scanning the library",
+               "broker down": "is not reachable"}.get(phase)
+    try:
+        if trigger:
+            deadline = time.monotonic() + 60
+            while not any(trigger in line for line in lines) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert any(trigger in line for line in lines), lines
+        else:
+            probe.wait_for(f"{PREFIX}/state", timeout=60)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        elapsed = time.monotonic() - t0
+    finally:
+        proc.kill()
+    reader.join(5)
+    out = "".join(lines)
+    assert proc.returncode == 0, out
+    assert elapsed < 5.0, f"took {elapsed:.1f} s to stop"
+    assert "Traceback" not in out
+    online = [i for i, m in enumerate(probe.messages) if m.topic.endswith("/availability") and m.payload == b"online"]
+    if online:  # it got as far as the broker: it must have said goodbye
+        probe.wait_for(f"{PREFIX}/availability", lambda m: m.payload == b"offline", after=online[-1], timeout=3)
+    leftovers = [p for p in state_dir.rglob("*") if ".tmp" in p.name]
+    assert not leftovers, leftovers  # nothing half-written
+    db = state_dir / "library.db"
+    if db.exists():
+        assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"

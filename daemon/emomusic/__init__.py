@@ -1,3 +1,12 @@
 """emomusic: an emotion-aware ambient music daemon for a Raspberry Pi."""
 
+import os
+
 __version__ = "0.1.0"
+
+# Nothing but emotion labels may leave the device. onnxruntime's Linux wheels (1.2x+) carry 1DS
+# telemetry that stores a device id and an event cache on disk and uploads them; this opt-out must
+# be in the environment before onnxruntime initialises, so it is set when the package is imported.
+# (ORT_TELEMETRY_DISABLED is the name later onnxruntime releases read.)
+for _name in ("ORT_DISABLE_TELEMETRY", "ORT_TELEMETRY_DISABLED"):
+    os.environ.setdefault(_name, "1")

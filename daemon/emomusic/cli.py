@@ -66,6 +66,21 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
 
     cfg = _load(args)
     setup_logging(args.log_level or cfg.logging.level)
+    # Signals are caught from the start: a SIGTERM while models load or samples are generated
+    # still ends in an orderly stop (exit 0, "offline"), not a kill half-way through a write.
+    daemon_ref: list[Any] = []
+    early_stop: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        if daemon_ref:
+            daemon_ref[0].request_stop()
+        else:
+            early_stop.append(signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("starting (config: %s)", cfg.origin)
     camera, microphone = args.camera, args.microphone
     if demo:
         from emomusic.samples import ensure_samples
@@ -82,13 +97,9 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
         cfg, camera=camera, microphone=microphone, fast=args.fast, loop=False if args.once else None,
         mqtt=use_mqtt, sinks=[LogSink()],
     )
-
-    def on_signal(signum: int, frame: Any) -> None:
-        log.info("received %s", signal.Signals(signum).name)
-        daemon.request_stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    daemon_ref.append(daemon)
+    if early_stop:
+        daemon.request_stop()  # run() still starts and stops in order, so MQTT hears "offline"
     if use_mqtt:
         log.info("publishing under %s/ (try: mosquitto_sub -h %s -p %d -t '%s/#' -v)",
                  cfg.topic_prefix, cfg.mqtt.host, cfg.mqtt.port, cfg.topic_prefix)

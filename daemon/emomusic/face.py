@@ -17,7 +17,7 @@ import numpy as np
 
 from emomusic.config import Config
 from emomusic.face_detector import Detection, FaceDetector, iou
-from emomusic.face_preprocess import crop_face, preprocess_faces
+from emomusic.face_preprocess import crop_face, preprocess_faces, to_bgr8
 from emomusic.labels import FACE_LABELS
 from emomusic.messages import Observation, VideoFrame
 from emomusic.runtime import Backend, load_classifier
@@ -173,10 +173,13 @@ class FaceAnalyzer:
         self.schedule = DetectionSchedule(self.detector, f.detect_every)
 
     def process(self, item: VideoFrame) -> Observation | None:
-        dets = self.schedule.detections(item.image)
+        image = to_bgr8(item.image)
+        if image is None:
+            return None
+        dets = self.schedule.detections(image)
         if not dets:
             return None
-        crops = [crop_face(item.image, d.box) for d in dets]
+        crops = [crop_face(image, d.box) for d in dets]
         probs = self.classifier.classify(crops)
         qualities = [face_quality(d, self.cfg.min_face_px) for d in dets]
         tracks = self.tracker.update(item.t, dets, probs, qualities)

@@ -13,6 +13,31 @@ FACE_SIZE = 48
 CROP_MARGIN = 0.25  # fraction of the box side added around it
 
 
+def to_bgr8(image: np.ndarray) -> np.ndarray | None:
+    """Any frame a camera or file may give (gray, gray with a channel axis, BGRA, 16-bit, float in
+    [0, 1]) as (H,W,3) uint8 BGR; None for an empty frame. Raises ValueError for what is no image."""
+    import cv2
+
+    x = np.asarray(image)
+    if x.ndim == 3 and x.shape[2] == 1:
+        x = x[:, :, 0]
+    if x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[2] not in (3, 4)):
+        raise ValueError(f"expected a gray, BGR or BGRA frame, got an array of shape {x.shape}")
+    if x.size == 0:
+        return None
+    if x.dtype == np.uint16:
+        x = (x >> 8).astype(np.uint8)
+    elif x.dtype.kind == "f":
+        x = (np.clip(np.nan_to_num(x), 0.0, 1.0) * 255).astype(np.uint8)
+    elif x.dtype != np.uint8:
+        raise ValueError(f"expected 8-bit, 16-bit or float pixels, got {x.dtype}")
+    if x.ndim == 2:
+        return cv2.cvtColor(x, cv2.COLOR_GRAY2BGR)
+    if x.shape[2] == 4:
+        return cv2.cvtColor(x, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(x)
+
+
 def to_gray(image: np.ndarray) -> np.ndarray:
     """(H,W) gray or (H,W,3) BGR uint8 -> (H,W) uint8 gray."""
     if image.ndim == 2:

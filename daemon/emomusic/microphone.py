@@ -72,7 +72,11 @@ class _Chunker:
 
 
 class AudioFileSource(Source):
-    """Plays a file into the pipeline at real-time pace, or as fast as the consumer takes it."""
+    """Plays a file into the pipeline at real-time pace, or as fast as the consumer takes it.
+
+    The file is decoded block by block (libsndfile, then a streaming resampler), so an hour-long
+    multichannel recording costs no more memory than a short clip.
+    """
 
     def __init__(
         self,
@@ -92,29 +96,65 @@ class AudioFileSource(Source):
         self.loop = loop
         self.fast = fast
         self.clock = clock
-        self._audio = np.zeros(0, dtype=np.int16)
-        self._pos = 0
+        self._file: Any = None
+        self._resampler: Any = None
+        self._chunker = _Chunker(self.block)
+        self._ready: list[np.ndarray] = []
+        self._eof = False
+        self._read_frames = self.block
         self._stream_s = 0.0  # stream seconds delivered so far
         self._t0 = 0.0
 
     def open(self) -> None:
+        import soundfile as sf
+
         if not Path(self.path).is_file():
             raise FileNotFoundError(f"audio file {self.path} does not exist")
-        self._audio = read_audio_file(self.path)
-        if self._audio.size == 0:
+        try:
+            f = sf.SoundFile(self.path)
+        except Exception as e:  # libsndfile says what it could not read
+            raise ValueError(f"audio file {self.path} cannot be decoded: {e}") from None
+        if f.frames == 0:
+            f.close()
             raise ValueError(f"audio file {self.path} holds no samples")
-        self._pos = 0
+        self._file = f
+        self._read_frames = max(1, int(np.ceil(self.block * f.samplerate / RATE)))
+        self._rewind()
         self._t0 = self.clock() - self._stream_s
 
+    def _rewind(self) -> None:
+        import soxr
+
+        self._file.seek(0)
+        rate = self._file.samplerate
+        self._resampler = soxr.ResampleStream(rate, RATE, 1, dtype="float32") if rate != RATE else None
+        self._chunker = _Chunker(self.block)
+        self._ready, self._eof = [], False
+
+    def _next_block(self) -> np.ndarray | None:
+        """The next block of 16 kHz mono int16 (the file's tail padded with silence); None at its end."""
+        while not self._ready:
+            if self._eof:
+                return None
+            raw = self._file.read(self._read_frames, dtype="float32", always_2d=True)
+            last = raw.shape[0] < self._read_frames
+            mono = raw.mean(axis=1) if raw.size else np.zeros(0, np.float32)
+            y = self._resampler.resample_chunk(mono, last=last) if self._resampler is not None else mono
+            self._ready.extend(self._chunker.feed((np.clip(y, -1.0, 1.0) * 32767).astype(np.int16)))
+            if last:
+                self._eof = True
+                tail = self._chunker.buf
+                if tail.size:
+                    self._ready.append(np.concatenate([tail, np.zeros(self.block - tail.size, np.int16)]))
+        return self._ready.pop(0)
+
     def read_once(self) -> None:
-        if self._pos >= self._audio.size:
+        block = self._next_block()
+        if block is None:
             if not self.loop:
                 raise SourceEnded
-            self._pos = 0
-        block = self._audio[self._pos : self._pos + self.block]
-        if block.size < self.block:  # the file's tail: pad so every chunk has one length
-            block = np.concatenate([block, np.zeros(self.block - block.size, np.int16)])
-        self._pos += self.block
+            self._rewind()
+            return
         if self.fast:
             t = self._stream_s
             self.pace(t)
@@ -127,7 +167,9 @@ class AudioFileSource(Source):
         self.out.put(AudioChunk(t=t, samples=block), block=self.fast)
 
     def close(self) -> None:
-        self._audio = np.zeros(0, dtype=np.int16)
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 class MicrophoneSource(Source):

@@ -55,6 +55,7 @@ def open_library(cfg: Config, *, scan: bool, csv: str = "", progress: bool = Fal
         if should_stop():
             raise InterruptedError("stopped during the library scan")
 
+    log.info("scanning the library: %s", ", ".join(str(f) for f in [*folders, *playlists]))
     report = lib.scan(folders, playlists, analyze=lc.analyze, progress=progress, on_file=check_stop)
     log.info("library scan: %s", report)
     return lib, report

@@ -43,6 +43,7 @@ class Model:
     def _load_onnx(self, threads: int) -> None:
         import onnxruntime as ort
 
+        ort.disable_telemetry_events()  # the environment opt-out (emomusic/__init__.py) stops the rest
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
