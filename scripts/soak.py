@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
 
@@ -65,13 +67,17 @@ def main() -> int:
                         "threads": threading.active_count(), "items": frames, "drops": daemon.drops()})
     daemon.request_stop()
     runner.join(10)
-    warm = samples[min(len(samples) - 1, max(1, len(samples) // 5))]  # after the first fifth (warm-up)
-    last = samples[-1]
-    hours = max(1e-9, (last["t"] - warm["t"]) / 3600)
+    first = min(len(samples) - 1, max(1, len(samples) // 5))  # after the first fifth (warm-up)
+    warm, last = samples[first], samples[-1]
+    steady = samples[first:]
+    # The least-squares slope over every sample after warm-up: one noisy reading cannot fake a trend.
+    slope = float(np.polyfit([s["t"] for s in steady], [s["rss_mb"] for s in steady], 1)[0]) * 3600 \
+        if len(steady) > 2 else 0.0
     result = {
         "minutes": round(last["t"] / 60, 1), "items_analysed": last["items"],
         "rss_after_warmup_mb": warm["rss_mb"], "rss_end_mb": last["rss_mb"],
-        "rss_growth_mb_per_hour": round((last["rss_mb"] - warm["rss_mb"]) / hours, 2),
+        "rss_max_mb": max(s["rss_mb"] for s in steady),
+        "rss_growth_mb_per_hour": round(slope, 2),
         "threads_max": max(s["threads"] for s in samples), "threads_end": last["threads"],
         "drops": last["drops"], "stopped_cleanly": not runner.is_alive(),
     }

@@ -244,6 +244,12 @@ def test_controller_dwell_no_cut_and_no_repeat(tmp_path: Path, demo_dir: Path) -
         played.append(mc.current.id)
 
 
+def send(mc: MusicController, cmd: Command) -> None:
+    """What the daemon does with a command: set the controls, then let the music stage act."""
+    mc.controls.apply(cmd)
+    mc.apply(cmd)
+
+
 def test_controller_commands(tmp_path: Path, demo_dir: Path) -> None:
     cfg = parse_config({"device": {"state_dir": str(tmp_path)}, "library": {"folders": [str(demo_dir)]}}, env={})
     mc = MusicController(cfg)
@@ -251,18 +257,18 @@ def test_controller_commands(tmp_path: Path, demo_dir: Path) -> None:
     mc.player = FakePlayer()
     mc.step()
     first = mc.current
-    mc.apply(Command("player", "skip"))
+    send(mc, Command("player", "skip"))
     mc.step()
     assert mc.current != first
-    mc.apply(Command("player", "pause"))
+    send(mc, Command("player", "pause"))
     mc.step()
     assert mc.status()["state"] == "paused"
-    mc.apply(Command("mood", "sad"))
-    mc.apply(Command("player", "skip"))
+    send(mc, Command("mood", "sad"))
+    send(mc, Command("player", "skip"))
     mc.step()
     assert mc.mode == "fixed" and mc.current is not None and mc.current.valence < 0
-    mc.apply(Command("volume", 25))
-    mc.apply(Command("mode", "off"))
+    send(mc, Command("volume", 25))
+    send(mc, Command("mode", "off"))
     mc.step()
     assert mc.player.volume == 0.25 and mc.status()["state"] == "idle" and mc.current is None
 

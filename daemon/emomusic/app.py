@@ -16,12 +16,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from emomusic.analyzer import Analyzer, AnalyzerWorker
 from emomusic.camera import CameraSource
-from emomusic.commands import Command
+from emomusic.commands import Command, Controls
 from emomusic.config import Config
 from emomusic.fusion import Fusion
 from emomusic.messages import FusedState, Observation
@@ -62,15 +61,6 @@ class StateSink(Protocol):
     """Anything that wants every fused state (MQTT, the player, a JSONL writer)."""
 
     def on_state(self, state: FusedState) -> None: ...
-
-
-@dataclass
-class Controls:
-    """What the user steers: the music mode, volume and fixed mood (the player acts on them)."""
-
-    mode: str
-    volume: int
-    mood: str
 
 
 def resolve_camera(spec: str, cfg: Config) -> str:
@@ -153,7 +143,7 @@ class Daemon:
             from emomusic.music import MusicController
 
             publish = self.bridge.publish_player if self.bridge is not None else None
-            self.player = MusicController(cfg, self.playback, publish)
+            self.player = MusicController(cfg, self.playback, publish, controls=self.controls)
             self.sinks.append(self.player)
         factories = ANALYZERS if analyzers is None else analyzers
         self._build_stages(factories, camera, microphone)
@@ -293,12 +283,7 @@ class Daemon:
     # -- commands -------------------------------------------------------------------------------
     def apply_command(self, cmd: Command) -> None:
         log.info("command: %s %s", cmd.kind, cmd.value)
-        if cmd.kind == "mode":
-            self.controls.mode = str(cmd.value)
-        elif cmd.kind == "volume":
-            self.controls.volume = int(cmd.value)
-        elif cmd.kind == "mood":
-            self.controls.mood, self.controls.mode = str(cmd.value), "fixed"
+        self.controls.apply(cmd)
         if self.player is not None:
             self.player.apply(cmd)
         elif cmd.kind == "player":

@@ -31,6 +31,28 @@ class Command:
     value: str | int
 
 
+@dataclass
+class Controls:
+    """What the user steers: the music mode, volume and fixed mood. One instance, owned by the daemon;
+    the music stage reads it and acts on the changes."""
+
+    mode: str
+    volume: int
+    mood: str
+
+    def apply(self, cmd: Command) -> bool:
+        """Take a mode, volume or mood command; False for commands that change no control (player)."""
+        if cmd.kind == "mode":
+            self.mode = str(cmd.value)
+        elif cmd.kind == "volume":
+            self.volume = int(cmd.value)
+        elif cmd.kind == "mood":
+            self.mood, self.mode = str(cmd.value), "fixed"
+        else:
+            return False
+        return True
+
+
 def decode_text(payload: bytes, max_bytes: int) -> str:
     if len(payload) > max_bytes:
         raise PayloadError(f"payload of {len(payload)} bytes exceeds the limit of {max_bytes}")

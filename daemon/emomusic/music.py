@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from emomusic.commands import Command
+from emomusic.commands import Command, Controls
 from emomusic.config import Config
 from emomusic.library import Library, ScanReport, Track
 from emomusic.messages import FusedState
@@ -64,7 +64,7 @@ def open_library(cfg: Config, *, scan: bool, csv: str = "", progress: bool = Fal
 class MusicController(threading.Thread):
     def __init__(self, cfg: Config, guard: PlaybackGuard | None = None,
                  publish: Callable[[dict[str, Any]], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, controls: Controls | None = None) -> None:
         super().__init__(name="music", daemon=True)
         self.cfg = cfg
         self.pc = cfg.player
@@ -74,9 +74,7 @@ class MusicController(threading.Thread):
         self.events: queue.Queue[Command] = queue.Queue(maxsize=100)
         self.stop_event = threading.Event()
         self.ready = threading.Event()
-        self.mode: str = self.pc.mode
-        self.volume = self.pc.volume
-        self.fixed_mood = self.pc.fixed_mood
+        self.controls = controls or Controls(self.pc.mode, self.pc.volume, self.pc.fixed_mood)
         self.queue: list[Track] = []
         self.current: Track | None = None
         self.history: deque[int] = deque(maxlen=max(1, self.pc.history))
@@ -91,11 +89,25 @@ class MusicController(threading.Thread):
         self.player: Any = None
         self._last_published: dict[str, Any] | None = None
 
+    # The controls are set by whoever applies a command (the daemon); this stage only reads them.
+    @property
+    def mode(self) -> str:
+        return self.controls.mode
+
+    @property
+    def volume(self) -> int:
+        return self.controls.volume
+
+    @property
+    def fixed_mood(self) -> str:
+        return self.controls.mood
+
     # -- called from other threads ----------------------------------------------------------------
     def on_state(self, state: FusedState) -> None:
         self._latest = state
 
     def apply(self, cmd: Command) -> None:
+        """Act on a command whose control change (if any) is already in ``controls``."""
         try:
             self.events.put_nowait(cmd)
         except queue.Full:
@@ -153,7 +165,6 @@ class MusicController(threading.Thread):
     # -- the loop ---------------------------------------------------------------------------------
     def _handle(self, cmd: Command) -> None:
         if cmd.kind == "mode":
-            self.mode = str(cmd.value)
             if self.mode == "off":
                 self.player.stop()
                 self.current, self.queue = None, []
@@ -161,10 +172,8 @@ class MusicController(threading.Thread):
             else:
                 self._replan(f"mode set to {self.mode}")
         elif cmd.kind == "mood":
-            self.fixed_mood, self.mode = str(cmd.value), "fixed"
             self._replan(f"fixed mood set to {self.fixed_mood}")
         elif cmd.kind == "volume":
-            self.volume = int(cmd.value)
             self.player.set_volume(self.volume / 100)
         elif cmd.kind == "player":
             action = cmd.value
