@@ -175,11 +175,14 @@ def scenario_metrics(rows: list[dict[str, Any]], truth: list[tuple[float, float,
     truth_changes = sum(a[2] != b[2] for a, b in zip(truth, truth[1:], strict=False))
     minutes = (truth[-1][1] - truth[0][0]) / 60
     reached_times = [r for r in reactions if r is not None]
+    after_change = [r for (a, b), r in zip(zip(truth, [None, *truth], strict=False), reactions, strict=True)
+                    if b is not None and b[2] != a[2] and r is not None]
     return {
         "fused_accuracy": round(hits["fused"] / max(1, n), 4),
         "face_accuracy": round(hits["face"] / max(1, n), 4),
         "voice_accuracy": round(hits["voice"] / max(1, n), 4),
         "median_reaction_s": round(float(np.median(reached_times)), 2) if reached_times else None,
+        "median_reaction_after_change_s": round(float(np.median(after_change)), 2) if after_change else None,
         "segments_never_reached": sum(r is None for r in reactions),
         "flips_per_min": round(flips / minutes, 2),
         "flips_beyond_truth_per_min": round(max(0, flips - truth_changes) / minutes, 2),
@@ -188,18 +191,39 @@ def scenario_metrics(rows: list[dict[str, Any]], truth: list[tuple[float, float,
 
 
 def eval_scenario(args: argparse.Namespace) -> dict[str, Any]:
+    """Each scenario's metrics on a line of its own; the result pools them (time-weighted accuracy,
+    the median over every segment's reaction)."""
     import tempfile
 
     from emomusic.config import load_config
     from emomusic.replay import read_truth, run_replay
 
     cfg = load_config(args.config) if args.config else load_config(None, env={})
-    out = Path(tempfile.mkdtemp()) / "replay.jsonl"
-    run_replay(cfg, str(args.dir / "video.avi"), str(args.dir / "audio.wav"), out, fast=True)
-    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
-    if not rows:
-        raise SystemExit(f"{args.dir}: the replay produced no fused state")
-    return scenario_metrics(rows, read_truth(args.dir / "truth.csv"))
+    per_dir = []
+    for d in args.dir:
+        out = Path(tempfile.mkdtemp()) / "replay.jsonl"
+        run_replay(cfg, str(d / "video.avi"), str(d / "audio.wav"), out, fast=True)
+        rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+        if not rows:
+            raise SystemExit(f"{d}: the replay produced no fused state")
+        m = scenario_metrics(rows, read_truth(d / "truth.csv"))
+        per_dir.append(m)
+        if len(args.dir) > 1:
+            print(json.dumps({"dir": str(d), **m}), flush=True)
+    if len(per_dir) == 1:
+        return per_dir[0]
+    truths = [read_truth(d / "truth.csv") for d in args.dir]
+    changes = [[b[2] != a[2] for a, b in zip([None, *t], t, strict=False) if a is not None] for t in truths]
+    reactions = [r for m in per_dir for r in m["reactions_s"] if r is not None]
+    after = [r for m, ch in zip(per_dir, changes, strict=True) for r, c in zip(m["reactions_s"][1:], ch, strict=True)
+             if c and r is not None]
+    pooled = {k: round(float(np.mean([m[k] for m in per_dir])), 4)
+              for k in ("fused_accuracy", "face_accuracy", "voice_accuracy", "flips_per_min",
+                        "flips_beyond_truth_per_min")}
+    return {"scenarios": len(per_dir), **pooled,
+            "median_reaction_s": round(float(np.median(reactions)), 2) if reactions else None,
+            "median_reaction_after_change_s": round(float(np.median(after)), 2) if after else None,
+            "segments_never_reached": sum(m["segments_never_reached"] for m in per_dir)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     v = sub.add_parser("voice", help="speech-emotion classifier")
     v.add_argument("--labels", type=Path, required=True, help="CSV with path,emotion")
     sc = sub.add_parser("scenario", help="the whole daemon on a scenario from make_scenario.py")
-    sc.add_argument("--dir", type=Path, required=True)
+    sc.add_argument("--dir", type=Path, nargs="+", required=True, help="one or more scenario directories")
     sc.add_argument("--config", help="a config.toml to use (default: built-in defaults)")
     for p in (f, v):
         p.add_argument("--backend", choices=["onnxruntime", "tflite"], default="onnxruntime")

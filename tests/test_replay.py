@@ -73,5 +73,6 @@ def test_scenario_metrics_on_a_constructed_timeline() -> None:
     assert m["face_accuracy"] == pytest.approx(1.0)
     assert m["voice_accuracy"] == pytest.approx((14 + 0 + 8) / 28, abs=1e-3)
     assert m["reactions_s"] == [1.0, 2.0] and m["median_reaction_s"] == 1.5
+    assert m["median_reaction_after_change_s"] == 2.0  # the first segment starts from nothing, not a change
     # label changes: neutral->happy->sad->angry->sad = 4 over 20 s; truth changes once
     assert m["flips_per_min"] == pytest.approx(12.0) and m["flips_beyond_truth_per_min"] == pytest.approx(9.0)

@@ -112,12 +112,12 @@ DEFAULT_TAU_S = 4.0
 
 class FusionConfig(Section):
     tau_s: dict[str, float] = Field(
-        default_factory=lambda: {"face": 4.0, "voice": 4.0, "external": 10.0},
+        default_factory=lambda: {"face": 0.5, "voice": 2.0, "external": 10.0},
         description="Per-modality time constant of the exponential evidence decay (one number = all modalities).",
     )
     stale_after_s: float = Field(10.0, gt=0, description="A modality silent this long contributes nothing.")
     margin: float = Field(0.1, ge=0, le=1, description="A new leader must beat the current label by this much...")
-    hold_s: float = Field(2.0, ge=0, description="...for this long before the published label changes.")
+    hold_s: float = Field(1.0, ge=0, description="...for this long before the published label changes.")
     reliability: dict[str, float] = Field(
         default_factory=lambda: {"face": 0.82, "voice": 0.57, "external": 0.5},
         description="Per-modality weight; defaults are the models' measured accuracy (models/README.md).",
