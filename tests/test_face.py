@@ -135,7 +135,11 @@ class ScriptedDetector:
 class ScriptedClassifier:
     """Class = the crop's mean brightness bucket, so each synthetic face has a known expression."""
 
-    def classify(self, crops: list[np.ndarray]) -> np.ndarray:
+    def __init__(self) -> None:
+        self.views: list[str] = []
+
+    def classify(self, crops: list[np.ndarray], view: str = "both") -> np.ndarray:
+        self.views.append(view)
         out = np.full((len(crops), len(FACE_LABELS)), 0.02)
         for i, c in enumerate(crops):
             out[i, int(c.mean()) // 32] = 1.0
@@ -170,31 +174,48 @@ def test_analyzer_pools_the_largest_face_over_its_window() -> None:
     assert all(0 < o.confidence <= 1 for o in observations[:10] if o)
 
 
-def test_detector_runs_every_nth_frame_and_at_once_when_the_face_moves(astronaut: np.ndarray) -> None:
+def test_detector_runs_every_nth_frame_and_faces_are_followed_in_between(astronaut: np.ndarray) -> None:
     detector = FaceDetector("full", models_dir=MODELS)
     calls: list[int] = []
-    frame = 0
+    schedule = DetectionSchedule(detector, every=3)
+    frames = 0
 
-    class Counting:
-        def detect(self, image: np.ndarray) -> list[Detection]:
-            calls.append(frame)
-            return detector.detect(image)
+    def step(image: np.ndarray) -> list[Detection]:
+        nonlocal frames
+        runs = schedule.runs
+        dets = schedule.detections(image)
+        if schedule.runs > runs:
+            calls.append(frames)
+        frames += 1
+        return dets
 
-    schedule = DetectionSchedule(Counting(), every=3)  # type: ignore[arg-type]
-    still = []
-    for i in range(7):
-        frame = i
-        still.append(schedule.detections(astronaut))
-    assert calls == [0, 3, 6]
-    assert all(len(d) == 1 and d[0].box == still[0][0].box for d in still)  # boxes reused in between
-    moved = np.roll(astronaut, 60, axis=1)  # the face moves 60 px to the right
-    frame = 7
-    (det,) = schedule.detections(moved)
-    assert calls[-1] == 7 and det.box[0] == pytest.approx(still[0][0].box[0] + 60, abs=4)
-    frame = 8
-    assert schedule.detections(np.zeros_like(astronaut)) == [] and calls[-1] == 8  # left the frame: seen at once
-    frame = 9
-    assert schedule.detections(np.zeros_like(astronaut)) == [] and calls[-1] == 8  # nobody: every 3rd frame only
+    first = step(astronaut)[0].box
+    for dx, dy in ((12, 0), (12, 10)):  # the head sways right, then down: followed, not detected
+        (det,) = step(np.roll(np.roll(astronaut, dx, axis=1), dy, axis=0))
+        assert calls == [0]
+        assert det.box[0] == pytest.approx(first[0] + dx, abs=2)
+        assert det.box[1] == pytest.approx(first[1] + dy, abs=2)
+    step(astronaut)
+    assert calls == [0, 3]  # every 3rd frame the detector runs anyway
+    assert step(np.zeros_like(astronaut)) == [] and calls[-1] == 4  # gone: detected at once
+    for _ in range(3):
+        assert step(np.zeros_like(astronaut)) == []
+    assert calls == [0, 3, 4, 7]  # nobody in view: every 3rd frame only
+
+
+def test_views_alternate_and_a_mirrored_view_is_the_mirror_image(astronaut: np.ndarray) -> None:
+    clf = ExpressionClassifier(MODELS)
+    crop = crop_face(astronaut, FaceDetector("full", models_dir=MODELS).detect(astronaut)[0].box)
+    flipped = np.ascontiguousarray(crop[:, ::-1])
+    np.testing.assert_allclose(clf.classify([crop], "mirrored"), clf.classify([flipped], "plain"), atol=1e-5)
+    lopsided = np.random.default_rng(0).integers(0, 256, (60, 60)).astype(np.uint8)  # no symmetry, no certainty
+    assert not np.allclose(clf.classify([lopsided], "mirrored"), clf.classify([lopsided], "plain"), atol=1e-3)
+    scripted = ScriptedClassifier()
+    cfg = parse_config({"face": {"min_face_px": 10}}, env={})
+    analyzer = FaceAnalyzer(cfg, ScriptedDetector([[Detection((100, 60, 200, 160), 0.9)]] * 4), scripted)  # type: ignore[arg-type]
+    for i in range(4):
+        analyzer.process(VideoFrame(i * 0.2, frame_with({(100, 60, 200, 160): 37}), i))
+    assert scripted.views == ["mirrored", "plain", "mirrored", "plain"]
 
 
 def test_all_faces_mode_averages_tracks() -> None:

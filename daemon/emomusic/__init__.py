@@ -10,3 +10,9 @@ __version__ = "0.1.0"
 # (ORT_TELEMETRY_DISABLED is the name later onnxruntime releases read.)
 for _name in ("ORT_DISABLE_TELEMETRY", "ORT_TELEMETRY_DISABLED"):
     os.environ.setdefault(_name, "1")
+
+# numpy's OpenBLAS starts a thread per core that spins between the daemon's small matrix products
+# (a third of its CPU on a 2-core machine, measured with scripts/bench.py); every stage is its own
+# thread already, so BLAS gets one.
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")

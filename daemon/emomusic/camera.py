@@ -110,7 +110,15 @@ class CameraSource(Source):
             rgb = self._picam.capture_array()
             self._offer(rgb[:, :, ::-1].copy(), self.clock())
             return
-        ok, frame = self._cap.read()
+        if self._thinned_away():
+            # Grab without retrieving: the frame is demuxed but not converted to BGR, because
+            # thinning would drop it anyway (two of three frames at 15 fps and 5 analysed per second).
+            ok, frame = self._cap.grab(), None
+            if ok:
+                self._index += 1
+                return
+        else:
+            ok, frame = self._cap.read()
         if not ok or frame is None:
             if self.kind != "file":
                 raise OSError(f"camera {self.spec!r} returned no frame")
@@ -149,6 +157,16 @@ class CameraSource(Source):
             self._picam = None
 
     # -- thinning to the analysis rate ------------------------------------------------------
+    def _thinned_away(self) -> bool:
+        """Whether the next frame will certainly be dropped by :meth:`_offer` (known before reading it)."""
+        if not self._emitted:
+            return False
+        if self.kind == "file":
+            stream_t = self._stream_offset + self._index / self._file_fps
+            t = stream_t if self.fast else self._t0 + stream_t
+            return t + 1e-9 < self._next_t
+        return self._next_t - self.clock() > 0.05  # a live frame arrives within ~1/30 s of now
+
     def _offer(self, image: np.ndarray, t: float) -> None:
         if self._emitted and t + 1e-9 < self._next_t:
             return

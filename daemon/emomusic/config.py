@@ -112,12 +112,12 @@ DEFAULT_TAU_S = 4.0
 
 class FusionConfig(Section):
     tau_s: dict[str, float] = Field(
-        default_factory=lambda: {"face": 0.5, "voice": 2.0, "external": 10.0},
+        default_factory=lambda: {"face": 1.0, "voice": 1.5, "external": 10.0},
         description="Per-modality time constant of the exponential evidence decay (one number = all modalities).",
     )
     stale_after_s: float = Field(10.0, gt=0, description="A modality silent this long contributes nothing.")
     margin: float = Field(0.1, ge=0, le=1, description="A new leader must beat the current label by this much...")
-    hold_s: float = Field(1.0, ge=0, description="...for this long before the published label changes.")
+    hold_s: float = Field(0.5, ge=0, description="...for this long before the published label changes.")
     reliability: dict[str, float] = Field(
         default_factory=lambda: {"face": 0.82, "voice": 0.57, "external": 0.5},
         description="Per-modality weight; defaults are the models' measured accuracy (models/README.md).",
@@ -240,9 +240,9 @@ class FaceConfig(Section):
     min_face_px: int = Field(32, ge=8, le=2000, description="Smaller faces are ignored.")
     window_s: float = Field(2.0, gt=0, le=30, description="Sliding window over which a face's expression is pooled.")
     detect_every: int = Field(
-        3, ge=1, le=30,
-        description="Run the detector on every n-th analysed frame (sooner when the face moves); between runs the "
-        "last boxes are classified again.",
+        5, ge=1, le=30,
+        description="Run the detector on every n-th analysed frame (sooner when a face can no longer be followed); "
+        "in between, faces are followed by template matching and classified on every frame.",
     )
     faces: Literal["largest", "all"] = Field("largest", description="Report the largest face, or average all.")
 

@@ -101,10 +101,11 @@ def make_video(path: Path, seconds: float = 20.0, fps: float = 15.0, size: tuple
     for i in range(int(seconds * fps)):
         t = i / fps
         frame = grad.copy()
-        side = int(min(w, h) * (0.4 + 0.05 * np.sin(t * 0.5)))
+        # A seated listener: the head sways a few centimetres (up to ~15 px/s here) and leans in a little.
+        side = int(min(w, h) * (0.4 + 0.03 * np.sin(t * 0.3)))
         f = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
-        x = int((w - side) / 2 + (w - side) / 3 * np.sin(t * 0.4))
-        y = int((h - side) / 2 + (h - side) / 4 * np.sin(t * 0.7))
+        x = int((w - side) / 2 + 60 * np.sin(t * 0.25))
+        y = int((h - side) / 2 + 20 * np.sin(t * 0.4))
         frame[y : y + side, x : x + side] = f
         noise = rng.integers(-6, 7, frame.shape, dtype=np.int16)
         writer.write(np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8))
