@@ -291,8 +291,8 @@ def write_report(path: Path, info: dict[str, Any]) -> None:
              "## Machine", ""]
     lines += [f"- {k}: {v}" for k, v in info["machine"].items()]
     lines += ["", "Absolute times depend on the machine and, on a shared VM like this one, on the neighbours: between "
-              "runs on the same day single stages varied by up to 2x (a CPU with AVX-512 VNNI was 2-4x faster for "
-              "the int8 models). Ratios and shares below are taken within one run.",
+              "runs on the same day single stages varied by up to 2x (the machine of an earlier session, same CPU "
+              "model name, was 2-4x faster for the int8 models). Ratios and shares below are taken within one run.",
               "", "## Per stage (median, one thread)", "", "| stage | ms |", "|---|---|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in st.items()]
     w = info["daemon"]
