@@ -45,7 +45,14 @@ def main() -> int:
     ap.add_argument("--audio")
     ap.add_argument("--mqtt", help="HOST:PORT of a broker to publish to")
     ap.add_argument("--out", type=Path, help="append the result to this Markdown file")
+    ap.add_argument("--tracemalloc", type=int, default=0, metavar="N",
+                    help="also trace Python allocations and print the N sites that grew most after warm-up "
+                    "(slows the run; for finding a leak, not for the documented numbers)")
     args = ap.parse_args()
+    if args.tracemalloc:
+        import tracemalloc
+
+        tracemalloc.start(5)
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     tmp = Path(tempfile.mkdtemp())
     video, audio = (args.video, args.audio) if args.video else map(str, ensure_samples(tmp / "samples"))
@@ -60,11 +67,14 @@ def main() -> int:
     runner.start()
     samples = []
     end = start + args.minutes * 60
+    warm_snapshot = None
     while time.monotonic() < end and runner.is_alive():
         time.sleep(min(args.every, max(0.1, end - time.monotonic())))
         frames = sum(w.processed for w in daemon.workers)
         samples.append({"t": round(time.monotonic() - start, 1), "rss_mb": round(rss_mb(), 1),
                         "threads": threading.active_count(), "items": frames, "drops": daemon.drops()})
+        if args.tracemalloc and warm_snapshot is None and time.monotonic() - start > args.minutes * 12:
+            warm_snapshot = tracemalloc.take_snapshot()  # after the first fifth, like the RSS baseline
     daemon.request_stop()
     runner.join(10)
     first = min(len(samples) - 1, max(1, len(samples) // 5))  # after the first fifth (warm-up)
@@ -82,6 +92,11 @@ def main() -> int:
         "drops": last["drops"], "stopped_cleanly": not runner.is_alive(),
     }
     print(json.dumps(result))
+    if args.tracemalloc and warm_snapshot is not None:
+        diff = tracemalloc.take_snapshot().compare_to(warm_snapshot, "traceback")
+        for stat in diff[: args.tracemalloc]:
+            print(f"{stat.size_diff / 1024:+.1f} KiB in {stat.count_diff:+d} blocks at "
+                  + " <- ".join(f"{fr.filename.rsplit('/', 1)[-1]}:{fr.lineno}" for fr in stat.traceback))
     if args.out:
         with open(args.out, "a") as f:
             f.write(f"\n### Soak, {time.strftime('%Y-%m-%d %H:%M')}\n\n```json\n{json.dumps(result, indent=1)}\n```\n")
