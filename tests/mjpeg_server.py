@@ -1,5 +1,7 @@
 """A network camera for tests: an HTTP MJPEG stream (multipart/x-mixed-replace, as IP cameras and
-motion/mjpg-streamer serve it) that a test can pause, to make the camera stall, and resume."""
+motion/mjpg-streamer serve it) that a test can pause (the camera stalls: the connection stays open,
+nothing comes) or take down (open streams are cut and new ones refused, as when a camera fails or
+is unplugged), and bring back."""
 
 from __future__ import annotations
 
@@ -18,16 +20,20 @@ class MjpegServer:
         self.jpeg = cv2.imencode(".jpg", image)[1].tobytes()
         self.period = 1.0 / fps
         self.paused = threading.Event()
+        self.down = threading.Event()
         self.frames_sent = 0
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                if server.down.is_set():
+                    self.send_error(503)
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
                 try:
-                    while not server.closed:
+                    while not server.closed and not server.down.is_set():
                         if server.paused.is_set():
                             time.sleep(0.05)
                             continue

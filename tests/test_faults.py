@@ -1,6 +1,7 @@
-"""Faults on real parts: a network camera that stalls, a microphone stream that errors, an analyzer
-that keeps raising, model files missing or corrupt, music files that vanish after the scan, a scan
-killed with SIGKILL, and SIGTERM in every phase of the daemon's life."""
+"""Faults on real parts: a network camera that stalls or goes away, a video file that vanishes, a
+microphone stream that errors, an analyzer that keeps raising, model files missing or corrupt, music
+files that vanish after the scan, a scan killed with SIGKILL, and SIGTERM in every phase of the
+daemon's life."""
 
 from __future__ import annotations
 
@@ -66,39 +67,68 @@ def state(m: Any) -> dict[str, Any]:
 
 
 # -- camera -----------------------------------------------------------------------------------------
-@pytest.fixture
-def camera() -> Iterator[MjpegServer]:
-    server = MjpegServer(np.ascontiguousarray(skdata.astronaut()[:, :, ::-1]))
-    yield server
-    server.close()
+ASTRONAUT = np.ascontiguousarray(skdata.astronaut()[:, :, ::-1])
 
 
-def test_network_camera_stall_fades_the_face_and_it_comes_back(
-        broker: Broker, tmp_path: Path, camera: MjpegServer, supervised: Callable[..., Daemon],
-        probe_factory: Callable[..., Probe], caplog: pytest.LogCaptureFixture) -> None:
+def write_looping_video(path: Path, seconds: float = 1.0, fps: int = 15) -> None:
+    import cv2
+
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[:, 64:576] = cv2.resize(ASTRONAUT, (512, 480))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (640, 480))
+    for _ in range(int(seconds * fps)):
+        writer.write(frame)
+    writer.release()
+
+
+# What the source reports for each fault (in the status detail on .../modality/face and the log).
+CAMERA_FAULT_DETAIL = {"stall": ("nothing delivered", "no frame"), "drop": ("no frame", "cannot open"),
+                       "vanish": ("vanished", "does not exist")}
+
+
+@pytest.mark.parametrize("fault", ["stall", "drop", "vanish"])
+def test_camera_fault_fades_the_face_and_it_comes_back(
+        fault: str, broker: Broker, tmp_path: Path, supervised: Callable[..., Daemon],
+        probe_factory: Callable[..., Probe], caplog: pytest.LogCaptureFixture,
+        request: pytest.FixtureRequest) -> None:
+    """stall: a network camera stops sending, the connection stays open (FFmpeg's read times out);
+    drop: the camera goes away, open streams cut and new connections refused (a failing or unplugged
+    device); vanish: the looping video file is deleted, and later put back."""
     caplog.set_level(logging.INFO, logger="emomusic")
+    if fault == "vanish":
+        video, away = tmp_path / "loop.avi", tmp_path / "away.avi"
+        write_looping_video(video)
+        spec = str(video)
+        break_it, mend_it = (lambda: video.rename(away)), (lambda: away.rename(video))
+    else:
+        server = MjpegServer(ASTRONAUT)
+        request.addfinalizer(server.close)
+        spec = server.url
+        flag = server.paused if fault == "stall" else server.down
+        break_it, mend_it = flag.set, flag.clear
     cfg = config(broker, tmp_path, camera={"stall_s": 1.0}, microphone={"enabled": False},
                  fusion={"stale_after_s": 2.0})
     probe = probe_factory(broker.port, [f"{PREFIX}/#"])
-    supervised(cfg, camera=camera.url, analyzers=factories(face="happy"))
+    supervised(cfg, camera=spec, analyzers=factories(face="happy"))
     face_seen = lambda m: "face" in state(m)["modalities"]  # noqa: E731
     probe.wait_for(f"{PREFIX}/state", lambda m: face_seen(m) and state(m)["emotion"] == "happy", timeout=15)
 
     mark = len(probe.messages)
-    camera.paused.set()  # the camera stops sending, the connection stays open
+    break_it()
     status = probe.wait_for(f"{PREFIX}/modality/face", lambda m: state(m).get("status") in ("stalled", "error"),
                             after=mark, timeout=10)
-    assert "nothing delivered" in state(status)["detail"] or "no frame" in state(status)["detail"]
+    assert any(words in state(status)["detail"] for words in CAMERA_FAULT_DETAIL[fault]), state(status)
     faded = probe.wait_for(f"{PREFIX}/state", lambda m: not face_seen(m), after=mark, timeout=10)
     assert state(faded)["emotion"] == "unknown"  # the only modality is gone: no stale verdict lingers
+    time.sleep(2.0)  # a few failed reopens: the backoff grows, the daemon keeps running
 
     mark = len(probe.messages)
-    camera.paused.clear()
+    mend_it()
     probe.wait_for(f"{PREFIX}/modality/face", lambda m: state(m).get("status") == "running", after=mark, timeout=20)
     back = probe.wait_for(f"{PREFIX}/state", face_seen, after=mark, timeout=10)
     assert state(back)["emotion"] == "happy"
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "emomusic.source.camera")
-    assert "stalled" in logged or "no frame" in logged
+    assert any(words in logged for words in CAMERA_FAULT_DETAIL[fault])
     assert "running" in logged
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +90,47 @@ def test_missing_video_reports_errors_and_retries(tmp_path: Path) -> None:
     errors = [d for s, d in events if s == "error"]
     assert len(errors) >= 2 and "gone.avi does not exist" in errors[0]
     assert events[-1][0] == "stopped"
+
+
+@pytest.mark.parametrize("kind", ["video", "audio"])
+def test_a_looping_file_that_vanishes_is_an_error_until_it_is_back(kind: str, tmp_path: Path, video: Path) -> None:
+    events: list[tuple[str, str]] = []
+    on_status = lambda n, s, d: events.append((s, d))  # noqa: E731
+    q: DropOldestQueue = DropOldestQueue(4)
+    if kind == "video":
+        path = tmp_path / "clip.avi"
+        shutil.copy(video, path)
+        src: CameraSource | AudioFileSource = CameraSource(str(path), q, fast=True, on_status=on_status)
+    else:
+        path = tmp_path / "tone.wav"
+        sf.write(path, 0.3 * np.sin(np.arange(9600) * 2 * np.pi * 440 / 16000), 16000)  # 0.6 s
+        src = AudioFileSource(str(path), q, fast=True, on_status=on_status)
+    src.backoff_min_s = 0.05
+    src.start()
+    items: list = []
+
+    def take_until(done: Callable[[], bool], timeout: float = 10.0) -> None:
+        end = time.monotonic() + timeout
+        while not done() and time.monotonic() < end:
+            item = q.get(0.05)
+            if item is not None:
+                items.append(item)
+        assert done()
+
+    take_until(lambda: len(items) >= 20)  # several loops of the file
+    path.rename(tmp_path / "away")
+    take_until(lambda: any(s == "error" for s, _ in events))
+    time.sleep(0.3)  # a few reopens fail while it is gone
+    before = len(items)
+    (tmp_path / "away").rename(path)
+    take_until(lambda: len(items) >= before + 20)
+    src.stop()
+    drain(q, src)
+    errors = [d for s, d in events if s == "error"]
+    assert f"{path} vanished" in errors[0] and len(errors) >= 2 and "does not exist" in errors[1]
+    assert [s for s, _ in events].count("running") >= 2  # delivering again once the file was back
+    ts = [item.t for item in items]
+    assert all(b > a for a, b in zip(ts, ts[1:], strict=False))  # stream time goes on across the reopen
 
 
 def test_audio_file_is_resampled_to_16k_mono_in_fixed_chunks(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from emomusic.messages import VideoFrame
 from emomusic.queues import DropOldestQueue
-from emomusic.source import Source, SourceEnded, StatusCallback
+from emomusic.source import Source, SourceEnded, StatusCallback, check_still_there
 
 
 def describe_kind(spec: str) -> str:
@@ -126,9 +126,10 @@ class CameraSource(Source):
                 raise OSError(f"video file {self.spec} has no readable frames")
             if not self.loop:
                 raise SourceEnded
-            self._stream_offset += self._index / self._file_fps
-            self._cap.set(1, 0)  # CAP_PROP_POS_FRAMES: rewind instead of reopening
+            self._stream_offset += self._index / self._file_fps  # the next loop (or reopen) goes on from here
             self._index = 0
+            check_still_there(self.spec, "video")
+            self._cap.set(1, 0)  # CAP_PROP_POS_FRAMES: rewind instead of reopening
             return
         if self.kind == "file":
             stream_t = self._stream_offset + self._index / self._file_fps

@@ -18,7 +18,7 @@ import numpy as np
 
 from emomusic.messages import AudioChunk
 from emomusic.queues import DropOldestQueue
-from emomusic.source import Source, SourceEnded, StatusCallback
+from emomusic.source import Source, SourceEnded, StatusCallback, check_still_there
 
 RATE = 16000
 OVERFLOW_REPORT_S = 10.0
@@ -153,6 +153,7 @@ class AudioFileSource(Source):
         if block is None:
             if not self.loop:
                 raise SourceEnded
+            check_still_there(self.path, "audio")
             self._rewind()
             return
         if self.fast:

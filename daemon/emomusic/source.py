@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from emomusic.queues import StreamGate
 
@@ -19,6 +20,13 @@ StatusCallback = Callable[[str, str, str], None]  # (source name, status, detail
 
 class SourceEnded(Exception):
     """The input is finished for good (a file played once); not an error."""
+
+
+def check_still_there(path: str, what: str) -> None:
+    """Before a looping file source rewinds: its open handle would replay a deleted file forever,
+    so a file that vanished is an error (the loop then reopens it with backoff until it is back)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{what} file {path} vanished")
 
 
 class Source(threading.Thread):
