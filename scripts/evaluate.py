@@ -196,13 +196,16 @@ def eval_scenario(args: argparse.Namespace) -> dict[str, Any]:
     import tempfile
 
     from emomusic.config import load_config
-    from emomusic.replay import read_truth, run_replay
+    from emomusic.replay import ReplayError, read_truth, run_replay
 
     cfg = load_config(args.config) if args.config else load_config(None, env={})
     per_dir = []
     for d in args.dir:
         out = Path(tempfile.mkdtemp()) / "replay.jsonl"
-        run_replay(cfg, str(d / "video.avi"), str(d / "audio.wav"), out, fast=True)
+        try:
+            run_replay(cfg, str(d / "video.avi"), str(d / "audio.wav"), out, fast=True)
+        except ReplayError as e:
+            raise SystemExit(f"{d}: {e}") from None
         rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
         if not rows:
             raise SystemExit(f"{d}: the replay produced no fused state")

@@ -313,6 +313,10 @@ class Daemon:
             return False
         return all(w.idle for w in self.workers) and len(self.observations) == 0
 
+    def failures(self) -> list[str]:
+        """Why sources gave up for good (only a file played once does: a missing or unreadable one)."""
+        return [s.detail for s in self.sources if s.status == "failed"]
+
     def healthy(self) -> bool:
         return self._fusion_thread.is_alive()
 

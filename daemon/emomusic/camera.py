@@ -49,6 +49,7 @@ class CameraSource(Source):
         super().__init__("camera", on_status, stall_s)
         self.spec = spec
         self.kind = describe_kind(spec)
+        self.retry_errors = loop or self.kind != "file"
         self.out = out
         self.period = 1.0 / analysis_fps
         self.loop = loop

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -105,6 +106,9 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
                  cfg.topic_prefix, cfg.mqtt.host, cfg.mqtt.port, cfg.topic_prefix)
     log.info("running; press Ctrl-C to stop")
     daemon.run(args.duration)
+    if daemon.failures():  # only files played once (--once) give up
+        log.error("input failed: %s", "; ".join(daemon.failures()))
+        return 1
     return 0
 
 
@@ -221,11 +225,18 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from emomusic.replay import plot_timeline, read_truth, run_replay
+    from emomusic.replay import ReplayError, plot_timeline, read_truth, run_replay
 
     cfg = _load(args)
+    if args.plot and importlib.util.find_spec("matplotlib") is None:  # say so before a long replay, not after
+        print("emomusic replay: --plot needs matplotlib (pip install 'emomusic[plot]')", file=sys.stderr)
+        return 1
     setup_logging(args.log_level or "WARNING")
-    n = run_replay(cfg, args.video, args.audio, Path(args.jsonl), args.fast)
+    try:
+        n = run_replay(cfg, args.video, args.audio, Path(args.jsonl), args.fast)
+    except ReplayError as e:
+        print(f"emomusic replay: {e}", file=sys.stderr)
+        return 1
     print(f"{n} fused states written to {args.jsonl}")
     if args.plot:
         plot_timeline(Path(args.jsonl), Path(args.plot), read_truth(Path(args.truth)) if args.truth else None)

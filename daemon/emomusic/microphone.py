@@ -94,6 +94,7 @@ class AudioFileSource(Source):
         self.out = out
         self.block = RATE * block_ms // 1000
         self.loop = loop
+        self.retry_errors = loop
         self.fast = fast
         self.clock = clock
         self._file: Any = None

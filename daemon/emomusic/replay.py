@@ -18,6 +18,10 @@ from emomusic.labels import ALL_LABELS
 from emomusic.messages import FusedState
 
 
+class ReplayError(Exception):
+    """An input could not be replayed (missing, not a video or audio file, unreadable part way)."""
+
+
 class JsonlSink:
     """Writes every fused state as one JSON line with stream time ``t``."""
 
@@ -38,7 +42,8 @@ class JsonlSink:
 
 
 def run_replay(cfg: Config, video: str | None, audio: str | None, jsonl: Path, fast: bool) -> int:
-    """Replay the files once; returns the number of states written."""
+    """Replay the files once; returns the number of states written. Raises ReplayError when a file
+    cannot be read (the states up to then are written)."""
     from emomusic.app import Daemon
 
     cfg = cfg.model_copy(update={
@@ -51,6 +56,8 @@ def run_replay(cfg: Config, video: str | None, audio: str | None, jsonl: Path, f
         daemon = Daemon(cfg, camera=video, microphone=audio, fast=fast, loop=False, mqtt=False, music=False,
                         sinks=[sink])
         daemon.run()
+    if daemon.failures():
+        raise ReplayError("; ".join(daemon.failures()))
     return sink.count
 
 

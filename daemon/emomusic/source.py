@@ -34,6 +34,7 @@ class Source(threading.Thread):
 
     backoff_min_s = 0.5
     backoff_max_s = 30.0
+    retry_errors = True  # a file played once sets False: retrying it changes nothing, so it fails for good
 
     def __init__(self, name: str, on_status: StatusCallback | None = None, stall_s: float = 5.0) -> None:
         super().__init__(name=f"source-{name}", daemon=True)
@@ -42,6 +43,7 @@ class Source(threading.Thread):
         self.on_status = on_status
         self.stall_s = stall_s
         self.status = "starting"
+        self.detail = ""
         self._status_lock = threading.Lock()
         self.last_item_at = time.monotonic()
         self.errors = 0
@@ -66,8 +68,8 @@ class Source(threading.Thread):
                 return
             if status == self.status and not detail:
                 return
-            self.status = status
-        log = self.log.warning if status in ("error", "stalled") else self.log.info
+            self.status, self.detail = status, detail
+        log = self.log.warning if status in ("error", "stalled", "failed") else self.log.info
         log("%s%s", status, f": {detail}" if detail else "")
         if self.on_status:
             self.on_status(self.source_name, status, detail)
@@ -104,6 +106,9 @@ class Source(threading.Thread):
                 break
             except Exception as e:  # a device may fail in any way; the daemon must outlive it
                 self.errors += 1
+                if not self.retry_errors:
+                    self._set_status("failed", f"{type(e).__name__}: {e}")
+                    break
                 self._set_status("error", f"{type(e).__name__}: {e}; retrying in {delay:.1f} s")
             finally:
                 try:
@@ -115,5 +120,5 @@ class Source(threading.Thread):
             delay = min(delay * 2, self.backoff_max_s)
         if self.gate is not None:
             self.gate.done(self.source_name)
-        if self.status != "ended":
+        if self.status not in ("ended", "failed"):
             self._set_status("stopped")
