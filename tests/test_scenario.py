@@ -147,7 +147,7 @@ def test_replay_plots_the_timeline(smiling_scenario: Path, tmp_path: Path) -> No
     assert np.unique(img.reshape(-1, img.shape[2])[:, :3], axis=0).shape[0] > 20  # drawn, not blank
 
 
-def test_replay_of_a_missing_or_undecodable_file_is_one_line_and_exit_1(tmp_path: Path) -> None:
+def test_a_missing_or_undecodable_file_played_once_is_one_line_and_exit_1(tmp_path: Path) -> None:
     (tmp_path / "notes.wav").write_text("not audio")
     res = run("-m", "emomusic", "replay", "--video", str(tmp_path / "gone.avi"), "--audio", str(tmp_path / "notes.wav"),
               "--jsonl", str(tmp_path / "x.jsonl"), "--fast", timeout=60)
@@ -155,3 +155,10 @@ def test_replay_of_a_missing_or_undecodable_file_is_one_line_and_exit_1(tmp_path
     line = res.stderr.strip().splitlines()[-1]
     assert line.startswith("emomusic replay: ") and "gone.avi does not exist" in line
     assert "notes.wav cannot be decoded" in line
+    config = tmp_path / "config.toml"
+    config.write_text(f'[device]\nstate_dir = "{tmp_path / "state"}"\n[player]\nenabled = false\n')
+    res = run("-m", "emomusic", "run", "--once", "--no-mqtt", "--config", str(config), "--camera",
+              str(tmp_path / "gone.avi"), "--microphone", str(tmp_path / "notes.wav"), timeout=60)
+    assert res.returncode == 1
+    last = res.stderr.strip().splitlines()[-1]
+    assert "input failed" in last and "gone.avi does not exist" in last and "notes.wav cannot be decoded" in last

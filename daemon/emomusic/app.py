@@ -332,7 +332,7 @@ class Daemon:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
                 if self.finished():
-                    log.info("all inputs played to the end")
+                    log.info("no input left: %s", "some failed" if self.failures() else "all played to the end")
                     break
         finally:
             self.stop()
