@@ -24,6 +24,7 @@ from skimage import data as skdata
 
 from emomusic.app import Daemon
 from emomusic.config import Config, parse_config
+from emomusic.samples import make_video
 
 from conftest import Broker, Probe
 from fakes import ConstantAnalyzer, factories
@@ -70,17 +71,6 @@ def state(m: Any) -> dict[str, Any]:
 ASTRONAUT = np.ascontiguousarray(skdata.astronaut()[:, :, ::-1])
 
 
-def write_looping_video(path: Path, seconds: float = 1.0, fps: int = 15) -> None:
-    import cv2
-
-    frame = np.zeros((480, 640, 3), np.uint8)
-    frame[:, 64:576] = cv2.resize(ASTRONAUT, (512, 480))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (640, 480))
-    for _ in range(int(seconds * fps)):
-        writer.write(frame)
-    writer.release()
-
-
 # What the source reports for each fault (in the status detail on .../modality/face and the log).
 CAMERA_FAULT_DETAIL = {"stall": ("nothing delivered", "no frame"), "drop": ("no frame", "cannot open"),
                        "vanish": ("vanished", "does not exist")}
@@ -97,7 +87,7 @@ def test_camera_fault_fades_the_face_and_it_comes_back(
     caplog.set_level(logging.INFO, logger="emomusic")
     if fault == "vanish":
         video, away = tmp_path / "loop.avi", tmp_path / "away.avi"
-        write_looping_video(video)
+        make_video(video, seconds=1.0)  # a 1 s clip: the source loops it, and finds it gone within a second
         spec = str(video)
         break_it, mend_it = (lambda: video.rename(away)), (lambda: away.rename(video))
     else:

@@ -27,6 +27,11 @@ def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
+def make_scenario(faces: Path, voices: Path, out: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    return run(str(SCRIPTS / "make_scenario.py"), "--faces", str(faces), "--voices", str(voices), "--out", str(out),
+               *options)
+
+
 def write_voices(folder: Path, clips: dict[str, list[np.ndarray]]) -> Path:
     """A voice CSV in the evaluation format (path,emotion,speaker) with 16 kHz WAVs beside it."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -61,8 +66,7 @@ def test_make_scenario_puts_each_segments_face_and_voice_in_its_segment(tmp_path
     t = np.arange(16000) / 16000
     voices = write_voices(tmp_path / "voices", {e: [0.3 * np.sin(2 * np.pi * hz * t)] * 2 for e, hz in TONE_HZ.items()})
     out = tmp_path / "scn"
-    res = run(str(SCRIPTS / "make_scenario.py"), "--faces", str(npz), "--voices", str(voices), "--out", str(out),
-              "--segments", "4", "--segment-s", "4", "--seed", "3")
+    res = make_scenario(npz, voices, out, "--segments", "4", "--segment-s", "4", "--seed", "3")
     assert res.returncode == 0, res.stderr
 
     with open(out / "truth.csv", newline="") as f:
@@ -94,11 +98,9 @@ def test_make_scenario_says_what_is_missing(tmp_path: Path) -> None:
     npz = tmp_path / "faces.npz"
     np.savez(npz, images=np.zeros((1, 48, 48), np.uint8), labels=np.array(["angry"]))
     voices = write_voices(tmp_path / "v", {"happy": [np.zeros(1600)]})
-    res = run(str(SCRIPTS / "make_scenario.py"), "--faces", str(npz), "--voices", str(voices), "--out",
-              str(tmp_path / "o"))
+    res = make_scenario(npz, voices, tmp_path / "o")
     assert res.returncode != 0 and "no emotion occurs in both the faces and the voices" in res.stderr
-    res = run(str(SCRIPTS / "make_scenario.py"), "--faces", str(npz), "--voices", str(voices), "--out",
-              str(tmp_path / "o"), "--speakers", "17")
+    res = make_scenario(npz, voices, tmp_path / "o", "--speakers", "17")
     assert res.returncode != 0 and "no clips of speakers 17" in res.stderr
 
 
@@ -114,8 +116,7 @@ def smiling_scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert all(w is not None for w in waves), "espeak-ng is required (scripts/system-deps.sh installs it)"
     voices = write_voices(tmp / "voices", {"happy": [w for w in waves if w is not None]})
     out = tmp / "scn"
-    res = run(str(SCRIPTS / "make_scenario.py"), "--faces", str(npz), "--voices", str(voices), "--out", str(out),
-              "--segments", "2", "--segment-s", "8", "--seed", "1")
+    res = make_scenario(npz, voices, out, "--segments", "2", "--segment-s", "8", "--seed", "1")
     assert res.returncode == 0, res.stderr
     return out
 
