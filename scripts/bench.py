@@ -72,15 +72,16 @@ def machine() -> dict[str, str]:
 def stage_benchmarks(repeat: int) -> dict[str, float]:
     import cv2
 
-    from emomusic.config import FusionConfig
-    from emomusic.face import ExpressionClassifier, FaceFollower
-    from emomusic.face_detector import FaceDetector
-    from emomusic.face_preprocess import crop_face
-    from emomusic.fusion import Fusion
+    from emomusic.config.fusion import FusionConfig
+    from emomusic.face.analyzer import ExpressionClassifier
+    from emomusic.face.detector import FaceDetector
+    from emomusic.face.preprocess import crop_face
+    from emomusic.face.tracking import FaceFollower
+    from emomusic.fusion.fuser import Fusion
     from emomusic.messages import Observation
-    from emomusic.mfcc import voice_features
-    from emomusic.samples import SAMPLE_FACE, espeak_speech, make_video
-    from emomusic.voice import VoiceClassifier
+    from emomusic.sources.samples import SAMPLE_FACE, espeak_speech, make_video
+    from emomusic.voice.analyzer import VoiceClassifier
+    from emomusic.voice.mfcc import voice_features
 
     out: dict[str, float] = {}
     tmp = Path(tempfile.mkdtemp())
@@ -188,7 +189,7 @@ def mqtt_round_trip(repeat: int) -> float | None:
 def whole_daemon(seconds: float, warmup_s: float = 15.0) -> dict[str, float]:
     """Replay generated media at real-time pace in a subprocess: CPU per stream second overall and
     in steady state (after ``warmup_s``, i.e. without start-up and model loading), and peak RSS."""
-    from emomusic.samples import make_speech_track, make_video
+    from emomusic.sources.samples import make_speech_track, make_video
 
     tmp = Path(tempfile.mkdtemp())
     make_video(tmp / "video.avi", seconds=seconds, fps=15, size=(640, 480))
@@ -236,9 +237,9 @@ def detection_share(seconds: float = 60.0) -> float:
     import cv2
 
     from emomusic.config import load_config
-    from emomusic.face import FaceAnalyzer
+    from emomusic.face.analyzer import FaceAnalyzer
     from emomusic.messages import VideoFrame
-    from emomusic.samples import make_video
+    from emomusic.sources.samples import make_video
 
     tmp = Path(tempfile.mkdtemp())
     make_video(tmp / "v.avi", seconds=seconds)

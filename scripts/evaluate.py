@@ -77,9 +77,9 @@ def load_faces(args: argparse.Namespace) -> tuple[np.ndarray, list[str]]:
 
 
 def eval_faces(args: argparse.Namespace) -> dict[str, Any]:
-    from emomusic.face import ExpressionClassifier
-    from emomusic.face_detector import FaceDetector
-    from emomusic.face_preprocess import crop_face, to_gray
+    from emomusic.face.analyzer import ExpressionClassifier
+    from emomusic.face.detector import FaceDetector
+    from emomusic.face.preprocess import crop_face, to_gray
 
     models = Path(args.models)
     images, truth = load_faces(args)
@@ -113,9 +113,9 @@ def eval_faces(args: argparse.Namespace) -> dict[str, Any]:
 def eval_voice(args: argparse.Namespace) -> dict[str, Any]:
     import csv
 
-    from emomusic.microphone import read_audio_file
-    from emomusic.vad import speech_windows
-    from emomusic.voice import VoiceClassifier
+    from emomusic.audio import read_audio_file
+    from emomusic.voice.analyzer import VoiceClassifier
+    from emomusic.voice.vad import speech_windows
 
     base = args.labels.parent
     with open(args.labels, newline="") as f:
@@ -195,8 +195,8 @@ def eval_scenario(args: argparse.Namespace) -> dict[str, Any]:
     the median over every segment's reaction)."""
     import tempfile
 
+    from emomusic.cli.replay import ReplayError, read_truth, run_replay
     from emomusic.config import load_config
-    from emomusic.replay import ReplayError, read_truth, run_replay
 
     cfg = load_config(args.config) if args.config else load_config(None, env={})
     per_dir = []

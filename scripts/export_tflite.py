@@ -41,7 +41,7 @@ def ensure_venv(path: Path) -> Path:
 
 
 def face_calibration(npz: Path, n: int = 256) -> np.ndarray:
-    from emomusic.face_preprocess import preprocess_faces
+    from emomusic.face.preprocess import preprocess_faces
 
     d = np.load(npz)
     idx = np.flatnonzero(d["split"] == "train")
@@ -50,9 +50,9 @@ def face_calibration(npz: Path, n: int = 256) -> np.ndarray:
 
 
 def voice_calibration(speech: Path, n: int = 256) -> np.ndarray:
-    from emomusic.mfcc import voice_features
-    from emomusic.microphone import read_audio_file
-    from emomusic.vad import speech_windows
+    from emomusic.audio import read_audio_file
+    from emomusic.voice.mfcc import voice_features
+    from emomusic.voice.vad import speech_windows
 
     with open(speech / "ravdess" / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))

@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
 
-from emomusic.samples import DEMO_PIECES, make_demo_library  # noqa: E402
+from emomusic.music.demo import DEMO_PIECES, make_demo_library  # noqa: E402
 
 
 def main() -> int:

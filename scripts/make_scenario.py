@@ -23,9 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
 
+from emomusic.audio import read_audio_file, write_wav  # noqa: E402
 from emomusic.labels import normalize_label  # noqa: E402
-from emomusic.microphone import read_audio_file  # noqa: E402
-from emomusic.samples import write_wav  # noqa: E402
 
 FERPLUS_ORDER = ("neutral", "happy", "surprised", "sad", "angry", "disgust", "fearful", "contempt")
 FPS = 15

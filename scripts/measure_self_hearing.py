@@ -20,12 +20,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
 
+from emomusic.audio import read_audio_file  # noqa: E402
 from emomusic.config import parse_config  # noqa: E402
 from emomusic.messages import AudioChunk  # noqa: E402
-from emomusic.microphone import read_audio_file  # noqa: E402
-from emomusic.samples import make_demo_library  # noqa: E402
-from emomusic.vad import PlaybackGuard  # noqa: E402
-from emomusic.voice import VoiceAnalyzer  # noqa: E402
+from emomusic.music.demo import make_demo_library  # noqa: E402
+from emomusic.voice.analyzer import VoiceAnalyzer  # noqa: E402
+from emomusic.voice.vad import PlaybackGuard  # noqa: E402
 
 
 def count(audio: np.ndarray, guarded: bool) -> int:

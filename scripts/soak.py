@@ -25,9 +25,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
 
-from emomusic.app import Daemon  # noqa: E402
 from emomusic.config import parse_config  # noqa: E402
-from emomusic.samples import ensure_samples  # noqa: E402
+from emomusic.service.daemon import Daemon  # noqa: E402
+from emomusic.sources.samples import ensure_samples  # noqa: E402
 
 
 def rss_mb() -> float:

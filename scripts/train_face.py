@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from model_export import export_onnx, quantize_int8, write_metadata  # noqa: E402
 
-from emomusic.face_preprocess import FACE_SIZE, preprocess_faces  # noqa: E402
+from emomusic.face.preprocess import FACE_SIZE, preprocess_faces  # noqa: E402
 from emomusic.labels import FACE_LABELS  # noqa: E402
 
 # FER2013 label index -> index in FACE_LABELS (neutral, happy, surprised, sad, angry, disgust, fearful, contempt)
@@ -181,7 +181,7 @@ def main() -> int:
     write_metadata(args.out / "face_expression.json", {
         "labels": list(FACE_LABELS),
         "input": [1, FACE_SIZE, FACE_SIZE],
-        "preprocessing": "emomusic.face_preprocess.preprocess_faces",
+        "preprocessing": "emomusic.face.preprocess.preprocess_faces",
         "parameters": n_params,
         "trained_on": "FER2013 Training split, FER+ vote distributions mixed with FER2013 labels "
                       f"(weight {args.fer2013_weight})",

@@ -6,7 +6,7 @@
 Data: RAVDESS actors 01-20 (8 emotions) and EMO-DB (boredom dropped: it has no RAVDESS
 counterpart, and calling it "calm" would teach the model that calm sounds bored). Every clip goes
 through the daemon's own path — resample to 16 kHz, WebRTC VAD segmentation, 2 s windows
-(emomusic.vad.speech_windows) and MFCCs (emomusic.mfcc.voice_features) — so the features cannot
+(emomusic.voice.vad.speech_windows) and MFCCs (emomusic.voice.mfcc.voice_features) — so the features cannot
 drift from what the daemon computes. Augmented copies (noise, gain, speed/pitch, room reverb) go
 through the same path.
 
@@ -35,10 +35,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from model_export import export_onnx, quantize_int8, write_metadata  # noqa: E402
 
+from emomusic.audio import read_audio_file  # noqa: E402
 from emomusic.labels import VOICE_LABELS, normalize_label  # noqa: E402
-from emomusic.mfcc import N_MFCC, voice_features  # noqa: E402
-from emomusic.microphone import read_audio_file  # noqa: E402
-from emomusic.vad import RATE, speech_windows  # noqa: E402
+from emomusic.voice.mfcc import N_MFCC, voice_features  # noqa: E402
+from emomusic.voice.vad import RATE, speech_windows  # noqa: E402
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "w48": {"width": 48, "dropout": 0.3, "epochs": 30},
@@ -224,7 +224,7 @@ def train_holdout(args: argparse.Namespace, data: dict[str, np.ndarray], labels:
     write_metadata(args.out / "voice_emotion.json", {
         "labels": list(VOICE_LABELS),
         "input": [N_MFCC, int(data["x"].shape[2])],
-        "features": "emomusic.mfcc.voice_features over emomusic.vad.speech_windows (2 s windows, hop 1 s)",
+        "features": "emomusic.voice.mfcc.voice_features over emomusic.voice.vad.speech_windows (2 s windows, hop 1 s)",
         "parameters": sum(p.numel() for p in model.parameters()),
         "trained_on": f"RAVDESS without actors {held} + EMO-DB, config {name} (held-out model, not shipped)",
     })
@@ -332,7 +332,7 @@ def main() -> int:
     write_metadata(args.out / "voice_emotion.json", {
         "labels": list(VOICE_LABELS),
         "input": [N_MFCC, int(data["x"].shape[2])],
-        "features": "emomusic.mfcc.voice_features over emomusic.vad.speech_windows (2 s windows, hop 1 s)",
+        "features": "emomusic.voice.mfcc.voice_features over emomusic.voice.vad.speech_windows (2 s windows, hop 1 s)",
         "parameters": sum(p.numel() for p in model.parameters()),
         "trained_on": "RAVDESS actors 01-20 + EMO-DB (boredom dropped), clean + augmented copies",
         "cross_validation": report,

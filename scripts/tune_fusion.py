@@ -30,19 +30,19 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from evaluate import scenario_metrics  # noqa: E402
 
+from emomusic.cli.replay import read_truth  # noqa: E402
 from emomusic.config import Config, load_config  # noqa: E402
-from emomusic.fusion import Fusion  # noqa: E402
+from emomusic.fusion.fuser import Fusion  # noqa: E402
 from emomusic.messages import AudioChunk, Observation, VideoFrame  # noqa: E402
-from emomusic.replay import read_truth  # noqa: E402
 
 
 def observe(cfg: Config, scenario: Path) -> list[Observation]:
     """Every observation the two analyzers make on the scenario, in stream-time order."""
     import cv2
 
-    from emomusic.face import FaceAnalyzer
-    from emomusic.microphone import read_audio_file
-    from emomusic.voice import VoiceAnalyzer
+    from emomusic.audio import read_audio_file
+    from emomusic.face.analyzer import FaceAnalyzer
+    from emomusic.voice.analyzer import VoiceAnalyzer
 
     out: list[Observation] = []
     face = FaceAnalyzer(cfg)

@@ -32,7 +32,8 @@ def factories(face: str = "happy", voice: str = "happy") -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    from emomusic import app, cli
+    from emomusic.cli.main import main
+    from emomusic.service.daemon import ANALYZERS
 
-    app.ANALYZERS.update(factories())
-    raise SystemExit(cli.main(sys.argv[1:]))
+    ANALYZERS.update(factories())
+    raise SystemExit(main(sys.argv[1:]))

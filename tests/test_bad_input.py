@@ -21,10 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emomusic.app import Daemon
 from emomusic.commands import COMMAND_TOPICS, PayloadError, parse_command, parse_external_emotion
-from emomusic.config import MODES, parse_config
+from emomusic.config import parse_config
+from emomusic.config.music import MODES
 from emomusic.labels import ALL_LABELS
+from emomusic.service.daemon import Daemon
 
 from conftest import Broker, Probe
 from fakes import factories
@@ -37,7 +38,7 @@ LIMIT = 1024
 # -- MQTT fuzzing -----------------------------------------------------------------------------------
 @pytest.fixture
 def fuzz_target(broker: Broker, tmp_path: Path, probe_factory: Callable[..., Probe]) -> Iterator[tuple[Daemon, Probe]]:
-    from emomusic.samples import ensure_samples
+    from emomusic.sources.samples import ensure_samples
 
     video, audio = ensure_samples(tmp_path / "samples")
     cfg = parse_config({
@@ -220,8 +221,8 @@ def sparse_wav(path: Path, rate: int, channels: int, seconds: float) -> None:
 
 
 def run_file_source(path: Path, blocks: int = 1000, timeout: float = 10.0) -> tuple[list[Any], list[tuple[str, str]]]:
-    from emomusic.microphone import AudioFileSource
     from emomusic.queues import DropOldestQueue
+    from emomusic.sources.microphone import AudioFileSource
 
     out: DropOldestQueue[Any] = DropOldestQueue(10_000, "microphone")
     statuses: list[tuple[str, str]] = []
@@ -296,7 +297,7 @@ def test_a_huge_audio_file_is_streamed_not_loaded(tmp_path: Path) -> None:
 # -- images of odd shapes ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def analyzer() -> Any:
-    from emomusic.face import FaceAnalyzer
+    from emomusic.face.analyzer import FaceAnalyzer
 
     return FaceAnalyzer(parse_config({"face": {"detect_every": 1}}, env={}))
 
@@ -342,7 +343,7 @@ MEDIA_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"RIFF", b"OggS", b"fLaC", b"ID3", b
 def test_no_frame_or_audio_sample_is_written_anywhere(tmp_path: Path) -> None:
     """The real pipeline (face and voice models) on a video with a face and speech: afterwards the
     only new file is the requested timeline of labels, in the working, temp, home and state dirs."""
-    from emomusic.samples import ensure_samples
+    from emomusic.sources.samples import ensure_samples
 
     video, audio = ensure_samples(tmp_path / "media")
     dirs = {name: tmp_path / name for name in ("cwd", "tmp", "home", "state", "cache")}

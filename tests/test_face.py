@@ -13,12 +13,13 @@ import pytest
 from skimage import data as skdata
 
 from emomusic.config import parse_config
-from emomusic.face import DetectionSchedule, ExpressionClassifier, FaceAnalyzer, FaceTracker, peakedness
-from emomusic.face_detector import SPECS, Detection, FaceDetector, decode, iou, ssd_anchors, weighted_nms
-from emomusic.face_preprocess import FACE_SIZE, crop_face, preprocess_faces
+from emomusic.face.analyzer import ExpressionClassifier, FaceAnalyzer
+from emomusic.face.detector import SPECS, Detection, FaceDetector, decode, iou, ssd_anchors, weighted_nms
+from emomusic.face.preprocess import FACE_SIZE, crop_face, preprocess_faces
+from emomusic.face.tracking import DetectionSchedule, FaceTracker
 from emomusic.labels import FACE_LABELS
 from emomusic.messages import VideoFrame
-from emomusic.runtime import ModelError
+from emomusic.runtime import ModelError, peakedness
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from emomusic.app import Daemon
 from emomusic.config import Config, parse_config
-from emomusic.samples import make_video
+from emomusic.service.daemon import Daemon
+from emomusic.sources.samples import make_video
 
 from conftest import Broker, Probe
 from fakes import ConstantAnalyzer, factories
@@ -167,8 +167,8 @@ def test_microphone_stall_stop_and_overflow_are_reported_and_the_stream_reopened
         monkeypatch: pytest.MonkeyPatch) -> None:
     import sounddevice
 
-    from emomusic.microphone import MicrophoneSource
     from emomusic.queues import DropOldestQueue
+    from emomusic.sources.microphone import MicrophoneSource
 
     monkeypatch.setattr(sounddevice, "query_devices", lambda device, kind: {"default_samplerate": 48000.0})
     monkeypatch.setattr(sounddevice, "InputStream", ScriptedInputStream)
@@ -208,7 +208,7 @@ class RaisingAnalyzer:
 def test_failing_analyzer_is_restarted_then_disabled_and_the_rest_keeps_running(
         broker: Broker, tmp_path: Path, supervised: Callable[..., Daemon],
         probe_factory: Callable[..., Probe]) -> None:
-    from emomusic.samples import ensure_samples
+    from emomusic.sources.samples import ensure_samples
 
     video, audio = ensure_samples(tmp_path / "samples")
     built: list[RaisingAnalyzer] = []
@@ -258,9 +258,9 @@ def test_missing_or_corrupt_model_is_one_line_and_a_nonzero_exit(tmp_path: Path,
 # -- music ------------------------------------------------------------------------------------------
 def test_music_files_deleted_or_corrupted_after_the_scan_are_skipped_at_play_time(
         broker: Broker, tmp_path: Path, probe_factory: Callable[..., Probe]) -> None:
-    from emomusic.library import Library
-    from emomusic.music import open_library
-    from emomusic.samples import DEMO_PIECES, synth_music, write_tagged
+    from emomusic.music.controller import open_library
+    from emomusic.music.demo import DEMO_PIECES, synth_music, write_tagged
+    from emomusic.music.library import Library
 
     music = tmp_path / "music"
     music.mkdir()
@@ -302,8 +302,9 @@ def test_music_files_deleted_or_corrupted_after_the_scan_are_skipped_at_play_tim
 
 
 def test_sqlite_library_survives_sigkill_during_a_scan(tmp_path: Path) -> None:
-    from emomusic.library import BATCH, Library
-    from emomusic.samples import synth_music, write_wav
+    from emomusic.audio import write_wav
+    from emomusic.music.demo import synth_music
+    from emomusic.music.library import BATCH, Library
 
     music = tmp_path / "music"
     music.mkdir()
@@ -344,7 +345,8 @@ def test_sqlite_library_survives_sigkill_during_a_scan(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def big_music(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Enough untagged files that a scan takes seconds (each one is analysed)."""
-    from emomusic.samples import synth_music, write_wav
+    from emomusic.audio import write_wav
+    from emomusic.music.demo import synth_music
 
     music = tmp_path_factory.mktemp("big-music")
     base = (synth_music(3.0, 90, False, 0.3, seed=2) * 20000).astype(np.int16)

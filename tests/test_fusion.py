@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from emomusic.config import FusionConfig
-from emomusic.fusion import UNKNOWN, Fusion
+from emomusic.config.fusion import FusionConfig
+from emomusic.fusion.fuser import UNKNOWN, Fusion
 from emomusic.labels import FACE_LABELS, VOICE_LABELS
 from emomusic.messages import Observation
 

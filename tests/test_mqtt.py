@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from emomusic.app import Daemon
 from emomusic.config import Config, parse_config
-from emomusic.discovery import REQUIRED_KEYS
-from emomusic.samples import ensure_samples
+from emomusic.mqtt.discovery import REQUIRED_KEYS
+from emomusic.service.daemon import Daemon
+from emomusic.sources.samples import ensure_samples
 
 from conftest import Broker, Probe
 from fakes import factories

@@ -13,8 +13,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from emomusic.app import Daemon
 from emomusic.config import parse_config
+from emomusic.service.daemon import Daemon
 
 from conftest import Broker
 from fakes import factories

@@ -13,15 +13,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from emomusic.app import Daemon
 from emomusic.commands import Command
 from emomusic.config import parse_config
-from emomusic.library import Library, Track, read_m3u
 from emomusic.messages import FusedState
-from emomusic.moods import mood_to_va
-from emomusic.music import MusicController
-from emomusic.policy import distance, iso_path, plan
-from emomusic.samples import DEMO_PIECES, make_demo_library, synth_music, write_tagged
+from emomusic.music.controller import MusicController
+from emomusic.music.demo import DEMO_PIECES, make_demo_library, synth_music, write_tagged
+from emomusic.music.library import Library, Track, read_m3u
+from emomusic.music.moods import mood_to_va
+from emomusic.music.policy import distance, iso_path, plan
+from emomusic.service.daemon import Daemon
 
 from conftest import Broker, Probe
 

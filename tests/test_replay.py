@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from emomusic.cli.replay import JsonlSink, run_replay
 from emomusic.config import parse_config
-from emomusic.replay import JsonlSink, run_replay
-from emomusic.samples import ensure_samples
+from emomusic.sources.samples import ensure_samples
 
 from fakes import factories
 
@@ -26,7 +26,7 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_fast_replay_is_ordered_complete_and_repeatable(tmp_path: Path, samples: tuple[Path, Path],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from emomusic import app
+    from emomusic.service import daemon as app
 
     monkeypatch.setattr(app, "ANALYZERS", factories(face="happy", voice="sad"))
     cfg = parse_config({"device": {"state_dir": str(tmp_path)}}, env={})

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 from skimage import data as skdata
 
-from emomusic.samples import espeak_speech
+from emomusic.sources.samples import espeak_speech
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"

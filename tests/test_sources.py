@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emomusic.camera import CameraSource
+from emomusic.audio import to_mono_16k
 from emomusic.messages import AudioChunk, VideoFrame
-from emomusic.microphone import AudioFileSource, to_mono_16k
 from emomusic.queues import DropOldestQueue
-from emomusic.samples import make_speech_track, make_video
+from emomusic.sources.camera import CameraSource
+from emomusic.sources.microphone import AudioFileSource
+from emomusic.sources.samples import make_speech_track, make_video
 
 
 def drain(q: DropOldestQueue, source) -> list:  # type: ignore[no-untyped-def]

@@ -16,10 +16,11 @@ import soundfile as sf
 from emomusic.config import parse_config
 from emomusic.labels import VOICE_LABELS
 from emomusic.messages import AudioChunk
-from emomusic.mfcc import mfcc, voice_features
-from emomusic.samples import espeak_speech, synth_music
-from emomusic.vad import PlaybackGuard, SpeechWindower, speech_windows
-from emomusic.voice import VoiceAnalyzer, VoiceClassifier
+from emomusic.music.demo import synth_music
+from emomusic.sources.samples import espeak_speech
+from emomusic.voice.analyzer import VoiceAnalyzer, VoiceClassifier
+from emomusic.voice.mfcc import mfcc, voice_features
+from emomusic.voice.vad import PlaybackGuard, SpeechWindower, speech_windows
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))

@@ -1,8 +1,12 @@
 """emomusic: an emotion-aware ambient music daemon for a Raspberry Pi."""
 
 import os
+from importlib.metadata import PackageNotFoundError, version
 
-__version__ = "0.1.0"
+try:  # the installed distribution's version (pyproject.toml), so --version and HA discovery agree with pip
+    __version__ = version("emomusic")
+except PackageNotFoundError:  # a source tree on sys.path without an install (scripts/)
+    __version__ = "0+unknown"
 
 # Nothing but emotion labels may leave the device. onnxruntime's Linux wheels (1.2x+) carry 1DS
 # telemetry that stores a device id and an event cache on disk and uploads them; this opt-out must

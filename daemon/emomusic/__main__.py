@@ -1,3 +1,3 @@
-from emomusic.cli import main
+from emomusic.cli.main import main
 
 raise SystemExit(main())

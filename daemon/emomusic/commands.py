@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from emomusic.config import MODES
+from emomusic.config.music import MODES
 from emomusic.labels import ALL_LABELS, normalize_label
 from emomusic.messages import Observation
 

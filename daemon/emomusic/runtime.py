@@ -7,6 +7,7 @@ model, so callers always pass NCHW float32 and get a list of arrays back.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -119,3 +120,15 @@ def load_classifier(models_dir: Path, stem: str, labels: tuple[str, ...], backen
     if tuple(found) != labels:
         raise ModelError(f"{meta}: labels {found} differ from the expected {list(labels)}")
     return model
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def peakedness(p: np.ndarray) -> float:
+    """1 for a one-hot distribution, 0 for a uniform one."""
+    q = np.clip(p, 1e-9, 1)
+    return float(1 + (q * np.log(q)).sum() / math.log(len(q)))

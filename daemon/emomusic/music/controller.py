@@ -19,11 +19,11 @@ from typing import Any
 
 from emomusic.commands import Command, Controls
 from emomusic.config import Config
-from emomusic.library import Library, ScanReport, Track
 from emomusic.messages import FusedState
-from emomusic.policy import Point, distance, plan
-from emomusic.samples import make_demo_library
-from emomusic.vad import PlaybackGuard
+from emomusic.music.demo import make_demo_library
+from emomusic.music.library import Library, ScanReport, Track
+from emomusic.music.policy import Point, distance, plan
+from emomusic.voice.vad import PlaybackGuard
 
 log = logging.getLogger("emomusic.music")
 
@@ -268,7 +268,7 @@ class MusicController(threading.Thread):
             self.publish(st)
 
     def run(self) -> None:
-        from emomusic.player import Player
+        from emomusic.music.player import Player
 
         try:
             self.library = self._open_library()

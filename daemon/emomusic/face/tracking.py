@@ -1,60 +1,14 @@
-"""The face pipeline: detect faces, classify each crop's expression, pool over a sliding window.
-
-Each face is tracked across frames by box overlap, so the pooled expression belongs to one person
-even when several are in view. One observation per analysed frame, none while no face is seen
-(fusion then fades the modality out). Frames never leave this process.
-"""
+"""Following faces between detector runs: tracks by box overlap, template matching, the detection schedule."""
 
 from __future__ import annotations
 
 import itertools
-import math
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from emomusic.config import Config
-from emomusic.face_detector import Detection, FaceDetector, iou
-from emomusic.face_preprocess import crop_face, preprocess_faces, to_bgr8
-from emomusic.labels import FACE_LABELS
-from emomusic.messages import Observation, VideoFrame
-from emomusic.runtime import Backend, load_classifier
-
-REBUILD_FACE = "python scripts/train_face.py (see models/README.md)"
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-class ExpressionClassifier:
-    """The trained expression CNN: gray face crops -> probabilities over FACE_LABELS."""
-
-    def __init__(self, models_dir: Path, backend: Backend = "onnxruntime", precision: str = "int8",
-                 threads: int = 1) -> None:
-        self.model = load_classifier(models_dir, "face_expression", FACE_LABELS, backend, precision, threads,
-                                     REBUILD_FACE)
-        self.labels = FACE_LABELS
-
-    def classify(self, crops: list[np.ndarray], view: str = "both") -> np.ndarray:
-        """Probabilities per crop. ``view`` "both" averages the face with its mirror image (+1.3 points
-        on FER+; what a single photo gets); "plain" or "mirrored" classifies one view, for the daemon,
-        which alternates them from frame to frame so its sliding window averages both at half the cost."""
-        if not crops:
-            return np.zeros((0, len(self.labels)), np.float32)
-        x = preprocess_faces(crops)
-        if view == "plain":
-            return softmax(self.model.run(x)[0])
-        if view == "mirrored":
-            return softmax(self.model.run(np.ascontiguousarray(x[:, :, :, ::-1]))[0])
-        both = np.concatenate([x, x[:, :, :, ::-1]])
-        logits = self.model.run(both)[0]
-        n = len(crops)
-        return softmax((logits[:n] + logits[n:]) / 2)
+from emomusic.face.detector import Detection, FaceDetector, iou
 
 
 @dataclass
@@ -76,12 +30,6 @@ def face_quality(det: Detection, min_face_px: int) -> float:
     """Detector certainty times how usable the face's size is (tiny faces classify poorly)."""
     size_factor = min(1.0, det.size / max(3.0 * min_face_px, 1.0))
     return float(det.score) * max(0.2, size_factor)
-
-
-def peakedness(p: np.ndarray) -> float:
-    """1 for a one-hot distribution, 0 for a uniform one."""
-    q = np.clip(p, 1e-9, 1)
-    return float(1 + (q * np.log(q)).sum() / math.log(len(q)))
 
 
 class FaceTracker:
@@ -117,6 +65,8 @@ class FaceTracker:
 
 
 TRACK_MIN_SCORE = 0.6  # normalised correlation below which a tracked face is taken as changed or gone
+
+
 TRACK_SIDE = 24  # a face is tracked at this size (pixels), whatever its size in the frame
 
 
@@ -190,52 +140,3 @@ class DetectionSchedule:
         self._since = 0
         self.runs += 1
         return dets
-
-
-class FaceAnalyzer:
-    """VideoFrame -> Observation of the largest (or every) face's expression over the window."""
-
-    modality = "face"
-
-    def __init__(self, cfg: Config, detector: FaceDetector | None = None,
-                 classifier: ExpressionClassifier | None = None) -> None:
-        m, f = cfg.models, cfg.face
-        self.cfg = f
-        self.detector = detector or FaceDetector(
-            f.detector, m.backend, score_threshold=f.score_threshold, min_face_px=f.min_face_px,
-            threads=m.threads, models_dir=m.path,
-        )
-        self.classifier = classifier or ExpressionClassifier(m.path, m.backend, m.precision, m.threads)
-        self.tracker = FaceTracker(f.window_s)
-        self.schedule = DetectionSchedule(self.detector, f.detect_every)
-        self._views = 0  # frames classified; plain and mirrored views alternate
-
-    def process(self, item: VideoFrame) -> Observation | None:
-        image = to_bgr8(item.image)
-        if image is None:
-            return None
-        dets = self.schedule.detections(image)
-        if not dets:
-            return None
-        crops = [crop_face(image, d.box) for d in dets]
-        self._views += 1
-        probs = self.classifier.classify(crops, "mirrored" if self._views % 2 else "plain")
-        qualities = [face_quality(d, self.cfg.min_face_px) for d in dets]
-        tracks = self.tracker.update(item.t, dets, probs, qualities)
-        return self.observe(item.t, dets, tracks, qualities)
-
-    def observe(self, t: float, dets: list[Detection], tracks: list[Track], qualities: list[float]) -> Observation:
-        """Pool the chosen face(s) over the window and weigh the result."""
-        if self.cfg.faces == "largest":  # detections come largest first
-            pooled, quality = tracks[0].pooled(), qualities[0]
-        else:
-            pooled = np.mean([tr.pooled() for tr in tracks], axis=0)
-            quality = float(np.mean(qualities))
-        confidence = quality * (0.5 + 0.5 * peakedness(pooled))
-        return Observation(
-            modality=self.modality,
-            t=t,
-            probabilities={label: float(p) for label, p in zip(FACE_LABELS, pooled, strict=True)},
-            confidence=float(np.clip(confidence, 0.0, 1.0)),
-            extras={"box": [round(v, 1) for v in dets[0].box], "faces": len(dets), "track": tracks[0].id},
-        )

@@ -20,9 +20,9 @@ import paho.mqtt.client as mqtt
 
 from emomusic.commands import COMMAND_TOPICS, Command, PayloadError, parse_command, parse_external_emotion
 from emomusic.config import Config
-from emomusic.discovery import discovery_messages
 from emomusic.messages import FusedState, Observation
-from emomusic.mqtt_link import MqttLink
+from emomusic.mqtt.discovery import discovery_messages
+from emomusic.mqtt.link import MqttLink
 
 log = logging.getLogger("emomusic.mqtt")
 

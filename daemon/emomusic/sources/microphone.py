@@ -16,36 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from emomusic.audio import RATE
 from emomusic.messages import AudioChunk
 from emomusic.queues import DropOldestQueue
-from emomusic.source import Source, SourceEnded, StatusCallback, check_still_there
+from emomusic.sources.base import Source, SourceEnded, StatusCallback, check_still_there
 
-RATE = 16000
 OVERFLOW_REPORT_S = 10.0
-
-
-def to_mono_16k(audio: np.ndarray, rate: int) -> np.ndarray:
-    """Float or int audio of any channel count and rate -> 16 kHz mono int16."""
-    import soxr
-
-    x = np.asarray(audio)
-    if x.dtype.kind in "iu":
-        info = np.iinfo(x.dtype)
-        x = (x.astype(np.float32) - (info.max + info.min + 1) / 2) / (info.max - info.min + 1) * 2
-    x = x.astype(np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=1)
-    if rate != RATE and x.size:
-        x = soxr.resample(x, rate, RATE)
-    return (np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)
-
-
-def read_audio_file(path: str | Path) -> np.ndarray:
-    """Whole file as 16 kHz mono int16 (any format libsndfile reads)."""
-    import soundfile as sf
-
-    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    return to_mono_16k(data, rate)
 
 
 def describe_kind(spec: str) -> str:

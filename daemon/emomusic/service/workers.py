@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from emomusic.messages import Observation
 from emomusic.queues import DropOldestQueue
-from emomusic.source import StatusCallback
+from emomusic.sources.base import StatusCallback
 
 
 class Analyzer(Protocol):

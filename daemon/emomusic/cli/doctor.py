@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import glob
 import socket
-from pathlib import Path
 
+from emomusic.cli.common import config_from_args
 from emomusic.config import Config
-
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
 def _line(ok: bool | None, what: str, detail: str) -> None:
@@ -37,8 +36,9 @@ def run_doctor(cfg: Config) -> int:
         _line(bool(outputs) or None, "audio outputs", "; ".join(outputs) or "none (SDL's dummy driver will be used)")
     except Exception as e:
         _line(None, "audio devices", f"PortAudio unavailable ({str(e).splitlines()[0]}); install libportaudio2")
-    models = sorted(p.name for p in MODELS_DIR.glob("*.onnx")) if MODELS_DIR.is_dir() else []
-    _line(bool(models) or None, "models", f"{MODELS_DIR}: {', '.join(models) or 'none'}")
+    models_dir = cfg.models.path
+    models = sorted(p.name for p in models_dir.glob("*.onnx")) if models_dir.is_dir() else []
+    _line(bool(models) or None, "models", f"{models_dir}: {', '.join(models) or 'none'}")
     try:
         with socket.create_connection((cfg.mqtt.host, cfg.mqtt.port), timeout=2):
             _line(True, "broker", f"{cfg.mqtt.host}:{cfg.mqtt.port} reachable")
@@ -46,3 +46,10 @@ def run_doctor(cfg: Config) -> int:
         problems += cfg.mqtt.enabled
         _line(False if cfg.mqtt.enabled else None, "broker", f"{cfg.mqtt.host}:{cfg.mqtt.port} not reachable ({e})")
     return 1 if problems else 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from emomusic.cli.doctor import run_doctor
+
+    cfg = config_from_args(args)
+    return run_doctor(cfg)

@@ -15,7 +15,7 @@ import numpy as np
 
 from emomusic.messages import VideoFrame
 from emomusic.queues import DropOldestQueue
-from emomusic.source import Source, SourceEnded, StatusCallback, check_still_there
+from emomusic.sources.base import Source, SourceEnded, StatusCallback, check_still_there
 
 
 def describe_kind(spec: str) -> str:

@@ -10,7 +10,8 @@ import json
 from typing import Any
 
 from emomusic import __version__
-from emomusic.config import MODES, Config
+from emomusic.config import Config
+from emomusic.config.music import MODES
 from emomusic.labels import ALL_LABELS
 
 # What HA needs at least, per component (checked by the tests).

@@ -18,19 +18,19 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from emomusic.analyzer import Analyzer, AnalyzerWorker
-from emomusic.camera import CameraSource
 from emomusic.commands import Command, Controls
 from emomusic.config import Config
-from emomusic.fusion import Fusion
+from emomusic.fusion.fuser import Fusion
 from emomusic.messages import FusedState, Observation
-from emomusic.microphone import AudioFileSource, MicrophoneSource
-from emomusic.microphone import describe_kind as audio_kind
 from emomusic.queues import DropOldestQueue, StreamGate
-from emomusic.samples import ensure_samples
-from emomusic.source import Source
-from emomusic.systemd_notify import Notifier
-from emomusic.vad import PlaybackGuard
+from emomusic.service.systemd import Notifier
+from emomusic.service.workers import Analyzer, AnalyzerWorker
+from emomusic.sources.base import Source
+from emomusic.sources.camera import CameraSource
+from emomusic.sources.microphone import AudioFileSource, MicrophoneSource
+from emomusic.sources.microphone import describe_kind as audio_kind
+from emomusic.sources.samples import ensure_samples
+from emomusic.voice.vad import PlaybackGuard
 
 log = logging.getLogger("emomusic.app")
 
@@ -40,13 +40,13 @@ AnalyzerFactory = Callable[[Config, PlaybackGuard], Analyzer]
 
 
 def _face_analyzer(cfg: Config, playback: PlaybackGuard) -> Analyzer:
-    from emomusic.face import FaceAnalyzer
+    from emomusic.face.analyzer import FaceAnalyzer
 
     return FaceAnalyzer(cfg)
 
 
 def _voice_analyzer(cfg: Config, playback: PlaybackGuard) -> Analyzer:
-    from emomusic.voice import VoiceAnalyzer
+    from emomusic.voice.analyzer import VoiceAnalyzer
 
     return VoiceAnalyzer(cfg, guard=playback)
 
@@ -135,12 +135,12 @@ class Daemon:
         self.bridge: Any = None
         use_mqtt = cfg.mqtt.enabled if mqtt is None else mqtt
         if use_mqtt:
-            from emomusic.mqtt_bridge import MqttBridge
+            from emomusic.mqtt.bridge import MqttBridge
 
             self.bridge = MqttBridge(cfg, self.submit_command, self.submit_observation)
             self.sinks.append(self.bridge)
         if cfg.player.enabled and music:
-            from emomusic.music import MusicController
+            from emomusic.music.controller import MusicController
 
             publish = self.bridge.publish_player if self.bridge is not None else None
             self.player = MusicController(cfg, self.playback, publish, controls=self.controls)
@@ -378,4 +378,3 @@ class Daemon:
     # -- for replay and status --------------------------------------------------------------------
     def drops(self) -> dict[str, int]:
         return {w.inbox.name: w.inbox.dropped for w in self.workers} | {"observations": self.observations.dropped}
-

@@ -7,15 +7,20 @@ in stream-time order), so a replay gives the same timeline whatever the machine'
 
 from __future__ import annotations
 
+import argparse
 import csv
+import importlib.util
 import json
+import sys
 import time
 from pathlib import Path
 from typing import IO, Any
 
+from emomusic.cli.common import config_from_args
 from emomusic.config import Config
 from emomusic.labels import ALL_LABELS
 from emomusic.messages import FusedState
+from emomusic.service.logs import setup_logging
 
 
 class ReplayError(Exception):
@@ -44,7 +49,7 @@ class JsonlSink:
 def run_replay(cfg: Config, video: str | None, audio: str | None, jsonl: Path, fast: bool) -> int:
     """Replay the files once; returns the number of states written. Raises ReplayError when a file
     cannot be read (the states up to then are written)."""
-    from emomusic.app import Daemon
+    from emomusic.service.daemon import Daemon
 
     cfg = cfg.model_copy(update={
         "camera": cfg.camera.model_copy(update={"enabled": video is not None}),
@@ -113,3 +118,23 @@ def plot_timeline(jsonl: Path, png: Path, truth: list[tuple[float, float, str]] 
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
     plt.close(fig)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from emomusic.cli.replay import ReplayError, plot_timeline, read_truth, run_replay
+
+    cfg = config_from_args(args)
+    if args.plot and importlib.util.find_spec("matplotlib") is None:  # say so before a long replay, not after
+        print("emomusic replay: --plot needs matplotlib (pip install 'emomusic[plot]')", file=sys.stderr)
+        return 1
+    setup_logging(args.log_level or "WARNING")
+    try:
+        n = run_replay(cfg, args.video, args.audio, Path(args.jsonl), args.fast)
+    except ReplayError as e:
+        print(f"emomusic replay: {e}", file=sys.stderr)
+        return 1
+    print(f"{n} fused states written to {args.jsonl}")
+    if args.plot:
+        plot_timeline(Path(args.jsonl), Path(args.plot), read_truth(Path(args.truth)) if args.truth else None)
+        print(f"timeline plotted to {args.plot}")
+    return 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emomusic.config import FusionConfig
+from emomusic.config.fusion import FusionConfig
 from emomusic.labels import ALL_LABELS
 from emomusic.messages import FusedState, ModalityEstimate, Observation
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from emomusic.library import Track
+from emomusic.music.library import Track
 
 Point = tuple[float, float]
 

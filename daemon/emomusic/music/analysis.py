@@ -55,7 +55,7 @@ def load_excerpt(path: Path, max_s: float = 60.0) -> np.ndarray:
     """Mono float32 at 16 kHz, the middle ``max_s`` seconds (decoded with libsndfile)."""
     import soundfile as sf
 
-    from emomusic.microphone import to_mono_16k
+    from emomusic.audio import to_mono_16k
 
     with sf.SoundFile(str(path)) as f:
         n = f.frames

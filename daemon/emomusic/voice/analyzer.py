@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from emomusic.config import Config
-from emomusic.face import peakedness, softmax
 from emomusic.labels import VOICE_LABELS
 from emomusic.messages import AudioChunk, Observation
-from emomusic.mfcc import voice_features
-from emomusic.runtime import Backend, load_classifier
-from emomusic.vad import PlaybackGuard, SpeechWindow, SpeechWindower
+from emomusic.runtime import Backend, load_classifier, peakedness, softmax
+from emomusic.voice.mfcc import voice_features
+from emomusic.voice.vad import PlaybackGuard, SpeechWindow, SpeechWindower
 
 REBUILD_VOICE = "python scripts/train_voice.py (see models/README.md)"
 

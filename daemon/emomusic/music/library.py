@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from emomusic.moods import mood_to_va
-from emomusic.tags import TagError, read_tags
+from emomusic.music.moods import mood_to_va
+from emomusic.music.tags import TagError, read_tags
 
 log = logging.getLogger("emomusic.library")
 
@@ -313,7 +313,7 @@ class Library:
             (valence, arousal), source = tag_va, "tag"
         elif analyze:
             try:
-                from emomusic.audio_features import analyze_file
+                from emomusic.music.analysis import analyze_file
 
                 f = analyze_file(path)
                 (valence, arousal), source = f.placement(), "analysis"

@@ -18,7 +18,7 @@ import numpy as np
 
 from emomusic.runtime import Backend, Model
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The ``emomusic`` command line, one module per command group (entry point: :func:`emomusic.cli.main.main`)."""

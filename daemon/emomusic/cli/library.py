@@ -1,0 +1,32 @@
+"""emomusic scan / library: index the music and list the placements."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from emomusic.cli.common import config_from_args
+from emomusic.music.library import Library
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    """Index the configured folders/playlists (the demo library when none is configured)."""
+    from emomusic.music.controller import open_library
+
+    lib, report = open_library(config_from_args(args), scan=True, csv=args.csv or "", progress=True)
+    print(f"{lib.path}: {report}")
+    return 0
+
+
+def cmd_library(args: argparse.Namespace) -> int:
+    lib = Library(config_from_args(args).library_path)
+    rows = lib.rows()
+    if not rows:
+        print("the library is empty: run emomusic scan", file=sys.stderr)
+        return 1
+    print(f"{'valence':>8} {'arousal':>8}  {'source':<8} {'status':<8} title — artist")
+    for r in rows:
+        status = "missing" if r["missing"] else ("error" if r["error"] else "ok")
+        print(f"{r['valence']:+8.2f} {r['arousal']:+8.2f}  {r['source']:<8} {status:<8} "
+              f"{r['title']} — {r['artist'] or '?'}  [{r['path']}]")
+    return 0

@@ -1,0 +1,89 @@
+"""The ``emomusic`` command line: the parser and the dispatch; each command group has its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from emomusic import __version__
+from emomusic.cli.common import find_config
+from emomusic.cli.doctor import cmd_doctor
+from emomusic.cli.library import cmd_library, cmd_scan
+from emomusic.cli.remote import cmd_send, cmd_status
+from emomusic.cli.replay import cmd_replay
+from emomusic.cli.run import cmd_run
+from emomusic.config import ConfigError, load_config
+from emomusic.runtime import ModelError
+from emomusic.service.logs import setup_logging
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    path = find_config(args.path)
+    cfg = load_config(path)
+    print(f"{cfg.origin}: OK (device {cfg.device_id}, topics under {cfg.topic_prefix}/, "
+          f"broker {cfg.mqtt.host}:{cfg.mqtt.port})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="emomusic", description="Emotion-aware ambient music daemon.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper, default=None)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def runner(name: str, help_text: str) -> argparse.ArgumentParser:
+        r = sub.add_parser(name, help=help_text)
+        r.add_argument("--config", help="config.toml (default: $EMOMUSIC_CONFIG, ./config.toml, /etc/emomusic)")
+        r.add_argument("--camera", help="override camera.source")
+        r.add_argument("--microphone", help="override microphone.source")
+        r.add_argument("--fast", action="store_true", help="replay files as fast as possible")
+        r.add_argument("--once", action="store_true", help="play files once, then exit")
+        r.add_argument("--duration", type=float, help="stop after this many seconds")
+        r.add_argument("--no-mqtt", action="store_true", help="do not connect to a broker")
+        return r
+
+    runner("run", "run the daemon")
+    runner("demo", "run the daemon on generated sample media")
+    c = sub.add_parser("check-config", help="validate a config file; exit 0 if valid, 1 if not")
+    c.add_argument("path", nargs="?")
+    s = sub.add_parser("status", help="print the retained state from the broker")
+    s.add_argument("--config")
+    s.add_argument("--timeout", type=float, default=3.0)
+    d = sub.add_parser("doctor", help="list cameras, audio devices, models; check the broker")
+    d.add_argument("--config")
+    rp = sub.add_parser("replay", help="run the pipeline on files, write the fused timeline as JSON lines")
+    rp.add_argument("--video")
+    rp.add_argument("--audio")
+    rp.add_argument("--jsonl", required=True)
+    rp.add_argument("--plot", help="also draw the timeline to this PNG (needs matplotlib)")
+    rp.add_argument("--truth", help="truth.csv (start_s,end_s,emotion) to draw beside it")
+    rp.add_argument("--fast", action="store_true", help="as fast as possible, on the stream's own clock")
+    rp.add_argument("--config")
+    sc = sub.add_parser("scan", help="index the music library (incremental)")
+    sc.add_argument("--config")
+    sc.add_argument("--csv", help="also import this mood CSV")
+    lb = sub.add_parser("library", help="list the indexed tracks with their mood placement")
+    lb.add_argument("--config")
+    se = sub.add_parser("send", help="send a command to the running daemon over MQTT")
+    se.add_argument("what", choices=["mode", "volume", "player", "mood"])
+    se.add_argument("value", help="match|regulate|fixed|off; 0-100; play|pause|toggle|skip; an emotion")
+    se.add_argument("--config")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level or "INFO")
+    commands = {
+        "run": cmd_run, "demo": lambda a: cmd_run(a, demo=True), "check-config": cmd_check_config,
+        "status": cmd_status, "doctor": cmd_doctor, "replay": cmd_replay, "scan": cmd_scan,
+        "library": cmd_library, "send": cmd_send,
+    }
+    try:
+        return commands[args.command](args)
+    except ConfigError as e:
+        print(f"emomusic: config error:\n{e}", file=sys.stderr)
+        return 1
+    except ModelError as e:
+        print(f"emomusic: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,94 @@
+"""emomusic status / send: talk to a running daemon through the broker."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from typing import Any
+
+from emomusic.cli.common import config_from_args
+from emomusic.config import Config
+
+
+def _connect(client: Any, cfg: Config) -> bool:
+    """Connect a CLI client and start its loop, or say plainly that the broker is not there."""
+    try:
+        client.connect(cfg.mqtt.host, cfg.mqtt.port, keepalive=10)
+    except OSError as e:
+        print(f"broker {cfg.mqtt.host}:{cfg.mqtt.port} not reachable: {e}", file=sys.stderr)
+        return False
+    client.loop_start()
+    return True
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Read the retained topics from the broker and print them."""
+    import paho.mqtt.client as mqtt
+
+    from emomusic.mqtt.link import make_client
+
+    cfg = config_from_args(args)
+    prefix = cfg.topic_prefix
+    got: dict[str, str] = {}
+    done = threading.Event()
+    client = make_client(cfg, f"emomusic-status-{os.getpid()}")
+
+    def on_connect(c: mqtt.Client, u: Any, f: Any, rc: Any, p: Any) -> None:
+        if rc.is_failure:
+            got["error"] = str(rc)
+            done.set()
+            return
+        c.subscribe(f"{prefix}/#")
+
+    def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.retain:
+            got[msg.topic[len(prefix) + 1 :]] = msg.payload.decode("utf-8", "replace")
+        if "state" in got and "availability" in got:
+            done.set()
+
+    client.on_connect = on_connect
+    client.on_message = on_message
+    if not _connect(client, cfg):
+        return 1
+    done.wait(args.timeout)
+    client.disconnect()
+    client.loop_stop()
+    if "error" in got:
+        print(f"broker refused the connection: {got['error']}", file=sys.stderr)
+        return 1
+    if not got:
+        print(f"no retained state under {prefix}/ (is the daemon running with this config?)", file=sys.stderr)
+        return 1
+    out: dict[str, Any] = {}
+    for key, value in sorted(got.items()):
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    """Send a command to the running daemon through the broker (the same topics HA uses)."""
+    from emomusic.commands import PayloadError, parse_command
+    from emomusic.mqtt.link import make_client
+
+    cfg = config_from_args(args)
+    topic = {"mode": "mode/set", "volume": "volume/set", "player": "player/set", "mood": "mood/set"}[args.what]
+    try:
+        parse_command(topic, args.value.encode(), cfg.mqtt.max_payload_bytes)
+    except PayloadError as e:
+        print(f"emomusic send {args.what}: {e}", file=sys.stderr)
+        return 1
+    client = make_client(cfg, f"emomusic-send-{os.getpid()}")
+    if not _connect(client, cfg):
+        return 1
+    client.publish(f"{cfg.topic_prefix}/{topic}", args.value, qos=1).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+    print(f"sent {args.value!r} to {cfg.topic_prefix}/{topic}")
+    return 0

@@ -1,0 +1,90 @@
+"""emomusic run / demo: the daemon in the foreground (what systemd starts)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+from typing import Any
+
+from emomusic.cli.common import config_from_args
+from emomusic.config import Config
+from emomusic.messages import FusedState
+from emomusic.service.logs import setup_logging
+
+log = logging.getLogger("emomusic")
+
+
+def broker_reachable(cfg: Config, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((cfg.mqtt.host, cfg.mqtt.port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class LogSink:
+    """Logs each change of the fused label, so a terminal shows what the daemon perceives."""
+
+    def __init__(self) -> None:
+        self.label = ""
+
+    def on_state(self, state: FusedState) -> None:
+        if state.emotion != self.label:
+            self.label = state.emotion
+            mods = ", ".join(f"{m.modality}={m.emotion}" for m in state.modalities.values()) or "no evidence"
+            log.info(
+                "emotion: %s (confidence %.2f, valence %+.2f, arousal %+.2f; %s)",
+                state.emotion, state.confidence, state.valence, state.arousal, mods,
+            )
+
+
+def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
+    from emomusic.service.daemon import Daemon
+
+    cfg = config_from_args(args)
+    setup_logging(args.log_level or cfg.logging.level)
+    # Signals are caught from the start: a SIGTERM while models load or samples are generated
+    # still ends in an orderly stop (exit 0, "offline"), not a kill half-way through a write.
+    daemon_ref: list[Any] = []
+    early_stop: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        if daemon_ref:
+            daemon_ref[0].request_stop()
+        else:
+            early_stop.append(signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("starting (config: %s)", cfg.origin)
+    camera, microphone = args.camera, args.microphone
+    if demo:
+        from emomusic.sources.samples import ensure_samples
+
+        video, audio = ensure_samples(cfg.state_dir / "samples")
+        camera, microphone = camera or str(video), microphone or str(audio)
+    use_mqtt = cfg.mqtt.enabled and not args.no_mqtt
+    if use_mqtt and not broker_reachable(cfg):
+        log.warning(
+            "MQTT broker %s:%d is not reachable: running anyway, retrying in the background; "
+            "emotion changes are logged here meanwhile", cfg.mqtt.host, cfg.mqtt.port,
+        )
+    daemon = Daemon(
+        cfg, camera=camera, microphone=microphone, fast=args.fast, loop=False if args.once else None,
+        mqtt=use_mqtt, sinks=[LogSink()],
+    )
+    daemon_ref.append(daemon)
+    if early_stop:
+        daemon.request_stop()  # run() still starts and stops in order, so MQTT hears "offline"
+    if use_mqtt:
+        log.info("publishing under %s/ (try: mosquitto_sub -h %s -p %d -t '%s/#' -v)",
+                 cfg.topic_prefix, cfg.mqtt.host, cfg.mqtt.port, cfg.topic_prefix)
+    log.info("running; press Ctrl-C to stop")
+    daemon.run(args.duration)
+    if daemon.failures():  # only files played once (--once) give up
+        log.error("input failed: %s", "; ".join(daemon.failures()))
+        return 1
+    return 0

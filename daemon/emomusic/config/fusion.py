@@ -1,0 +1,82 @@
+"""Settings of fusion: per-modality decay and reliability, hysteresis, the circumplex table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from emomusic.config.base import VA, Section
+
+DEFAULT_CIRCUMPLEX: dict[str, tuple[float, float]] = {
+    # Positions after Russell (1980) and Posner et al. (2005): valence left-right, arousal bottom-top.
+    "neutral": (0.0, 0.0),
+    "calm": (0.5, -0.6),
+    "happy": (0.8, 0.5),
+    "surprised": (0.3, 0.8),
+    "sad": (-0.7, -0.5),
+    "angry": (-0.6, 0.8),
+    "fearful": (-0.7, 0.7),
+    "disgust": (-0.7, 0.3),
+    "contempt": (-0.5, 0.2),
+}
+
+
+DEFAULT_TAU_S = 4.0
+
+
+class FusionConfig(Section):
+    tau_s: dict[str, float] = Field(
+        default_factory=lambda: {"face": 1.0, "voice": 1.5, "external": 10.0},
+        description="Per-modality time constant of the exponential evidence decay (one number = all modalities).",
+    )
+    stale_after_s: float = Field(10.0, gt=0, description="A modality silent this long contributes nothing.")
+    margin: float = Field(0.1, ge=0, le=1, description="A new leader must beat the current label by this much...")
+    hold_s: float = Field(0.5, ge=0, description="...for this long before the published label changes.")
+    reliability: dict[str, float] = Field(
+        default_factory=lambda: {"face": 0.82, "voice": 0.57, "external": 0.5},
+        description="Per-modality weight; defaults are the models' measured accuracy (models/README.md).",
+    )
+    circumplex: dict[str, VA] = Field(default_factory=lambda: dict(DEFAULT_CIRCUMPLEX))
+
+    @field_validator("tau_s", mode="before")
+    @classmethod
+    def _tau_number(cls, v: Any) -> Any:
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return {"face": v, "voice": v, "external": v}
+        return v
+
+    @field_validator("tau_s")
+    @classmethod
+    def _tau_positive(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, tau in v.items():
+            if not (math.isfinite(tau) and tau > 0):
+                raise ValueError(f"tau of '{name}' must be a finite number > 0, got {tau}")
+        return v
+
+    def tau(self, modality: str) -> float:
+        """The decay time constant of ``modality`` (unlisted ones decay like the slowest listed)."""
+        return self.tau_s.get(modality, max(self.tau_s.values(), default=DEFAULT_TAU_S))
+
+    @field_validator("reliability")
+    @classmethod
+    def _reliability_range(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, w in v.items():
+            if not (math.isfinite(w) and 0 <= w <= 1):
+                raise ValueError(f"reliability of '{name}' must be in [0, 1], got {w}")
+        return v
+
+    @field_validator("circumplex")
+    @classmethod
+    def _circumplex_range(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        missing = sorted(set(DEFAULT_CIRCUMPLEX) - set(v))
+        if missing:
+            raise ValueError(f"missing labels {missing}")
+        unknown = sorted(set(v) - set(DEFAULT_CIRCUMPLEX))
+        if unknown:
+            raise ValueError(f"unknown labels {unknown}; expected {sorted(DEFAULT_CIRCUMPLEX)}")
+        for name, (val, aro) in v.items():
+            if not (-1 <= val <= 1 and -1 <= aro <= 1):
+                raise ValueError(f"'{name}' must lie in [-1, 1] x [-1, 1], got {(val, aro)}")
+        return v

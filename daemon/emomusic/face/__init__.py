@@ -1,0 +1,1 @@
+"""Face perception: BlazeFace detection, face crops, tracking between detections, expression classifier."""

@@ -1,0 +1,1 @@
+"""Fusion: time-decayed, confidence-weighted evidence of every modality, with hysteresis."""

@@ -1,0 +1,1 @@
+"""The MQTT sink: the broker link, state and command topics, Home Assistant discovery."""

@@ -1,0 +1,1 @@
+"""Sources: one thread per input (camera, microphone, sample media) feeding a bounded queue."""

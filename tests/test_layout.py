@@ -1,0 +1,101 @@
+"""The package tree shows the pipeline: stage subpackages, imports that only flow downstream,
+small modules, and a README module table that names exactly the modules that exist."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "daemon" / "emomusic"
+
+# Where each part sits in the flow; a module may import its own part and parts of a lower rank.
+# Parts of the same rank (face/voice, mqtt/music) are siblings and must not import each other.
+RANK = {
+    "messages": 0, "labels": 0, "queues": 0, "runtime": 0, "audio": 0, "config": 0, "__init__": 0,
+    "commands": 1,
+    "sources": 2,
+    "face": 3, "voice": 3,
+    "fusion": 4,
+    "mqtt": 5, "music": 5,
+    "service": 6,
+    "cli": 7,
+    "__main__": 8,
+}
+STAGES = ("sources", "face", "voice", "fusion", "mqtt", "music", "service", "cli")
+
+
+def modules() -> list[Path]:
+    return sorted(PKG.rglob("*.py"))
+
+
+def part_of(path: Path) -> str:
+    rel = path.relative_to(PKG)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def imported_parts(path: Path) -> set[str]:
+    """Every emomusic part a module imports, lazy imports inside functions included."""
+    parts = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "emomusic":
+                names = [a.name for a in node.names]
+            elif node.module.startswith("emomusic."):
+                names = [node.module.split(".")[1]]
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".")[1] for a in node.names if a.name.startswith("emomusic.")]
+        parts.update(n if n in RANK else "__init__" for n in names)
+    return parts
+
+
+def test_every_part_has_a_rank() -> None:
+    assert {part_of(p) for p in modules()} <= set(RANK)
+
+
+def test_imports_only_flow_downstream() -> None:
+    wrong = []
+    for path in modules():
+        own = part_of(path)
+        for dep in imported_parts(path) - {own}:
+            if RANK[dep] >= RANK[own]:
+                wrong.append(f"{path.relative_to(PKG)} imports {dep}")
+    assert not wrong, wrong
+
+
+def test_config_imports_nothing_else_from_the_package() -> None:
+    for path in (PKG / "config").glob("*.py"):
+        assert imported_parts(path) <= {"config"}, path
+
+
+def test_no_module_over_400_lines() -> None:
+    long = {str(p.relative_to(PKG)): n for p in modules() if (n := len(p.read_text().splitlines())) > 400}
+    assert not long
+
+
+def test_top_level_is_small_and_stages_are_subpackages() -> None:
+    top = sorted(p.name for p in PKG.glob("*.py"))
+    assert len(top) <= 8, top
+    for stage in STAGES:
+        assert (PKG / stage / "__init__.py").is_file(), stage
+
+
+def test_readme_module_table_matches_the_tree() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| stage | module | job |"):]
+    table = table.split("\n\n")[0]
+    listed = set(re.findall(r"`([\w/]+\.py)`", table))
+    present = {str(p.relative_to(PKG)) for p in modules() if p.name not in ("__init__.py", "__main__.py")}
+    assert present - listed == set(), "modules missing from the README table"
+    assert {m for m in listed if not (PKG / m).is_file()} == set(), "README names modules that do not exist"
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    out = subprocess.run([sys.executable, "-m", "emomusic", "--version"], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == f"emomusic {version('emomusic')}"
