@@ -6,10 +6,20 @@ seconds when a file is replayed as fast as possible, so fusion behaves the same 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+# scheme://userinfo@ : the userinfo (user:password) of a camera or stream URL.
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s'\"]+)@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the credentials of every URL in it replaced by ``***``: an RTSP camera's
+    password must never reach the log or a (retained) MQTT topic."""
+    return _URL_USERINFO.sub(lambda m: f"{m['scheme']}***@", text)
 
 
 @dataclass(frozen=True, slots=True)

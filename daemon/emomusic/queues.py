@@ -1,12 +1,16 @@
-"""A bounded queue that drops the oldest item when full, so a slow stage never stalls capture."""
+"""Flow control between stages: a bounded queue that drops the oldest item when full (a slow stage
+never stalls capture), the gate that keeps replayed files in step, and a rate limit for floods."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+MAX_KEYS = 256
 
 
 class DropOldestQueue(Generic[T]):
@@ -86,3 +90,43 @@ class StreamGate:
         with self._cond:
             self._t.pop(name, None)
             self._cond.notify_all()
+
+
+class RateLimiter:
+    """At most ``burst`` events per key in each ``interval_s`` window get through; the rest are
+    counted, so a flood (20,000 bad commands, a disk error on every pass) costs a few log lines and
+    messages, plus one line saying how many were suppressed."""
+
+    def __init__(self, burst: int = 5, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.burst = burst
+        self.interval_s = interval_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._windows: dict[str, list[float]] = {}  # key -> [window start, let through, suppressed]
+
+    def allow(self, key: str = "") -> bool:
+        now = self.clock()
+        with self._lock:
+            if len(self._windows) > MAX_KEYS:  # many distinct keys: forget the quiet, finished windows
+                for k in [k for k, w in self._windows.items() if not w[2] and now - w[0] >= self.interval_s]:
+                    del self._windows[k]
+            w = self._windows.setdefault(key, [now, 0, 0])
+            if now - w[0] >= self.interval_s:
+                w[0], w[1] = now, 0  # a new window; what was suppressed stays counted until drained
+            if w[1] < self.burst:
+                w[1] += 1
+                return True
+            w[2] += 1
+            return False
+
+    def drain(self) -> dict[str, int]:
+        """Suppressed counts of the windows that have ended, reset: call it now and then to report them."""
+        now = self.clock()
+        out: dict[str, int] = {}
+        with self._lock:
+            for key, w in self._windows.items():
+                if w[2] and now - w[0] >= self.interval_s:
+                    out[key] = int(w[2])
+                    w[2] = 0
+        return out
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 
 from emomusic.cli.common import config_from_args
@@ -13,14 +14,25 @@ def cmd_scan(args: argparse.Namespace) -> int:
     """Index the configured folders/playlists (the demo library when none is configured)."""
     from emomusic.music.controller import open_library
 
-    lib, report = open_library(config_from_args(args), scan=True, csv=args.csv or "", progress=True)
+    cfg = config_from_args(args)
+    try:
+        lib, report = open_library(cfg, scan=True, csv=args.csv or "", progress=True)
+    except (OSError, sqlite3.Error) as e:
+        print(f"emomusic scan: cannot use the library index {cfg.library_path}: {e}", file=sys.stderr)
+        return 1
+    if lib.recovered_from is not None:
+        print(f"{lib.path} was corrupt: moved aside to {lib.recovered_from.name} and rebuilt")
     print(f"{lib.path}: {report}")
     return 0
 
 
 def cmd_library(args: argparse.Namespace) -> int:
-    lib = Library(config_from_args(args).library_path)
-    rows = lib.rows()
+    path = config_from_args(args).library_path
+    try:
+        rows = Library(path).rows()
+    except (OSError, sqlite3.Error) as e:
+        print(f"emomusic library: cannot read the library index {path}: {e}", file=sys.stderr)
+        return 1
     if not rows:
         print("the library is empty: run emomusic scan", file=sys.stderr)
         return 1

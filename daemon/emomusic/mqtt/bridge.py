@@ -121,9 +121,11 @@ class MqttBridge:
         payload = {"modality": name, "emotion": None, "status": status, "detail": detail}
         self._publish_retained(f"{self.prefix}/modality/{name}", json.dumps(payload))
 
-    def publish_fault(self, modality: str, error: str) -> None:
-        """A part of the daemon stopped working (not a rejected message) on ``…/error``."""
-        self.link.publish(f"{self.prefix}/error", json.dumps({"modality": modality, "error": error}))
+    def publish_fault(self, part: str, error: str) -> None:
+        """A part of the daemon stopped working (not a rejected message) on ``…/error``: a modality
+        (``{"modality", "error"}``) or another stage such as music (``{"stage", "error"}``)."""
+        key = "modality" if part in ("face", "voice", "external") else "stage"
+        self.link.publish(f"{self.prefix}/error", json.dumps({key: part, "error": error}))
 
     def publish_error(self, topic: str, error: str) -> None:
         self.rejected += 1

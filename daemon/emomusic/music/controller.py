@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -23,9 +24,15 @@ from emomusic.messages import FusedState
 from emomusic.music.demo import make_demo_library
 from emomusic.music.library import Library, ScanReport, Track
 from emomusic.music.policy import Point, distance, plan
+from emomusic.queues import RateLimiter
 from emomusic.voice.vad import PlaybackGuard
 
 log = logging.getLogger("emomusic.music")
+
+START_RETRY_MIN_S = 5.0  # a stage that cannot start (state dir read-only, disk full) retries with backoff
+START_RETRY_MAX_S = 300.0
+STEP_ERROR_REPORT_S = 300.0
+EMPTY_RETRY_S = 30.0  # with nothing playable (empty library, every file gone), how often to look again
 
 
 def open_library(cfg: Config, *, scan: bool, csv: str = "", progress: bool = False,
@@ -48,7 +55,7 @@ def open_library(cfg: Config, *, scan: bool, csv: str = "", progress: bool = Fal
             log.info("mood CSV %s: %d rows imported, %d rejected", mood_csv, imported, rejected)
         except (OSError, ValueError) as e:
             log.error("library.csv: %s", e)
-    if not scan:
+    if not scan and lib.recovered_from is None:
         return lib, None
 
     def check_stop(path: Path) -> None:
@@ -64,12 +71,18 @@ def open_library(cfg: Config, *, scan: bool, csv: str = "", progress: bool = Fal
 class MusicController(threading.Thread):
     def __init__(self, cfg: Config, guard: PlaybackGuard | None = None,
                  publish: Callable[[dict[str, Any]], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic, controls: Controls | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, controls: Controls | None = None,
+                 on_fault: Callable[[str], None] | None = None) -> None:
         super().__init__(name="music", daemon=True)
         self.cfg = cfg
         self.pc = cfg.player
         self.guard = guard or PlaybackGuard()
         self.publish = publish
+        self.on_fault = on_fault  # a problem a person must know about (…/error)
+        self.unplayable: set[int] = set()
+        self._retry_at = -float("inf")
+        self.start_error: str | None = None  # why the stage is not running yet, while it retries
+        self._step_errors = RateLimiter(burst=1, interval_s=STEP_ERROR_REPORT_S, clock=clock)
         self.clock = clock
         self.events: queue.Queue[Command] = queue.Queue(maxsize=100)
         self.stop_event = threading.Event()
@@ -132,7 +145,7 @@ class MusicController(threading.Thread):
     def _replan(self, reason: str) -> None:
         assert self.library is not None
         tracks = self.library.tracks()
-        recent = set(self.history) | ({self.current.id} if self.current else set())
+        recent = set(self.history) | self.unplayable | ({self.current.id} if self.current else set())
         p = plan(self.mode, self.planned_from, tracks, recent, n=self.pc.queue_length,
                  target=self.pc.regulate_target, step=self.pc.regulate_step, fixed=self._fixed_point())
         self.queue = p.tracks
@@ -152,7 +165,13 @@ class MusicController(threading.Thread):
                 self.player.play(Path(track.path))
             except Exception as e:  # deleted or corrupted since the scan: skip it for good
                 log.warning("skipping %s", e)
-                self.library.mark_unplayable(track.id, str(e))
+                self.unplayable.add(track.id)  # remembered here too: the index may not be writable (disk full)
+                try:
+                    self.library.mark_unplayable(track.id, str(e))
+                except sqlite3.Error as db_error:
+                    if self._step_errors.allow(f"mark: {db_error}"):
+                        log.warning("cannot record that %s is unplayable in the library index (%s); "
+                                    "skipping it until the daemon restarts", track.path, db_error)
                 continue
             self.current = track
             self.history.append(track.id)
@@ -223,10 +242,12 @@ class MusicController(threading.Thread):
                 if self.position is not None:
                     self.planned_from = self.position
                 self._queue_after_track_end()
-            elif self.player.current is None:
+            elif self.player.current is None and now >= self._retry_at:
                 if self.position is not None:
                     self.planned_from = self.position
                 self._play_next("starting")
+                if self.current is None:  # nothing playable: look again later, not four times a second
+                    self._retry_at = now + EMPTY_RETRY_S
         # With SDL's dummy driver nothing is audible, so there is nothing for the microphone to hear.
         audible = self.player.playing and getattr(self.player, "driver", "") != "dummy"
         self.guard.set_playback(audible, self.volume / 100)
@@ -240,6 +261,8 @@ class MusicController(threading.Thread):
     def status(self) -> dict[str, Any]:
         cur = self.current if self.player is not None and self.player.current is not None else None
         state = "idle" if cur is None else ("paused" if self.player.paused else "playing")
+        if self.start_error is not None:
+            state = "error"
         target: Point | None = None
         if self.mode == "regulate":
             target = self.pc.regulate_target
@@ -259,6 +282,7 @@ class MusicController(threading.Thread):
             "fixed_mood": self.fixed_mood,
             "volume": self.volume,
             "target": [round(target[0], 3), round(target[1], 3)] if target else None,
+            "error": self.start_error,
         }
 
     def _publish(self) -> None:
@@ -267,26 +291,71 @@ class MusicController(threading.Thread):
             self._last_published = st
             self.publish(st)
 
-    def run(self) -> None:
+    def _fault(self, error: str) -> None:
+        if self.on_fault is not None:
+            self.on_fault(error)
+
+    def _start(self) -> bool:
+        """Open the library and the player, retrying with backoff until it works or a stop is asked
+        for: a read-only or full state dir must not switch the music off until someone restarts us."""
         from emomusic.music.player import Player
 
+        delay = START_RETRY_MIN_S
+        while not self.stop_event.is_set():
+            try:
+                self.library = self._open_library()
+                if self.library.recovered_from is not None:
+                    self._fault(f"library index was corrupt: moved aside to {self.library.recovered_from.name} "
+                                "and rebuilt by a rescan")
+                self.player = Player(self.pc.fade_ms, self.volume / 100)
+                if self.start_error is not None:
+                    log.info("music stage started after: %s", self.start_error)
+                self.start_error = None
+                log.info("player ready (SDL audio driver: %s), mode %s", self.player.driver, self.mode)
+                return True
+            except InterruptedError:
+                return False
+            except Exception as e:
+                if self.library is not None:
+                    self.library.close()
+                    self.library = None
+                error = f"{type(e).__name__}: {e}"
+                log.error("music stage could not start (%s); retrying in %.0f s", error, delay)
+                log.debug("start failure", exc_info=True)
+                if error != self.start_error:
+                    self._fault(f"could not start: {error}")
+                self.start_error = error
+                self._publish()
+            finally:
+                self.ready.set()
+            if self.stop_event.wait(delay):
+                return False
+            delay = min(delay * 2, START_RETRY_MAX_S)
+        return False
+
+    def run(self) -> None:
         try:
-            self.library = self._open_library()
-            self.player = Player(self.pc.fade_ms, self.volume / 100)
-            log.info("player ready (SDL audio driver: %s), mode %s", self.player.driver, self.mode)
-        except InterruptedError:
-            return
-        except Exception:
-            log.exception("music stage could not start; the rest of the daemon keeps running")
-            return
-        finally:
-            self.ready.set()
-        try:
+            if not self._start():
+                return
             while not self.stop_event.wait(0.25):
                 try:
                     self.step()
-                except Exception:  # a library or SDL hiccup must not end the music for good
-                    log.exception("music step failed")
+                except Exception as e:  # a library or SDL hiccup (a full disk) must not end the music
+                    error = f"{type(e).__name__}: {e}"
+                    if self._step_errors.allow(error):
+                        log.warning("music step failed: %s (the same error is logged again in %.0f s at most)",
+                                    error, STEP_ERROR_REPORT_S)
+                        log.debug("music step failure", exc_info=True)
         finally:
-            self.player.close()
-            self.library.close()
+            if self.player is not None:
+                self.player.close()
+            if self.library is not None:
+                self.library.close()
+            self.start_error = None
+            self._publish_stopped()
+
+    def _publish_stopped(self) -> None:
+        """A clean stop leaves ``idle`` retained, not the last ``playing``."""
+        if self.publish is not None:
+            self.publish(self.status() | {"state": "idle", "title": None, "artist": None, "track_valence": None,
+                                          "track_arousal": None, "placement": None, "queue": 0})

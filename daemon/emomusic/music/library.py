@@ -161,13 +161,41 @@ class Library:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.recovered_from: Path | None = None  # where a corrupt index was moved aside, if one was
         path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._connect()
+        except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError):  # locked, read-only, disk I/O: not the file's fault
+                raise
+            if getattr(self, "db", None) is not None:
+                self.db.close()
+            self.recovered_from = self._move_aside(str(e))
+            self._connect()
+
+    def _connect(self) -> None:
         # Autocommit mode: transactions are explicit (see _tx), never opened behind our back.
-        self.db = sqlite3.connect(str(path), timeout=10, check_same_thread=False, isolation_level=None)
+        self.db = sqlite3.connect(str(self.path), timeout=10, check_same_thread=False, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        check = self.db.execute("PRAGMA quick_check(1)").fetchone()[0]  # a truncated file opens, then fails
+        if check != "ok":
+            raise sqlite3.DatabaseError(f"integrity check: {check}")
         self._migrate()
+
+    def _move_aside(self, why: str) -> Path:
+        """A corrupt index is only an index: keep it for a post-mortem and start a new one (a rescan
+        rebuilds it; mood CSV placements are re-imported from the CSV)."""
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        self.path.replace(aside)
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(self.path.name + suffix)
+            if side.exists():
+                side.replace(aside.with_name(aside.name + suffix))
+        log.error("library index %s is corrupt (%s): moved aside to %s; rebuilding it with a rescan",
+                  self.path, why, aside.name)
+        return aside
 
     def close(self) -> None:
         self.db.close()

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from emomusic.commands import Command, Controls
 from emomusic.config import Config
 from emomusic.fusion.fuser import Fusion
-from emomusic.messages import FusedState, Observation
+from emomusic.messages import FusedState, Observation, redact
 from emomusic.queues import DropOldestQueue, StreamGate
 from emomusic.service.systemd import Notifier
 from emomusic.service.workers import Analyzer, AnalyzerWorker
@@ -143,7 +143,8 @@ class Daemon:
             from emomusic.music.controller import MusicController
 
             publish = self.bridge.publish_player if self.bridge is not None else None
-            self.player = MusicController(cfg, self.playback, publish, controls=self.controls)
+            on_fault = functools.partial(self.bridge.publish_fault, "music") if self.bridge is not None else None
+            self.player = MusicController(cfg, self.playback, publish, controls=self.controls, on_fault=on_fault)
             self.sinks.append(self.player)
         factories = ANALYZERS if analyzers is None else analyzers
         self._build_stages(factories, camera, microphone)
@@ -183,7 +184,7 @@ class Daemon:
                         spec, inbox, block_ms=cfg.microphone.block_ms, stall_s=cfg.microphone.stall_s,
                         on_status=self._on_status,
                     )
-            log.info("%s: %s -> %s analyzer", source_name, spec, modality)
+            log.info("%s: %s -> %s analyzer", source_name, redact(spec), modality)
             if self.fast:
                 self.gate.register(source.source_name)
                 source.gate = self.gate

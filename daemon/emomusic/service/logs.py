@@ -7,10 +7,20 @@ import logging
 import os
 import sys
 
+from emomusic.messages import redact
+
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
 
-class _JournalFormatter(logging.Formatter):
+class RedactingFormatter(logging.Formatter):
+    """Every line, tracebacks included, loses URL credentials, whoever logged it (OpenCV's and
+    paho's messages too): the last net under what the stages already redact."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+class _JournalFormatter(RedactingFormatter):
     def format(self, record: logging.LogRecord) -> str:
         prio = _PRIORITY.get(record.levelno, 6)
         return f"<{prio}>{record.name}: {super().format(record)}"
@@ -21,7 +31,7 @@ def setup_logging(level: str = "INFO") -> None:
     if os.environ.get("JOURNAL_STREAM"):
         handler.setFormatter(_JournalFormatter("%(message)s"))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from emomusic.messages import redact
 from emomusic.queues import StreamGate
 
 StatusCallback = Callable[[str, str, str], None]  # (source name, status, detail)
@@ -68,6 +69,7 @@ class Source(threading.Thread):
                 return
             if status == self.status and not detail:
                 return
+            detail = redact(detail)
             self.status, self.detail = status, detail
         log = self.log.warning if status in ("error", "stalled", "failed") else self.log.info
         log("%s%s", status, f": {detail}" if detail else "")

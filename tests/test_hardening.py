@@ -1,0 +1,208 @@
+"""Faults found by trying to break the daemon (issue #14), each against real parts: a broker, files,
+signals, a full or read-only state dir."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emomusic.config import Config, parse_config
+from emomusic.service.daemon import Daemon
+from emomusic.service.logs import RedactingFormatter
+
+from conftest import Broker, Probe, free_port
+from fakes import factories
+
+PREFIX = "emomusic/hardened"
+
+
+def config(broker: Broker | None, tmp_path: Path, **sections: Any) -> Config:
+    data: dict[str, Any] = {
+        "device": {"id": "hardened", "state_dir": str(tmp_path / "state")},
+        "mqtt": {"host": "127.0.0.1", "port": broker.port if broker else free_port(), "heartbeat_s": 1.0,
+                 "min_interval_s": 0.1},
+        "player": {"enabled": False},
+    }
+    for key, value in sections.items():
+        data[key] = data.get(key, {}) | value
+    return parse_config(data, env={})
+
+
+@pytest.fixture
+def supervised() -> Iterator[Callable[..., Daemon]]:
+    running: list[tuple[Daemon, threading.Thread]] = []
+
+    def start(cfg: Config, **kwargs: Any) -> Daemon:
+        d = Daemon(cfg, **kwargs)
+        t = threading.Thread(target=d.run, daemon=True)
+        t.start()
+        running.append((d, t))
+        return d
+
+    yield start
+    for d, t in running:
+        d.request_stop()
+        t.join(10)
+
+
+# -- 1. credentials in camera URLs ------------------------------------------------------------------
+def test_camera_password_never_reaches_mqtt_or_the_log(
+        broker: Broker, tmp_path: Path, supervised: Callable[..., Daemon],
+        probe_factory: Callable[..., Probe], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="emomusic")
+    secret = "S3cretPW"
+    url = f"rtsp://admin:{secret}@127.0.0.1:{free_port()}/live"  # nothing listens: every open fails
+    cfg = config(broker, tmp_path, microphone={"enabled": False})
+    probe = probe_factory(broker.port, [f"{PREFIX}/#"])
+    supervised(cfg, camera=url, analyzers=factories())
+    status = probe.wait_for(f"{PREFIX}/modality/face", lambda m: json.loads(m.payload)["status"] == "error",
+                            timeout=20)
+    detail = json.loads(status.payload)["detail"]
+    assert "rtsp://***@127.0.0.1" in detail
+    assert all(secret.encode() not in m.payload and b"admin" not in m.payload for m in probe.messages)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "rtsp://***@" in logged and secret not in logged and "admin:" not in logged
+
+
+def test_every_log_line_loses_url_credentials() -> None:
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "cannot open %s", ("rtsp://u:p@ss@cam/1",), None)
+    assert RedactingFormatter("%(message)s").format(record) == "cannot open rtsp://***@cam/1"
+
+
+# -- 2. the music stage outlives a corrupt index, an unusable state dir and a full disk ---------------
+def music_folder(path: Path, n: int = 2, seconds: float = 2.0) -> Path:
+    from emomusic.music.demo import synth_music, write_tagged
+
+    path.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        write_tagged(path / f"{i}.ogg", synth_music(seconds, 120, True, 0.5, seed=i), f"Song {i}", "happy",
+                     rate=16000)
+    return path
+
+
+def player_state(m: Any) -> dict[str, Any]:
+    return dict(json.loads(m.payload))
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """A small real filesystem that can be filled up (root only; a plain dir cannot be 'full')."""
+    import subprocess
+
+    mounts: list[Path] = []
+
+    def make(size: str) -> Path:
+        d = tmp_path / f"tmpfs{len(mounts)}"
+        d.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)],
+                          capture_output=True).returncode:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        mounts.append(d)
+        return d
+
+    yield make
+    for d in mounts:
+        subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def test_corrupt_library_index_is_moved_aside_and_rebuilt(
+        broker: Broker, tmp_path: Path, supervised: Callable[..., Daemon],
+        probe_factory: Callable[..., Probe]) -> None:
+    music = music_folder(tmp_path / "music")
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    (state_dir / "library.db").write_bytes(b"this is not an SQLite file" * 100)
+    cfg = config(broker, tmp_path, player={"enabled": True}, library={"folders": [str(music)]},
+                 camera={"enabled": False}, microphone={"enabled": False})
+    probe = probe_factory(broker.port, [f"{PREFIX}/#"])
+    supervised(cfg, analyzers={})
+    probe.wait_for(f"{PREFIX}/player", lambda m: player_state(m)["state"] == "playing", timeout=30)
+    fault = probe.wait_for(f"{PREFIX}/error", lambda m: json.loads(m.payload).get("stage") == "music")
+    assert "corrupt" in json.loads(fault.payload)["error"]
+    assert len(list(state_dir.glob("library.db.corrupt-*"))) == 1
+    import sqlite3
+
+    assert sqlite3.connect(state_dir / "library.db").execute("SELECT count(*) FROM tracks").fetchone()[0] == 2
+
+
+def test_music_stage_that_cannot_start_says_so_and_retries(
+        broker: Broker, tmp_path: Path, supervised: Callable[..., Daemon],
+        probe_factory: Callable[..., Probe]) -> None:
+    music = music_folder(tmp_path / "music")
+    blocker = tmp_path / "index"
+    blocker.write_text("a file where the index folder should be")  # even root cannot create a db below it
+    cfg = config(broker, tmp_path, player={"enabled": True},
+                 library={"folders": [str(music)], "database": str(blocker / "library.db")},
+                 camera={"enabled": False}, microphone={"enabled": False})
+    probe = probe_factory(broker.port, [f"{PREFIX}/#"])
+    supervised(cfg, analyzers={})
+    failed = probe.wait_for(f"{PREFIX}/player", lambda m: player_state(m)["state"] == "error", timeout=20)
+    assert str(blocker) in player_state(failed)["error"]  # the path that is in the way, named
+    fault = probe.wait_for(f"{PREFIX}/error", lambda m: json.loads(m.payload).get("stage") == "music")
+    assert "could not start" in json.loads(fault.payload)["error"]
+    blocker.unlink()  # the person fixes it; the stage notices by itself at its next try
+    probe.wait_for(f"{PREFIX}/player", lambda m: player_state(m)["state"] == "playing", timeout=20)
+
+
+def test_full_disk_while_playing_is_one_warning_not_a_traceback_per_track(
+        tmp_path: Path, tmpfs: Callable[[str], Path], caplog: pytest.LogCaptureFixture) -> None:
+    import time
+
+    from emomusic.music.controller import MusicController
+
+    caplog.set_level(logging.DEBUG, logger="emomusic")
+    disk = tmpfs("1m")
+    music = music_folder(disk / "music", n=3, seconds=1.0)
+    cfg = config(None, tmp_path, player={"enabled": True, "fade_ms": 0},
+                 library={"folders": [str(music)], "database": str(disk / "library.db")})
+    mc = MusicController(cfg)
+    mc.start()
+    try:
+        assert mc.ready.wait(20) and mc.player is not None
+        import sqlite3
+
+        for p in music.glob("*.ogg"):  # the files go away (a USB disk pulled, say)...
+            p.unlink()
+        with sqlite3.connect(disk / "library.db") as db:  # (no spare room left in the WAL to write into)
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        try:  # ...and the disk is full
+            with open(disk / "filler", "wb") as f:
+                while True:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+        except OSError:
+            pass
+        time.sleep(4.0)  # many passes of the music loop
+    finally:
+        mc.stop()
+        mc.join(10)
+    tracebacks = [r for r in caplog.records if r.exc_info and r.levelno >= logging.WARNING]
+    assert not tracebacks, [r.getMessage() for r in tracebacks]
+    cannot_record = [r for r in caplog.records if "cannot record" in r.getMessage()]
+    assert len(cannot_record) == 1, [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    skipped = [r for r in caplog.records if r.getMessage().startswith("skipping")]
+    assert len(skipped) <= 3  # each vanished track once, not once per pass
+    idle = [r for r in caplog.records if "queue: nothing" in r.getMessage()]
+    assert len(idle) <= 1  # nothing playable: said once, then looked at again only every EMPTY_RETRY_S
+
+
+def test_scan_rebuilds_a_corrupt_index_instead_of_a_traceback(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    music = music_folder(tmp_path / "music")
+    db = tmp_path / "library.db"
+    db.write_bytes(b"\0garbage" * 512)
+    conf = tmp_path / "config.toml"
+    conf.write_text(f'[device]\nstate_dir = "{tmp_path}"\n[library]\nfolders = ["{music}"]\n')
+    scan = subprocess.run([sys.executable, "-m", "emomusic", "scan", "--config", str(conf)],
+                          capture_output=True, text=True, timeout=120)
+    assert scan.returncode == 0, scan.stderr
+    assert "Traceback" not in scan.stderr and "moved aside" in scan.stdout + scan.stderr
+    assert "2 added" in scan.stdout
