@@ -31,7 +31,7 @@ log = logging.getLogger("emomusic.music")
 
 START_RETRY_MIN_S = 5.0  # a stage that cannot start (state dir read-only, disk full) retries with backoff
 START_RETRY_MAX_S = 300.0
-STEP_ERROR_REPORT_S = 300.0
+STEP_ERROR_REPORT_S = 300.0  # the same error in the loop is logged once per this many seconds
 EMPTY_RETRY_S = 30.0  # with nothing playable (empty library, every file gone), how often to look again
 
 
