@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -91,16 +93,16 @@ def player_state(m: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
-    """A small real filesystem that can be filled up (root only; a plain dir cannot be 'full')."""
-    import subprocess
-
+def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """A small real filesystem that can be filled up or mounted read-only (root only: as root, a
+    plain dir is never read-only and never 'full')."""
     mounts: list[Path] = []
 
-    def make(size: str) -> Path:
+    def make(size: str, options: str = "") -> Path:
         d = tmp_path / f"tmpfs{len(mounts)}"
         d.mkdir()
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)],
+        opts = f"size={size}" + (f",{options}" if options else "")
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(d)],
                           capture_output=True).returncode:
             pytest.skip("cannot mount a tmpfs here (needs root)")
         mounts.append(d)
@@ -193,9 +195,6 @@ def test_full_disk_while_playing_is_one_warning_not_a_traceback_per_track(
 
 
 def test_scan_rebuilds_a_corrupt_index_instead_of_a_traceback(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     music = music_folder(tmp_path / "music")
     db = tmp_path / "library.db"
     db.write_bytes(b"\0garbage" * 512)
@@ -206,3 +205,46 @@ def test_scan_rebuilds_a_corrupt_index_instead_of_a_traceback(tmp_path: Path) ->
     assert scan.returncode == 0, scan.stderr
     assert "Traceback" not in scan.stderr and "moved aside" in scan.stdout + scan.stderr
     assert "2 added" in scan.stdout
+
+
+# -- 3. sample media on a full or read-only state dir -----------------------------------------------
+HERE = Path(__file__).resolve().parent
+
+
+def run_cli(tmp_path: Path, state_dir: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The real CLI with constant analyzers (tests/fakes.py), no broker, no player, auto devices."""
+    conf = tmp_path / "config.toml"
+    conf.write_text(f'[device]\nstate_dir = "{state_dir}"\n[player]\nenabled = false\n[mqtt]\nenabled = false\n')
+    return subprocess.run([sys.executable, str(HERE / "fakes.py"), "run", "--config", str(conf), *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_unusable_state_dir_is_one_clear_line_and_no_truncated_sample(
+        fault: str, tmp_path: Path, tmpfs: Callable[..., Path]) -> None:
+    state = tmpfs("256k") if fault == "full" else tmpfs("1m", "ro")
+    res = run_cli(tmp_path, state, "--duration", "3")
+    assert res.returncode == 0, res.stderr  # the daemon runs on without what it could not make
+    assert "Traceback" not in res.stderr
+    errors = [line for line in res.stderr.splitlines() if "ERROR" in line and "sample" in line]
+    assert errors and all(str(state) in line for line in errors), res.stderr
+    assert any(("No space" in line or "incomplete" in line) if fault == "full" else "Read-only" in line
+               for line in errors), errors
+    assert not [p for p in state.rglob("*") if p.is_file()]  # nothing truncated left to be reused
+
+
+def test_a_truncated_sample_video_is_made_again(tmp_path: Path) -> None:
+    from emomusic.sources.samples import (
+        VIDEO_FPS,
+        VIDEO_NAME,
+        VIDEO_SECONDS,
+        ensure_samples,
+        make_video,
+        video_is_whole,
+    )
+
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    make_video(samples / VIDEO_NAME, seconds=1.0)  # what an older version left on a full disk
+    video, _ = ensure_samples(samples)
+    assert video_is_whole(video, int(VIDEO_SECONDS * VIDEO_FPS))

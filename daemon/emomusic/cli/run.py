@@ -62,9 +62,13 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
     log.info("starting (config: %s)", cfg.origin)
     camera, microphone = args.camera, args.microphone
     if demo:
-        from emomusic.sources.samples import ensure_samples
+        from emomusic.sources.samples import SampleMediaError, ensure_samples
 
-        video, audio = ensure_samples(cfg.state_dir / "samples")
+        try:
+            video, audio = ensure_samples(cfg.state_dir / "samples")
+        except SampleMediaError as e:
+            log.error("demo: %s (free space or set device.state_dir / EMOMUSIC_STATE_DIR)", e)
+            return 1
         camera, microphone = camera or str(video), microphone or str(audio)
     use_mqtt = cfg.mqtt.enabled and not args.no_mqtt
     if use_mqtt and not broker_reachable(cfg):

@@ -29,7 +29,7 @@ from emomusic.sources.base import Source
 from emomusic.sources.camera import CameraSource
 from emomusic.sources.microphone import AudioFileSource, MicrophoneSource
 from emomusic.sources.microphone import describe_kind as audio_kind
-from emomusic.sources.samples import ensure_samples
+from emomusic.sources.samples import SampleMediaError, ensure_samples
 from emomusic.voice.vad import PlaybackGuard
 
 log = logging.getLogger("emomusic.app")
@@ -166,14 +166,21 @@ class Daemon:
             inbox: DropOldestQueue[Any] = DropOldestQueue(section.queue_size, source_name)
             loop = section.loop if self.loop is None else self.loop
             source: Source
+            try:
+                spec = (resolve_camera(camera or cfg.camera.source, cfg) if source_name == "camera"
+                        else resolve_microphone(microphone or cfg.microphone.source, cfg))
+            except SampleMediaError as e:  # no device and no sample: this modality is off, the rest runs
+                detail = f"no {source_name} found, and {e}; {modality} analysis is off (free space or set " \
+                         "device.state_dir / EMOMUSIC_STATE_DIR to a writable folder)"
+                log.error("%s", detail)
+                self._on_status(source_name, "failed", detail)
+                continue
             if source_name == "camera":
-                spec = resolve_camera(camera or cfg.camera.source, cfg)
                 source = CameraSource(
                     spec, inbox, analysis_fps=cfg.camera.analysis_fps, loop=loop, width=cfg.camera.width,
                     height=cfg.camera.height, fast=self.fast, on_status=self._on_status, stall_s=cfg.camera.stall_s,
                 )
             else:
-                spec = resolve_microphone(microphone or cfg.microphone.source, cfg)
                 if audio_kind(spec) == "file":
                     source = AudioFileSource(
                         spec, inbox, block_ms=cfg.microphone.block_ms, loop=loop, fast=self.fast,

@@ -6,11 +6,14 @@ installed) or a synthetic voiced signal, so the demo carries no licence question
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import shutil
 import subprocess
 import tempfile
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,7 @@ log = logging.getLogger("emomusic.samples")
 
 VIDEO_NAME = "sample_video.avi"
 AUDIO_NAME = "sample_speech.wav"
+VIDEO_SECONDS, VIDEO_FPS = 20.0, 15.0
 SENTENCES = (
     "Good morning. I feel wonderful today, the sun is shining.",
     "I am so tired of waiting. This is really annoying.",
@@ -75,7 +79,8 @@ def make_speech_track(path: Path, seed: int = 0) -> None:
 SAMPLE_FACE = Path(__file__).resolve().parents[1] / "data" / "sample_face.jpg"
 
 
-def make_video(path: Path, seconds: float = 20.0, fps: float = 15.0, size: tuple[int, int] = (640, 480)) -> None:
+def make_video(path: Path, seconds: float = VIDEO_SECONDS, fps: float = VIDEO_FPS,
+               size: tuple[int, int] = (640, 480)) -> None:
     """A face (the bundled public-domain portrait) drifting slowly over a gradient background,
     MJPG in AVI so OpenCV reads it everywhere."""
     import cv2
@@ -103,18 +108,62 @@ def make_video(path: Path, seconds: float = 20.0, fps: float = 15.0, size: tuple
     writer.release()
 
 
+class SampleMediaError(OSError):
+    """The sample media cannot be written (a read-only or full state dir)."""
+
+
+
+def video_is_whole(path: Path, frames: int) -> bool:
+    """Whether a video has all its frames and its last one decodes: OpenCV's writer fails silently
+    on a full disk, leaving a truncated file that must not be taken for the sample."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened() or int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) != frames:
+            return False
+        cap.set(cv2.CAP_PROP_POS_FRAMES, frames - 1)
+        return bool(cap.read()[0])
+    finally:
+        cap.release()
+
+
+def wav_is_whole(path: Path) -> bool:
+    try:
+        with wave.open(str(path), "rb") as w:
+            expected = 44 + w.getnframes() * w.getsampwidth() * w.getnchannels()
+        return w.getnframes() > 0 and path.stat().st_size >= expected
+    except (OSError, EOFError, wave.Error):
+        return False
+
+
+def _write_whole(final: Path, make: Callable[[Path], None], whole: Callable[[Path], bool], what: str) -> None:
+    """Write to a temp file, check it is complete, and only then rename it into place."""
+    tmp = final.with_name(f".{final.stem}.tmp{final.suffix}")
+    try:
+        make(tmp)
+        if not whole(tmp):
+            raise OSError(errno.ENOSPC, "the file came out incomplete (is the disk full?)")
+        tmp.replace(final)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise SampleMediaError(f"cannot write the sample {what} in {final.parent}: {e.strerror or e}") from None
+
+
 def ensure_samples(directory: Path) -> tuple[Path, Path]:
-    """Create the sample video and speech track in ``directory`` unless they exist."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Create the sample video and speech track in ``directory`` unless whole ones exist; raises
+    :class:`SampleMediaError` (one readable line) when the directory is not usable."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SampleMediaError(f"cannot create the sample media folder {directory}: {e.strerror or e}") from None
     video, audio = directory / VIDEO_NAME, directory / AUDIO_NAME
-    if not video.exists():
+    frames = int(VIDEO_SECONDS * VIDEO_FPS)
+    if not (video.exists() and video_is_whole(video, frames)):
         log.info("generating sample video %s", video)
-        tmp = video.with_suffix(".tmp.avi")
-        make_video(tmp)
-        tmp.replace(video)
-    if not audio.exists():
+        _write_whole(video, make_video, lambda p: video_is_whole(p, frames), "video")
+    if not (audio.exists() and wav_is_whole(audio)):
         log.info("generating sample speech %s", audio)
-        tmp = audio.with_suffix(".tmp.wav")
-        make_speech_track(tmp)
-        tmp.replace(audio)
+        _write_whole(audio, make_speech_track, wav_is_whole, "speech")
     return video, audio
