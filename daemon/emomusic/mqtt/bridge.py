@@ -125,7 +125,8 @@ class MqttBridge:
         """A part of the daemon stopped working (not a rejected message) on ``…/error``: a modality
         (``{"modality", "error"}``) or another stage such as music (``{"stage", "error"}``)."""
         key = "modality" if part in ("face", "voice", "external") else "stage"
-        self.link.publish(f"{self.prefix}/error", json.dumps({key: part, "error": error}))
+        # QoS 1: paho queues it while the broker is not connected yet, so an early fault is not lost.
+        self.link.publish(f"{self.prefix}/error", json.dumps({key: part, "error": error}), qos=1)
 
     def publish_error(self, topic: str, error: str) -> None:
         self.rejected += 1
