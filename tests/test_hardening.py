@@ -248,3 +248,91 @@ def test_a_truncated_sample_video_is_made_again(tmp_path: Path) -> None:
     make_video(samples / VIDEO_NAME, seconds=1.0)  # what an older version left on a full disk
     video, _ = ensure_samples(samples)
     assert video_is_whole(video, int(VIDEO_SECONDS * VIDEO_FPS))
+
+
+# -- 4. TLS failures are said, once, with the reason; doctor connects for real -----------------------
+def tls_config(broker: Broker, tmp_path: Path, ca: Path, password: str = "s3cret pass") -> Config:
+    return parse_config({
+        "device": {"id": "hardened", "state_dir": str(tmp_path / "state")},
+        "camera": {"enabled": False}, "microphone": {"enabled": False}, "player": {"enabled": False},
+        "mqtt": {"host": "localhost", "port": broker.port, "username": "emomusic",
+                 "tls": {"enabled": True, "ca_file": str(ca)}},
+    }, env={"EMOMUSIC_MQTT_PASSWORD": password})
+
+
+def other_ca(tmp_path: Path) -> Path:
+    d = tmp_path / "other"
+    d.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+                    "ca.crt", "-days", "2", "-subj", "/CN=somebody else's CA"], cwd=d, check=True, capture_output=True)
+    return d / "ca.crt"
+
+
+def test_tls_handshake_failure_is_logged_once_with_its_reason(
+        tls_broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import time
+
+    caplog.set_level(logging.DEBUG, logger="emomusic")
+    daemon = Daemon(tls_config(tls_broker, tmp_path, other_ca(tmp_path)), analyzers=factories())
+    daemon.start()
+    try:
+        time.sleep(8)  # attempts at about 1, 3, 7 s
+    finally:
+        daemon.stop()
+    assert not daemon.bridge.link.connect_count
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
+    assert f"localhost:{tls_broker.port} (TLS)" in errors[0] and "certificate verify failed" in errors[0]
+    retries = [r for r in caplog.records if r.getMessage().startswith("still cannot connect")]
+    assert retries  # it kept trying, quietly
+
+
+@pytest.mark.parametrize("case", ["wrong CA", "wrong password", "right"])
+def test_doctor_makes_a_real_tls_and_auth_connect(case: str, tls_broker: Broker, tmp_path: Path) -> None:
+    from emomusic.cli.doctor import check_broker
+
+    ca = other_ca(tmp_path) if case == "wrong CA" else tmp_path / "ca.crt"
+    ok, detail = check_broker(tls_config(tls_broker, tmp_path, ca, "nope" if case == "wrong password" else
+                                         "s3cret pass"))
+    assert ok == (case == "right"), detail
+    expected = {"wrong CA": "certificate verify failed", "wrong password": "refused", "right": "connected over TLS"}
+    assert expected[case] in detail
+
+
+# -- 5, 6. a broker back after a long outage is found within 5 s; subscriptions before "online" ------
+def test_broker_back_after_a_long_outage_is_found_within_5_s(
+        broker: Broker, tmp_path: Path, supervised: Callable[..., Daemon],
+        probe_factory: Callable[..., Probe]) -> None:
+    import time
+
+    supervised(config(broker, tmp_path, camera={"enabled": False}, microphone={"enabled": False}),
+               analyzers=factories())
+    probe = probe_factory(broker.port, [f"{PREFIX}/availability"])
+    probe.wait_for(f"{PREFIX}/availability", lambda m: m.payload == b"online")
+    broker.kill()
+    time.sleep(16)  # long enough for an uncapped backoff (1, 2, 4, 8, 16 s) to wait 15 s more
+    broker.start()
+    back = time.monotonic()
+    mark = len(probe.messages)
+    probe.wait_for(f"{PREFIX}/availability", lambda m: m.payload == b"online", after=mark, timeout=10)
+    assert time.monotonic() - back <= 5.0
+
+
+def test_subscriptions_are_in_place_before_online_is_announced(
+        tmp_path: Path, supervised: Callable[..., Daemon]) -> None:
+    import re
+    import time
+
+    broker = Broker(tmp_path, extra_conf="allow_anonymous true\nlog_type all\n")
+    try:
+        daemon = supervised(config(broker, tmp_path, camera={"enabled": False}, microphone={"enabled": False}),
+                            analyzers=factories())
+        assert daemon.bridge.link.connected.wait(10)
+        time.sleep(0.5)
+        log = broker.log.read_text()
+        ours = [line for line in log.splitlines() if "from emomusic-hardened" in line]
+        order = [("subscribe" if "SUBSCRIBE" in line else "online")
+                 for line in ours if "SUBSCRIBE" in line or re.search(r"PUBLISH .*availability", line)]
+        assert order and order[-1] == "online" and "subscribe" in order, ours
+    finally:
+        broker.kill()

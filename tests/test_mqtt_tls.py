@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from emomusic.config import parse_config
@@ -18,32 +15,6 @@ from emomusic.service.daemon import Daemon
 
 from conftest import Broker
 from fakes import factories
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-@pytest.fixture
-def tls_broker(tmp_path: Path) -> Broker:
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl is required for the TLS test")
-    d = tmp_path
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-            "-subj", "/CN=emomusic test CA", cwd=d)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-            "-subj", "/CN=localhost", cwd=d)
-    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "server.crt", "-days", "2", "-extfile", "san.ext", cwd=d)
-    passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
-    subprocess.run([passwd, "-c", "-b", str(d / "passwords"), "emomusic", "s3cret pass"], check=True)
-    (d / "passwords").chmod(0o644)
-    conf = (f"allow_anonymous false\npassword_file {d / 'passwords'}\ncafile {d / 'ca.crt'}\n"
-            f"certfile {d / 'server.crt'}\nkeyfile {d / 'server.key'}\n")
-    broker = Broker(d, extra_conf=conf)
-    yield broker
-    broker.kill()
 
 
 def secure_probe(port: int, ca: Path, topic: str) -> tuple[mqtt.Client, list[mqtt.MQTTMessage], threading.Event]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import glob
-import socket
+import os
+import threading
+from typing import Any
 
 from emomusic.cli.common import config_from_args
 from emomusic.config import Config
@@ -13,6 +15,40 @@ from emomusic.config import Config
 def _line(ok: bool | None, what: str, detail: str) -> None:
     mark = {True: "ok  ", False: "FAIL", None: "--  "}[ok]
     print(f"[{mark}] {what}: {detail}")
+
+
+def check_broker(cfg: Config, timeout: float = 5.0) -> tuple[bool, str]:
+    """A real MQTT connect with the daemon's credentials and TLS settings, not just a TCP probe."""
+    import paho.mqtt.client as mqtt
+
+    from emomusic.mqtt.link import diagnose_connection, make_client
+
+    how = ("over TLS" if cfg.mqtt.tls.enabled else "without TLS") + f" as {cfg.mqtt.username or 'anonymous'}"
+    try:
+        client = make_client(cfg, f"emomusic-doctor-{os.getpid()}")
+    except (OSError, ValueError) as e:  # a CA or client certificate file that cannot be loaded
+        return False, f"TLS settings unusable: {e}"
+    answer: list[Any] = []
+    done = threading.Event()
+
+    def on_connect(c: mqtt.Client, u: Any, f: Any, rc: Any, p: Any) -> None:
+        answer.append(rc)
+        done.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(cfg.mqtt.host, cfg.mqtt.port, keepalive=10)
+    except OSError:
+        return False, f"cannot connect {how}: {diagnose_connection(cfg) or 'the connection failed'}"
+    client.loop_start()
+    done.wait(timeout)
+    client.disconnect()
+    client.loop_stop()
+    if not answer:
+        return False, f"no answer within {timeout:.0f} s {how}"
+    if answer[0].is_failure:
+        return False, f"refused the connection {how}: {answer[0]}"
+    return True, f"connected {how}"
 
 
 def run_doctor(cfg: Config) -> int:
@@ -39,12 +75,10 @@ def run_doctor(cfg: Config) -> int:
     models_dir = cfg.models.path
     models = sorted(p.name for p in models_dir.glob("*.onnx")) if models_dir.is_dir() else []
     _line(bool(models) or None, "models", f"{models_dir}: {', '.join(models) or 'none'}")
-    try:
-        with socket.create_connection((cfg.mqtt.host, cfg.mqtt.port), timeout=2):
-            _line(True, "broker", f"{cfg.mqtt.host}:{cfg.mqtt.port} reachable")
-    except OSError as e:
+    ok, detail = check_broker(cfg)
+    if not ok:
         problems += cfg.mqtt.enabled
-        _line(False if cfg.mqtt.enabled else None, "broker", f"{cfg.mqtt.host}:{cfg.mqtt.port} not reachable ({e})")
+    _line(ok if ok or cfg.mqtt.enabled else None, "broker", f"{cfg.mqtt.host}:{cfg.mqtt.port} {detail}")
     return 1 if problems else 0
 
 

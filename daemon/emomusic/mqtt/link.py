@@ -23,6 +23,19 @@ log = logging.getLogger("emomusic.mqtt")
 
 ONLINE = "online"
 OFFLINE = "offline"
+# paho backs off 1, 2, 4 s... between reconnect attempts; capped here so that a broker that comes
+# back after a long outage is found within 5 s (README, docs/RELIABILITY.md).
+RECONNECT_MAX_S = 4
+
+
+def tls_context(cfg: Config) -> ssl.SSLContext:
+    """The TLS settings as one context, shared by the client and the diagnosis of a failed connect."""
+    t = cfg.mqtt.tls
+    ctx = ssl.create_default_context(cafile=t.ca_file or None)
+    if t.cert_file:
+        ctx.load_cert_chain(t.cert_file, t.key_file or None)
+    ctx.check_hostname = not t.insecure
+    return ctx
 
 
 def make_client(cfg: Config, client_id: str) -> mqtt.Client:
@@ -32,14 +45,29 @@ def make_client(cfg: Config, client_id: str) -> mqtt.Client:
     if m.username:
         client.username_pw_set(m.username, cfg.mqtt_password)
     if m.tls.enabled:
-        client.tls_set(
-            ca_certs=m.tls.ca_file or None,
-            certfile=m.tls.cert_file or None,
-            keyfile=m.tls.key_file or None,
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
+        client.tls_set_context(tls_context(cfg))
         client.tls_insecure_set(m.tls.insecure)
     return client
+
+
+def diagnose_connection(cfg: Config, timeout: float = 3.0) -> str | None:
+    """Why a connection to the broker fails below MQTT (refused, unreachable, a TLS handshake error
+    such as an unknown CA, an expired certificate or the wrong host name), or None if TCP and TLS
+    work. paho only says that it failed; this says why."""
+    m = cfg.mqtt
+    try:
+        with socket.create_connection((m.host, m.port), timeout=timeout) as sock:
+            if m.tls.enabled:
+                with tls_context(cfg).wrap_socket(sock, server_hostname=m.host):
+                    pass
+    except ssl.SSLCertVerificationError as e:
+        return (f"TLS: certificate verify failed: {e.verify_message or e.reason} "
+                "(check mqtt.tls.ca_file and the broker's certificate)")
+    except ssl.SSLError as e:
+        return f"TLS handshake failed: {e.reason or e}"
+    except OSError as e:
+        return f"{e.strerror or e}"
+    return None
 
 
 class MqttLink:
@@ -62,9 +90,11 @@ class MqttLink:
         self.stopping = False
         self.client = make_client(cfg, cfg.mqtt.client_id or f"emomusic-{cfg.device_id}")
         self.client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
+        self.last_error: str | None = None  # why the broker cannot be reached now; logged when it changes
         self.client.max_queued_messages_set(1000)  # bounded while the broker is away
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_socket_open = self._on_socket_open
@@ -109,15 +139,31 @@ class MqttLink:
         except (OSError, AttributeError):
             pass
 
+    def _report(self, error: str) -> None:
+        """Log why connecting fails: once per distinct reason, again when the reason changes."""
+        if error == self.last_error:
+            log.debug("still cannot connect: %s", error)
+            return
+        self.last_error = error
+        m = self.cfg.mqtt
+        log.error("cannot connect to the broker %s:%d%s: %s; retrying every %d s", m.host, m.port,
+                  " (TLS)" if m.tls.enabled else "", error, RECONNECT_MAX_S)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._report(diagnose_connection(self.cfg) or "the connection failed")
+
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
-            log.error("broker refused the connection: %s", reason_code)
+            self._report(f"the broker refused the connection: {reason_code}")
             return
         self.connect_count += 1
-        log.info("connected to the broker")
-        client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
+        log.info("connected to the broker%s", f" (after: {self.last_error})" if self.last_error else "")
+        self.last_error = None
+        # Subscriptions first: a command sent the moment someone sees "online" must find them in place
+        # (the broker handles one connection's packets in order).
         for topic in self.subscriptions:
             client.subscribe(topic, qos=1)
+        client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
         self.connected.set()
         if self.on_connected_cb:
             self.on_connected_cb()
