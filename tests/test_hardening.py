@@ -336,3 +336,71 @@ def test_subscriptions_are_in_place_before_online_is_announced(
         assert order and order[-1] == "online" and "subscribe" in order, ours
     finally:
         broker.kill()
+
+
+# -- 7, 8. floods are rate-limited; no payload escapes the parser ----------------------------------
+def test_a_flood_of_bad_commands_is_answered_a_few_times_and_summarised(
+        broker: Broker, tmp_path: Path, supervised: Callable[..., Daemon],
+        probe_factory: Callable[..., Probe], caplog: pytest.LogCaptureFixture) -> None:
+    import time
+
+    from emomusic.mqtt.bridge import ERROR_BURST
+
+    caplog.set_level(logging.INFO, logger="emomusic")
+    daemon = supervised(config(broker, tmp_path, camera={"enabled": False}, microphone={"enabled": False}),
+                        analyzers=factories())
+    probe = probe_factory(broker.port, [f"{PREFIX}/#"])
+    probe.wait_for(f"{PREFIX}/availability", lambda m: m.payload == b"online")
+    n = 5000
+    for i in range(n):
+        probe.client.publish(f"{PREFIX}/volume/set", f"loud{i}", qos=0)
+    summary = probe.wait_for(f"{PREFIX}/error", lambda m: "suppressed" in json.loads(m.payload), timeout=30)
+    time.sleep(1.0)
+    answers = [json.loads(m.payload) for m in probe.messages if m.topic == f"{PREFIX}/error"]
+    one_by_one = [a for a in answers if "suppressed" not in a]
+    assert len(one_by_one) <= 2 * ERROR_BURST  # at most two intervals' worth while the flood lasts
+    assert sum(a.get("suppressed", 0) for a in answers) + len(one_by_one) == daemon.bridge.rejected
+    assert daemon.bridge.rejected >= 0.9 * n  # (QoS 0: the broker may drop a few under the flood)
+    rejected_lines = [r for r in caplog.records if "rejected message" in r.getMessage()]
+    assert len(rejected_lines) <= 2 * ERROR_BURST + 2
+    assert json.loads(summary.payload)["topic"] == f"{PREFIX}/volume/set"
+    probe.publish(f"{PREFIX}/volume/set", "33")  # and it still listens
+    probe.wait_for(f"{PREFIX}/volume", lambda m: m.payload == b"33")
+
+
+NASTY = {
+    "huge float": b'{"emotion": "happy", "confidence": 1e400}',
+    "huge int": b'{"emotion": "happy", "confidence": 1' + b"0" * 400 + b"}",
+    "over 4300 digits": b'{"emotion": "happy", "confidence": ' + b"9" * 5000 + b"}",
+    "deep JSON": b'{"emotion": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "lone surrogate": b'"\\ud800"',
+}
+
+
+@pytest.mark.parametrize("what", list(NASTY))
+def test_no_payload_escapes_the_parser(what: str) -> None:
+    from emomusic.commands import PayloadError, parse_command, parse_external_emotion
+
+    with pytest.raises(PayloadError):
+        parse_external_emotion(NASTY[what], 1_000_000, 0.0)
+    for sub in ("mode/set", "volume/set", "player/set", "mood/set"):
+        with pytest.raises(PayloadError):
+            parse_command(sub, NASTY[what], 1_000_000)
+
+
+def test_nasty_payloads_are_answered_on_error_by_a_running_daemon(
+        broker: Broker, tmp_path: Path, supervised: Callable[..., Daemon],
+        probe_factory: Callable[..., Probe], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="emomusic")
+    supervised(config(broker, tmp_path, camera={"enabled": False}, microphone={"enabled": False},
+                      mqtt={"max_payload_bytes": 1_000_000, "external_emotion_topics": ["room/emotion"]}),
+               analyzers=factories())
+    probe = probe_factory(broker.port, [f"{PREFIX}/#"])
+    probe.wait_for(f"{PREFIX}/availability", lambda m: m.payload == b"online")
+    for payload in NASTY.values():
+        probe.publish("room/emotion", payload)
+    probe.wait_for(f"{PREFIX}/error", lambda m: len([x for x in probe.messages if x.topic.endswith("/error")])
+                   >= len(NASTY), timeout=15)
+    assert not [r for r in caplog.records if r.exc_info and r.levelno >= logging.WARNING]
+    probe.publish("room/emotion", b'{"emotion": "sad", "confidence": 0.9}')
+    probe.wait_for(f"{PREFIX}/state", lambda m: "external" in json.loads(m.payload)["modalities"])

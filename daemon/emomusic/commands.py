@@ -62,12 +62,25 @@ def decode_text(payload: bytes, max_bytes: int) -> str:
         raise PayloadError("payload is not valid UTF-8") from None
 
 
+def _loads(text: str) -> Any:
+    """json.loads that fails only with PayloadError: also for nesting deep enough to exhaust the stack
+    and for integers past Python's 4300-digit conversion limit."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise PayloadError(f"invalid JSON: {e.msg} at char {e.pos}") from None
+    except RecursionError:
+        raise PayloadError("invalid JSON: nested too deeply") from None
+    except ValueError as e:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise PayloadError(f"invalid JSON: {str(e)[:80]}") from None
+
+
 def _unwrap_json_string(text: str) -> str:
     """Accept ``"skip"`` as well as ``skip`` (Node-RED often sends JSON strings)."""
     if text.startswith('"'):
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
+            value = _loads(text)
+        except PayloadError:
             raise PayloadError("payload starts with '\"' but is not a JSON string") from None
         if not isinstance(value, str):
             raise PayloadError("expected a string")
@@ -109,10 +122,7 @@ def parse_external_emotion(payload: bytes, max_bytes: int, t: float, modality: s
     text = decode_text(payload, max_bytes)
     confidence: Any = 1.0
     if text.startswith("{") or text.startswith('"'):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise PayloadError(f"invalid JSON: {e.msg} at char {e.pos}") from None
+        data = _loads(text)
         if isinstance(data, str):
             label_text = data
         elif isinstance(data, dict):
@@ -130,6 +140,10 @@ def parse_external_emotion(payload: bytes, max_bytes: int, t: float, modality: s
         raise PayloadError(f"unknown emotion {label_text[:40]!r}; expected one of {', '.join(ALL_LABELS)}")
     if isinstance(confidence, bool) or not isinstance(confidence, int | float):
         raise PayloadError("confidence must be a number in [0, 1]")
-    if not math.isfinite(confidence) or not 0 <= confidence <= 1:
-        raise PayloadError(f"confidence must be in [0, 1], got {confidence}")
-    return Observation(modality=modality, t=t, probabilities={label: 1.0}, confidence=float(confidence))
+    try:
+        value = float(confidence)  # an int too large for a float raises OverflowError
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value) or not 0 <= value <= 1:
+        raise PayloadError(f"confidence must be in [0, 1], got {str(confidence)[:40]}")
+    return Observation(modality=modality, t=t, probabilities={label: 1.0}, confidence=value)

@@ -23,10 +23,12 @@ from emomusic.config import Config
 from emomusic.messages import FusedState, Observation
 from emomusic.mqtt.discovery import discovery_messages
 from emomusic.mqtt.link import MqttLink
+from emomusic.queues import RateLimiter
 
 log = logging.getLogger("emomusic.mqtt")
 
 HA_STATUS_SUFFIX = "/status"
+ERROR_BURST, ERROR_INTERVAL_S = 5, 10.0  # rejected messages answered per topic per interval
 
 
 def _significant(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
@@ -59,6 +61,7 @@ class MqttBridge:
         self._retained: dict[str, str] = {}  # topic -> payload, re-sent after a reconnect
         self._modality_status: dict[str, dict[str, str]] = {}
         self.rejected = 0
+        self._errors = RateLimiter(burst=ERROR_BURST, interval_s=ERROR_INTERVAL_S, clock=clock)
         self.ha_status_topic = f"{cfg.mqtt.discovery_prefix}{HA_STATUS_SUFFIX}"
         for sub in COMMAND_TOPICS:
             self.link.subscribe(f"{self.prefix}/{sub}")
@@ -97,7 +100,8 @@ class MqttBridge:
             self.link.publish(f"{self.prefix}/modality/{name}", json.dumps(est.to_json() | status))
 
     def heartbeat(self) -> None:
-        """Resend the latest state if nothing went out for ``heartbeat_s``."""
+        """Resend the latest state if nothing went out for ``heartbeat_s``; report suppressed rejections."""
+        self.report_suppressed()
         with self._lock:
             stale = self._last_state is not None and self.clock() - self._last_sent_at >= self.cfg.mqtt.heartbeat_s
             payload = self._last_state
@@ -129,9 +133,20 @@ class MqttBridge:
         self.link.publish(f"{self.prefix}/error", json.dumps({key: part, "error": error}), qos=1)
 
     def publish_error(self, topic: str, error: str) -> None:
+        """Answer a rejected message on ``…/error`` and in the log, within the rate limit: a flood of bad
+        messages costs a few answers per interval and one summary, not one answer each."""
         self.rejected += 1
+        if not self._errors.allow(topic):
+            return
         log.warning("rejected message on %s: %s", topic, error)
         self.link.publish(f"{self.prefix}/error", json.dumps({"topic": topic, "error": error}))
+
+    def report_suppressed(self) -> None:
+        """Say how many rejections went unanswered in each finished interval (called by the heartbeat)."""
+        for topic, n in self._errors.drain().items():
+            error = f"{n} more rejected messages in {ERROR_INTERVAL_S:.0f} s were not answered one by one"
+            log.warning("rejected messages on %s: %s", topic, error)
+            self.link.publish(f"{self.prefix}/error", json.dumps({"topic": topic, "error": error, "suppressed": n}))
 
     def publish_discovery(self) -> None:
         if not self.cfg.mqtt.discovery:
@@ -173,3 +188,6 @@ class MqttBridge:
             raise PayloadError("not a topic this daemon accepts")
         except PayloadError as e:
             self.publish_error(topic, str(e))
+        except Exception as e:  # a parser bug must still answer, never escape into paho's thread
+            log.debug("unexpected failure parsing a message on %s", topic, exc_info=True)
+            self.publish_error(topic, f"could not parse the payload ({type(e).__name__})")

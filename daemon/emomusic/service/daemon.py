@@ -22,7 +22,7 @@ from emomusic.commands import Command, Controls
 from emomusic.config import Config
 from emomusic.fusion.fuser import Fusion
 from emomusic.messages import FusedState, Observation, redact
-from emomusic.queues import DropOldestQueue, StreamGate
+from emomusic.queues import DropOldestQueue, RateLimiter, StreamGate
 from emomusic.service.systemd import Notifier
 from emomusic.service.workers import Analyzer, AnalyzerWorker
 from emomusic.sources.base import Source
@@ -122,6 +122,8 @@ class Daemon:
         self.controls = Controls(cfg.player.mode, cfg.player.volume, cfg.player.fixed_mood)
         self.sinks: list[StateSink] = list(sinks)
         self.commands: queue.Queue[Command] = queue.Queue(maxsize=100)
+        self.dropped_commands = 0
+        self._warnings = RateLimiter(burst=1, interval_s=10.0)
         self.fusion = Fusion(cfg.fusion)
         self.observations: DropOldestQueue[Observation] = DropOldestQueue(1000, "observations")
         self.sources: list[Source] = []
@@ -211,7 +213,10 @@ class Daemon:
         try:
             self.commands.put_nowait(cmd)
         except queue.Full:
-            log.warning("command queue full: dropped %s", cmd)
+            self.dropped_commands += 1
+            if self._warnings.allow("command queue full"):
+                log.warning("command queue full: dropped %s (%d dropped so far; said at most every %.0f s)",
+                            cmd, self.dropped_commands, self._warnings.interval_s)
 
     def request_stop(self) -> None:
         self.stop_event.set()
