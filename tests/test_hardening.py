@@ -404,3 +404,38 @@ def test_nasty_payloads_are_answered_on_error_by_a_running_daemon(
     assert not [r for r in caplog.records if r.exc_info and r.levelno >= logging.WARNING]
     probe.publish("room/emotion", b'{"emotion": "sad", "confidence": 0.9}')
     probe.wait_for(f"{PREFIX}/state", lambda m: "external" in json.loads(m.payload)["modalities"])
+
+
+# -- 10. SIGHUP re-scans the library instead of killing the daemon ----------------------------------
+def test_sighup_rescans_the_library_and_the_daemon_lives_on(tmp_path: Path) -> None:
+    import signal
+    import sqlite3
+    import time
+
+    music = music_folder(tmp_path / "music", n=1)
+    state = tmp_path / "state"
+    conf = tmp_path / "config.toml"
+    conf.write_text(f'[device]\nstate_dir = "{state}"\n[mqtt]\nenabled = false\n[camera]\nenabled = false\n'
+                    f'[microphone]\nenabled = false\n[library]\nfolders = ["{music}"]\n')
+    proc = subprocess.Popen([sys.executable, str(HERE / "fakes.py"), "run", "--config", str(conf)],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        db = state / "library.db"
+        count = lambda: sqlite3.connect(db).execute("SELECT count(*) FROM tracks").fetchone()[0]  # noqa: E731
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not (db.exists() and count() == 1):
+            time.sleep(0.2)
+        music_folder(tmp_path / "new", n=2)
+        (tmp_path / "new" / "1.ogg").rename(music / "added.ogg")
+        proc.send_signal(signal.SIGHUP)
+        end = time.monotonic() + 15
+        while time.monotonic() < end and count() < 2:
+            time.sleep(0.2)
+        assert count() == 2 and proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "SIGHUP: re-scanning the music library" in err and "library re-scanned" in err

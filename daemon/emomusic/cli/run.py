@@ -57,8 +57,16 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
         else:
             early_stop.append(signum)
 
+    def on_hangup(signum: int, frame: Any) -> None:
+        # The conventional "reload": logs go to stderr (journald), so there is nothing to reopen;
+        # new or changed music is what a user expects a reload to pick up.
+        log.info("received SIGHUP: re-scanning the music library")
+        if daemon_ref:
+            daemon_ref[0].request_rescan()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
     log.info("starting (config: %s)", cfg.origin)
     camera, microphone = args.camera, args.microphone
     if demo:

@@ -87,6 +87,7 @@ class MusicController(threading.Thread):
         self.events: queue.Queue[Command] = queue.Queue(maxsize=100)
         self.stop_event = threading.Event()
         self.ready = threading.Event()
+        self.rescan_event = threading.Event()
         self.controls = controls or Controls(self.pc.mode, self.pc.volume, self.pc.fixed_mood)
         self.queue: list[Track] = []
         self.current: Track | None = None
@@ -128,6 +129,9 @@ class MusicController(threading.Thread):
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def request_rescan(self) -> None:
+        self.rescan_event.set()
 
     # -- helpers ----------------------------------------------------------------------------------
     def _decide(self, reason: str) -> None:
@@ -235,6 +239,9 @@ class MusicController(threading.Thread):
                 self._handle(self.events.get_nowait())
             except queue.Empty:
                 break
+        if self.rescan_event.is_set():
+            self.rescan_event.clear()
+            self._rescan()
         now = self.clock()
         self._follow_listener(now)
         if self.mode != "off" and not self.user_paused:
@@ -252,6 +259,14 @@ class MusicController(threading.Thread):
         audible = self.player.playing and getattr(self.player, "driver", "") != "dummy"
         self.guard.set_playback(audible, self.volume / 100)
         self._publish()
+
+    def _rescan(self) -> None:
+        assert self.library is not None
+        new, _ = open_library(self.cfg, scan=True, should_stop=self.stop_event.is_set)  # raises: the old one stays
+        self.library, old = new, self.library
+        old.close()
+        self._retry_at = -float("inf")  # new music may be playable now
+        self._replan("library re-scanned")
 
     def _queue_after_track_end(self) -> None:
         title = self.current.title if self.current else "track"

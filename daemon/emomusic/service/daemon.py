@@ -221,6 +221,13 @@ class Daemon:
     def request_stop(self) -> None:
         self.stop_event.set()
 
+    def request_rescan(self) -> None:
+        """SIGHUP: the music stage re-scans the library (incrementally) in its own thread."""
+        if self.player is not None:
+            self.player.request_rescan()
+        else:
+            log.info("no music stage running: nothing to re-scan")
+
     def _on_status(self, name: str, status: str, detail: str) -> None:
         if self.bridge is not None:
             modality = MODALITY_OF.get(name, name)
