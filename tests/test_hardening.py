@@ -439,3 +439,59 @@ def test_sighup_rescans_the_library_and_the_daemon_lives_on(tmp_path: Path) -> N
             proc.kill()
     assert proc.returncode == 0, err
     assert "SIGHUP: re-scanning the music library" in err and "library re-scanned" in err
+
+
+# -- 12. commands to nobody are refused, with the reason ------------------------------------------
+def send(tmp_path: Path, broker: Broker, *words: str) -> subprocess.CompletedProcess[str]:
+    conf = tmp_path / "send.toml"
+    conf.write_text(f'[device]\nid = "hardened"\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n')
+    return subprocess.run([sys.executable, "-m", "emomusic", "send", "--config", str(conf), "--timeout", "1", *words],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_send_to_a_daemon_that_is_not_online_says_so(
+        broker: Broker, tmp_path: Path, supervised: Callable[..., Daemon]) -> None:
+    never = send(tmp_path, broker, "mode", "match")
+    assert never.returncode == 1 and "not online" in never.stderr and "never announced" in never.stderr
+    daemon = supervised(config(broker, tmp_path, camera={"enabled": False}, microphone={"enabled": False}),
+                        analyzers=factories())
+    assert daemon.bridge.link.connected.wait(10)
+    assert send(tmp_path, broker, "mode", "match").returncode == 0
+    daemon.request_stop()
+    import time
+
+    end = time.monotonic() + 10
+    while daemon.bridge.connected and time.monotonic() < end:
+        time.sleep(0.1)
+    gone = send(tmp_path, broker, "mode", "match")
+    assert gone.returncode == 1 and "'offline'" in gone.stderr
+
+
+@pytest.mark.parametrize("why", ["mode off", "no music stage"])
+def test_play_that_cannot_act_is_answered_with_the_reason(
+        why: str, broker: Broker, tmp_path: Path, supervised: Callable[..., Daemon]) -> None:
+    music = music_folder(tmp_path / "music", n=1)
+    player = {"enabled": True, "mode": "off"} if why == "mode off" else {"enabled": False}
+    daemon = supervised(config(broker, tmp_path, camera={"enabled": False}, microphone={"enabled": False},
+                               player=player, library={"folders": [str(music)]}), analyzers=factories())
+    assert daemon.bridge.link.connected.wait(10)
+    res = send(tmp_path, broker, "player", "play")
+    assert res.returncode == 1
+    assert ("mode is off" if why == "mode off" else "no music stage") in res.stderr
+
+
+# -- 13. replay fails fast on what it cannot replay ----------------------------------------------
+@pytest.mark.parametrize("inputs", ["none", "undecodable audio", "missing video"])
+def test_replay_fails_fast_with_one_line(inputs: str, tmp_path: Path) -> None:
+    junk = tmp_path / "song.mp3"
+    junk.write_bytes(b"\x00not audio at all" * 100)
+    args = {"none": [], "undecodable audio": ["--audio", str(junk)],
+            "missing video": ["--video", str(tmp_path / "nope.avi")]}[inputs]
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'[device]\nstate_dir = "{tmp_path}"\n')
+    res = subprocess.run([sys.executable, str(HERE / "fakes.py"), "replay", "--config", str(conf),
+                          "--jsonl", str(tmp_path / "out.jsonl"), *args], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith("emomusic replay:")
+    assert {"none": "nothing to replay", "undecodable audio": str(junk), "missing video": "nope.avi"}[inputs] in line

@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("what", choices=["mode", "volume", "player", "mood"])
     se.add_argument("value", help="match|regulate|fixed|off; 0-100; play|pause|toggle|skip; an emotion")
     se.add_argument("--config")
+    se.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the daemon's availability")
     return p
 
 

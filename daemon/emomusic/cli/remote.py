@@ -12,6 +12,8 @@ from typing import Any
 from emomusic.cli.common import config_from_args
 from emomusic.config import Config
 
+ANSWER_WAIT_S = 1.0  # how long send waits for the daemon to reject the command on …/error
+
 
 def _connect(client: Any, cfg: Config) -> bool:
     """Connect a CLI client and start its loop, or say plainly that the broker is not there."""
@@ -73,22 +75,54 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    """Send a command to the running daemon through the broker (the same topics HA uses)."""
+    """Send a command to the running daemon through the broker (the same topics HA uses): only to a
+    daemon that says it is online, and with its answer when it rejects the command."""
     from emomusic.commands import PayloadError, parse_command
     from emomusic.mqtt.link import make_client
 
     cfg = config_from_args(args)
+    prefix = cfg.topic_prefix
     topic = {"mode": "mode/set", "volume": "volume/set", "player": "player/set", "mood": "mood/set"}[args.what]
     try:
         parse_command(topic, args.value.encode(), cfg.mqtt.max_payload_bytes)
     except PayloadError as e:
         print(f"emomusic send {args.what}: {e}", file=sys.stderr)
         return 1
+    availability: list[str] = []
+    answers: list[str] = []
+    heard, answered = threading.Event(), threading.Event()
+
+    def on_message(c: Any, u: Any, msg: Any) -> None:
+        if msg.topic == f"{prefix}/availability":
+            availability.append(msg.payload.decode("utf-8", "replace"))
+            heard.set()
+            return
+        try:
+            data = json.loads(msg.payload)
+        except ValueError:
+            return
+        if isinstance(data, dict) and data.get("topic") == f"{prefix}/{topic}":
+            answers.append(str(data.get("error")))
+            answered.set()
+
     client = make_client(cfg, f"emomusic-send-{os.getpid()}")
+    client.on_message = on_message
     if not _connect(client, cfg):
         return 1
-    client.publish(f"{cfg.topic_prefix}/{topic}", args.value, qos=1).wait_for_publish(5)
-    client.disconnect()
-    client.loop_stop()
-    print(f"sent {args.value!r} to {cfg.topic_prefix}/{topic}")
+    try:
+        client.subscribe([(f"{prefix}/availability", 1), (f"{prefix}/error", 1)])
+        heard.wait(args.timeout)  # the retained availability, if the daemon ever ran
+        if availability[-1:] != ["online"]:
+            said = f"says {availability[-1]!r}" if availability else "was never announced"
+            print(f"emomusic send: the daemon under {prefix}/ is not online (its availability {said}); "
+                  "nothing sent", file=sys.stderr)
+            return 1
+        client.publish(f"{prefix}/{topic}", args.value, qos=1).wait_for_publish(5)
+        if answered.wait(ANSWER_WAIT_S):
+            print(f"emomusic send {args.what}: the daemon did not act on it: {answers[0]}", file=sys.stderr)
+            return 1
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    print(f"sent {args.value!r} to {prefix}/{topic}")
     return 0

@@ -51,6 +51,8 @@ def run_replay(cfg: Config, video: str | None, audio: str | None, jsonl: Path, f
     cannot be read (the states up to then are written)."""
     from emomusic.service.daemon import Daemon
 
+    if video is None and audio is None:
+        raise ReplayError("nothing to replay: give --video FILE and/or --audio FILE")
     cfg = cfg.model_copy(update={
         "camera": cfg.camera.model_copy(update={"enabled": video is not None}),
         "microphone": cfg.microphone.model_copy(update={"enabled": audio is not None}),

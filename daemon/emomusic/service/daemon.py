@@ -304,11 +304,21 @@ class Daemon:
     def apply_command(self, cmd: Command) -> None:
         log.info("command: %s %s", cmd.kind, cmd.value)
         self.controls.apply(cmd)
+        if cmd.kind == "player" and cmd.value in ("play", "skip", "toggle") and (
+                self.player is None or self.controls.mode == "off"):
+            why = ("no music stage is running (player.enabled is false)" if self.player is None else
+                   "the music mode is off: set a mode first (match, regulate or fixed)")
+            self._refuse("player/set", f"'{cmd.value}' does nothing: {why}")
         if self.player is not None:
             self.player.apply(cmd)
-        elif cmd.kind == "player":
-            log.info("no music player running: '%s' has nothing to act on", cmd.value)
         self._publish_controls()
+
+    def _refuse(self, subtopic: str, why: str) -> None:
+        """A valid command that cannot act now: say why, in the log and on …/error."""
+        if self.bridge is not None:
+            self.bridge.publish_error(f"{self.cfg.topic_prefix}/{subtopic}", why)
+        else:
+            log.warning("%s: %s", subtopic, why)
 
     def _publish_controls(self) -> None:
         if self.bridge is not None:

@@ -22,14 +22,18 @@ from emomusic.queues import DropOldestQueue
 from emomusic.sources.base import Source, SourceEnded, StatusCallback, check_still_there
 
 OVERFLOW_REPORT_S = 10.0
+AUDIO_FILE_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aiff", ".aif")
 
 
 def describe_kind(spec: str) -> str:
     if spec in ("default", "auto") or spec.isdigit():
         return "device"
-    if Path(spec).suffix.lower() in (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif"):
+    # A path (an existing file whatever its extension, anything with a '/', an audio suffix) is a file:
+    # retrying a missing or undecodable file as a device would never end. PortAudio device names
+    # ("USB Audio", "hw:1,0", "pulse") have no '/'.
+    if Path(spec).is_file() or "/" in spec or Path(spec).suffix.lower() in AUDIO_FILE_SUFFIXES:
         return "file"
-    return "device"  # a device name
+    return "device"
 
 
 class _Chunker:
