@@ -8,7 +8,9 @@ set -euo pipefail
 missing=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
-ldconfig -p 2>/dev/null | grep -q 'libportaudio.so.2' || missing+=(libportaudio2)
+# grep reads the whole listing (no -q): with pipefail, a grep that quits at its first match would kill
+# ldconfig with SIGPIPE on a long listing, and the package would be "missing" and reinstalled.
+ldconfig -p 2>/dev/null | grep 'libportaudio.so.2' >/dev/null || missing+=(libportaudio2)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing system packages: ${missing[*]}" >&2

@@ -495,3 +495,28 @@ def test_replay_fails_fast_with_one_line(inputs: str, tmp_path: Path) -> None:
     line = res.stderr.strip().splitlines()[-1]
     assert line.startswith("emomusic replay:")
     assert {"none": "nothing to replay", "undecodable audio": str(junk), "missing video": "nope.avi"}[inputs] in line
+
+
+# -- 14. the setup script does not reinstall what is there ----------------------------------------
+def test_system_deps_installs_nothing_when_everything_is_there(tmp_path: Path) -> None:
+    """A long ``ldconfig -p`` listing (a Pi with many libraries) must not make PortAudio look missing."""
+    import os
+
+    root = Path(__file__).resolve().parents[1]
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    calls = tmp_path / "calls"
+    lib = "\t{0} (libc6,x86-64) => /usr/lib/{0}"
+    (stubs / "ldconfig").write_text(f"#!/bin/sh\necho '{lib.format('libportaudio.so.2')}'\n"
+                                    f"yes '{lib.format('libother.so.1')}' | head -n 20000\n")  # ~1 MB after it
+    for name in ("apt-get", "sudo"):
+        (stubs / name).write_text(f"#!/bin/sh\necho {name} \"$@\" >> {calls}\n")
+    for name in ("mosquitto", "espeak-ng"):  # present (stand-ins), like PortAudio in the listing
+        (stubs / name).write_text("#!/bin/sh\nexit 0\n")
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    env = dict(os.environ, PATH=f"{stubs}:{os.environ['PATH']}")
+    res = subprocess.run(["bash", str(root / "scripts" / "system-deps.sh")], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert not calls.exists(), calls.read_text()
