@@ -43,7 +43,6 @@ def test_shipped_config_is_valid_and_equals_the_defaults() -> None:
         ({"fusion": {"tau_s": -1}}, "fusion.tau_s: tau of 'face' must be a finite number > 0, got -1.0"),
         ({"fusion": {"margin": 2}}, "fusion.margin: Input should be less than or equal to 1"),
         ({"fusion": {"reliability": {"face": 1.5}}}, "fusion.reliability: reliability of 'face' must be in [0, 1]"),
-        ({"fusion": {"circumplex": {"happy": [0.8, 0.5]}}}, "fusion.circumplex: missing labels"),
         ({"fusion": {"circumplex": {"happy": [0.8]}}}, "fusion.circumplex.happy"),
         ({"player": {"mode": "loud"}}, "player.mode: Input should be 'match', 'regulate', 'fixed' or 'off'"),
         ({"player": {"volume": 101}}, "player.volume"),

@@ -520,3 +520,39 @@ def test_system_deps_installs_nothing_when_everything_is_there(tmp_path: Path) -
                          text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert not calls.exists(), calls.read_text()
+
+
+# -- 15. check-config and doctor check the paths; config errors all at once ------------------------
+def test_check_config_and_doctor_name_every_missing_path(tmp_path: Path) -> None:
+    gone = tmp_path / "gone"
+    conf = tmp_path / "config.toml"
+    conf.write_text(
+        f'[models]\ndir = "{gone}/models"\n[camera]\nsource = "{gone}/clip.avi"\n'
+        f'[microphone]\nsource = "{gone}/talk.wav"\n[library]\nfolders = ["{gone}/music"]\ncsv = "{gone}/moods.csv"\n'
+        f'[mqtt]\nport = 1\n[mqtt.tls]\nenabled = true\nca_file = "{gone}/ca.crt"\n')
+    expected = ["models.dir", "camera.source", "microphone.source", "library.folders", "library.csv",
+                "mqtt.tls.ca_file"]
+    check = subprocess.run([sys.executable, "-m", "emomusic", "check-config", str(conf)], capture_output=True,
+                           text=True, timeout=60)
+    assert check.returncode == 1
+    assert all(any(line.startswith(f"{conf}: {key}: {gone}") for line in check.stderr.splitlines())
+               for key in expected), check.stderr
+    doctor = subprocess.run([sys.executable, "-m", "emomusic", "doctor", "--config", str(conf)], capture_output=True,
+                            text=True, timeout=60)
+    assert doctor.returncode == 1
+    assert all(f"[FAIL] {key}: {gone}" in doctor.stdout for key in expected), doctor.stdout
+
+
+def test_config_errors_come_all_at_once_and_small_things_just_work() -> None:
+    from emomusic.config import ConfigError
+    from emomusic.config.fusion import DEFAULT_CIRCUMPLEX
+
+    with pytest.raises(ConfigError) as err:
+        parse_config({"mqtt": {"password": "x", "port": 0}, "player": {"volume": 200}}, env={})
+    lines = str(err.value).splitlines()
+    assert any("mqtt.password" in x for x in lines) and any("mqtt.port" in x for x in lines) \
+        and any("player.volume" in x for x in lines)
+    cfg = parse_config({"logging": {"level": "debug"}, "fusion": {"circumplex": {"calm": [0.4, -0.7]}}}, env={})
+    assert cfg.logging.level == "DEBUG"
+    assert cfg.fusion.circumplex["calm"] == (0.4, -0.7)
+    assert cfg.fusion.circumplex["happy"] == DEFAULT_CIRCUMPLEX["happy"] and len(cfg.fusion.circumplex) == 9

@@ -22,3 +22,50 @@ def find_config(path: str | None) -> str | None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     return load_config(find_config(getattr(args, "config", None)))
+
+
+def path_problems(cfg: Config) -> list[str]:
+    """What the config names on this machine that is not there (or not readable), one line each
+    naming the key: check-config and doctor report these, instead of the daemon finding out later."""
+    out: list[str] = []
+
+    def need(key: str, path: str | Path, kind: str = "file") -> None:
+        p = Path(path).expanduser()
+        if kind == "folder" and not p.is_dir():
+            out.append(f"{key}: {p}: no such folder")
+        elif kind == "file" and not p.is_file():
+            out.append(f"{key}: {p}: no such file")
+        elif not os.access(p, os.R_OK):
+            out.append(f"{key}: {p}: not readable by this user (uid {os.getuid()})")
+
+    models = cfg.models.path
+    if not models.is_dir():
+        out.append(f"models.dir: {models}: no such folder")
+    else:
+        ext = "onnx" if cfg.models.backend == "onnxruntime" else "tflite"
+        q = "_int8" if cfg.models.precision == "int8" else ""
+        for stem in (f"face_detector_{cfg.face.detector}", f"face_expression{q}", f"voice_emotion{q}"):
+            need("models.dir", models / f"{stem}.{ext}")
+    for key, spec, enabled in (("camera.source", cfg.camera.source, cfg.camera.enabled),
+                               ("microphone.source", cfg.microphone.source, cfg.microphone.enabled)):
+        if enabled and is_file_spec(spec):
+            need(key, spec)
+    for folder in cfg.library.folders:
+        need("library.folders", folder, "folder")
+    for playlist in cfg.library.playlists:
+        need("library.playlists", playlist)
+    if cfg.library.csv:
+        need("library.csv", cfg.library.csv)
+    tls = cfg.mqtt.tls
+    if cfg.mqtt.enabled and tls.enabled:
+        for key, path in (("mqtt.tls.ca_file", tls.ca_file), ("mqtt.tls.cert_file", tls.cert_file),
+                          ("mqtt.tls.key_file", tls.key_file)):
+            if path:
+                need(key, path)
+    return out
+
+
+def is_file_spec(spec: str) -> bool:
+    """Whether a camera/microphone source names a file (not 'auto', a device, a URL or picamera2)."""
+    return not (spec in ("auto", "default", "picamera2") or spec.isdigit() or spec.startswith("/dev/")
+                or "://" in spec) and ("/" in spec or "." in Path(spec).name)

@@ -8,7 +8,7 @@ import os
 import threading
 from typing import Any
 
-from emomusic.cli.common import config_from_args
+from emomusic.cli.common import config_from_args, path_problems
 from emomusic.config import Config
 
 
@@ -75,6 +75,13 @@ def run_doctor(cfg: Config) -> int:
     models_dir = cfg.models.path
     models = sorted(p.name for p in models_dir.glob("*.onnx")) if models_dir.is_dir() else []
     _line(bool(models) or None, "models", f"{models_dir}: {', '.join(models) or 'none'}")
+    paths = path_problems(cfg)
+    problems += len(paths)
+    for problem in paths:
+        key, _, detail = problem.partition(": ")
+        _line(False, key, detail)
+    if not paths:
+        _line(True, "paths", "every file and folder the config names is there")
     ok, detail = check_broker(cfg)
     if not ok:
         problems += cfg.mqtt.enabled
@@ -83,7 +90,5 @@ def run_doctor(cfg: Config) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from emomusic.cli.doctor import run_doctor
-
     cfg = config_from_args(args)
     return run_doctor(cfg)

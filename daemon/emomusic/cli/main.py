@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from emomusic import __version__
-from emomusic.cli.common import find_config
+from emomusic.cli.common import find_config, path_problems
 from emomusic.cli.doctor import cmd_doctor
 from emomusic.cli.library import cmd_library, cmd_scan
 from emomusic.cli.remote import cmd_send, cmd_status
@@ -20,6 +20,10 @@ from emomusic.service.logs import setup_logging
 def cmd_check_config(args: argparse.Namespace) -> int:
     path = find_config(args.path)
     cfg = load_config(path)
+    problems = path_problems(cfg)
+    if problems:
+        print("emomusic: config error:\n" + "\n".join(f"{cfg.origin}: {p}" for p in problems), file=sys.stderr)
+        return 1
     print(f"{cfg.origin}: OK (device {cfg.device_id}, topics under {cfg.topic_prefix}/, "
           f"broker {cfg.mqtt.host}:{cfg.mqtt.port})")
     return 0

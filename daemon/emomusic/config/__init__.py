@@ -54,6 +54,11 @@ class DeviceConfig(Section):
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v  # "debug" works as it does for --log-level
+
 
 class Config(Section):
     device: DeviceConfig = Field(default_factory=DeviceConfig)
@@ -142,16 +147,18 @@ def parse_config(data: dict[str, Any], origin: str = "config", env: dict[str, st
             if isinstance(sec, dict):
                 sec[key] = env[var]
                 used[(section, key)] = var
+    problems = []
     mqtt = data.get("mqtt")
     if isinstance(mqtt, dict) and "password" in mqtt:
-        raise ConfigError(
-            f"{origin}: mqtt.password: not allowed inline; "
-            f"put it in {PASSWORD_ENV} or a file named by mqtt.password_file"
-        )
+        del mqtt["password"]  # reported with every other problem, not instead of them
+        problems.append(f"{origin}: mqtt.password: not allowed inline; "
+                        f"put it in {PASSWORD_ENV} or a file named by mqtt.password_file")
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_errors(origin, e, used)) from None
+        problems.append(_format_errors(origin, e, used))
+    if problems:
+        raise ConfigError("\n".join(problems))
     password = env.get(PASSWORD_ENV) or (_read_secret(cfg.mqtt.password_file) if cfg.mqtt.password_file else None)
     cfg._mqtt_password = password
     cfg._origin = origin

@@ -67,12 +67,15 @@ class FusionConfig(Section):
                 raise ValueError(f"reliability of '{name}' must be in [0, 1], got {w}")
         return v
 
+    @field_validator("circumplex", mode="before")
+    @classmethod
+    def _circumplex_defaults(cls, v: Any) -> Any:
+        """Labels not given keep their default place: moving one label takes one line."""
+        return {**DEFAULT_CIRCUMPLEX, **v} if isinstance(v, dict) else v
+
     @field_validator("circumplex")
     @classmethod
     def _circumplex_range(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
-        missing = sorted(set(DEFAULT_CIRCUMPLEX) - set(v))
-        if missing:
-            raise ValueError(f"missing labels {missing}")
         unknown = sorted(set(v) - set(DEFAULT_CIRCUMPLEX))
         if unknown:
             raise ValueError(f"unknown labels {unknown}; expected {sorted(DEFAULT_CIRCUMPLEX)}")
