@@ -556,3 +556,50 @@ def test_config_errors_come_all_at_once_and_small_things_just_work() -> None:
     assert cfg.logging.level == "DEBUG"
     assert cfg.fusion.circumplex["calm"] == (0.4, -0.7)
     assert cfg.fusion.circumplex["happy"] == DEFAULT_CIRCUMPLEX["happy"] and len(cfg.fusion.circumplex) == 9
+
+
+# -- 11. what Home Assistant sees ----------------------------------------------------------------
+def test_state_is_sent_on_meaningful_change_not_on_every_jitter(
+        broker: Broker, tmp_path: Path, probe_factory: Callable[..., Probe]) -> None:
+    """The real models on the sample media: their estimates jitter frame to frame; Home Assistant
+    should get a few messages a minute, not one a second (each is a recorder row)."""
+    from emomusic.sources.samples import ensure_samples
+
+    video, audio = ensure_samples(tmp_path / "samples")
+    defaults = parse_config({}, env={}).mqtt
+    cfg = config(broker, tmp_path,
+                 mqtt={"heartbeat_s": defaults.heartbeat_s, "min_interval_s": defaults.min_interval_s})
+    probe = probe_factory(broker.port, [f"{PREFIX}/state"])
+    daemon = Daemon(cfg, camera=str(video), microphone=str(audio))
+    runner = threading.Thread(target=daemon.run, args=(20.0,), daemon=True)
+    runner.start()
+    runner.join(40)
+    states = [json.loads(m.payload) for m in probe.messages]
+    assert states and any(s["emotion"] != "unknown" for s in states)
+    assert len(states) <= 6, [(s["emotion"], s["valence"], s["arousal"]) for s in states]
+    for s in states:
+        assert (s["valence"] is None) == (s["emotion"] == "unknown") == (s["arousal"] is None)
+
+
+def test_home_assistant_gets_a_player_state_sensor_and_idle_after_a_clean_stop(
+        broker: Broker, tmp_path: Path, probe_factory: Callable[..., Probe]) -> None:
+    from emomusic.mqtt.discovery import PLAYER_STATES, REQUIRED_KEYS, discovery_messages
+
+    music = music_folder(tmp_path / "music", n=2, seconds=5.0)
+    cfg = config(broker, tmp_path, player={"enabled": True}, library={"folders": [str(music)]},
+                 camera={"enabled": False}, microphone={"enabled": False})
+    sensors = {topic.split("/")[-2]: payload for topic, payload in discovery_messages(cfg)}
+    player = sensors["player"]
+    assert all(k in player for k in REQUIRED_KEYS["sensor"]) and player["options"] == list(PLAYER_STATES)
+    assert player["value_template"] == "{{ value_json.state }}"
+    assert "'state'" not in player["json_attributes_template"]  # HA would drop it silently
+    assert "'title'" in sensors["now_playing"]["json_attributes_template"]
+    probe = probe_factory(broker.port, [f"{PREFIX}/player"])
+    daemon = Daemon(cfg, analyzers={})
+    runner = threading.Thread(target=daemon.run, daemon=True)
+    runner.start()
+    probe.wait_for(f"{PREFIX}/player", lambda m: player_state(m)["state"] == "playing", timeout=30)
+    daemon.request_stop()
+    runner.join(15)
+    last = [player_state(m) for m in probe.messages][-1]
+    assert last["state"] == "idle" and last["title"] is None

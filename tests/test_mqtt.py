@@ -78,7 +78,7 @@ def test_state_availability_and_discovery(broker: Broker, running: Callable[...,
     while len(configs) < 10 and time.monotonic() < end:
         configs = [m for m in late.messages if m.topic.endswith("/config")]
         time.sleep(0.05)
-    assert len(configs) == 10
+    assert len(configs) == 11
     devices = set()
     for m in configs:
         assert m.retain

@@ -87,11 +87,12 @@ class FusedState:
     modalities: dict[str, ModalityEstimate]
 
     def to_json(self) -> dict[str, Any]:
+        known = self.emotion != "unknown"  # no evidence: no position either (not the neutral centre)
         return {
             "emotion": self.emotion,
             "confidence": round(self.confidence, 4),
-            "valence": round(self.valence, 4),
-            "arousal": round(self.arousal, 4),
+            "valence": round(self.valence, 4) if known else None,
+            "arousal": round(self.arousal, 4) if known else None,
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
             "modalities": {
                 name: {

@@ -42,6 +42,9 @@ class MqttConfig(Section):
     max_payload_bytes: int = Field(1024, ge=16, le=1_000_000)
     heartbeat_s: float = Field(30.0, gt=0, description="The state is republished at least this often.")
     min_interval_s: float = Field(1.0, ge=0, description="State updates are sent at most this often.")
+    state_deadband: float = Field(
+        0.2, ge=0, le=2, description="The state is sent when the label changes or valence/arousal move this much "
+        "(and at every heartbeat).")
     tls: TlsConfig = Field(default_factory=TlsConfig)
 
     @field_validator("topic_prefix", "discovery_prefix")

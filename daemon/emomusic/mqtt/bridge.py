@@ -31,11 +31,15 @@ HA_STATUS_SUFFIX = "/status"
 ERROR_BURST, ERROR_INTERVAL_S = 5, 10.0  # rejected messages answered per topic per interval
 
 
-def _significant(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
-    """Whether a new state differs enough from the last one sent to be worth a message."""
+def _significant(a: dict[str, Any] | None, b: dict[str, Any], deadband: float) -> bool:
+    """Whether a new state differs enough from the last one sent to be worth a message: another
+    label, or valence/arousal moved by ``deadband``. Confidence alone jitters with every frame and
+    would cost Home Assistant a recorder row each time; it rides along with the heartbeat."""
     if a is None or a["emotion"] != b["emotion"]:
         return True
-    return any(abs(a[k] - b[k]) >= 0.05 for k in ("valence", "arousal", "confidence"))
+    if a["valence"] is None or b["valence"] is None:
+        return a["valence"] is not b["valence"]
+    return any(abs(a[k] - b[k]) >= deadband for k in ("valence", "arousal"))
 
 
 class MqttBridge:
@@ -88,10 +92,10 @@ class MqttBridge:
         now = self.clock()
         with self._lock:
             self._last_state = payload
-            due = now - self._last_sent_at >= self.cfg.mqtt.heartbeat_s
-            if not due and (
-                now - self._last_sent_at < self.cfg.mqtt.min_interval_s or not _significant(self._last_sent, payload)
-            ):
+            m = self.cfg.mqtt
+            due = now - self._last_sent_at >= m.heartbeat_s
+            if not due and (now - self._last_sent_at < m.min_interval_s
+                            or not _significant(self._last_sent, payload, m.state_deadband)):
                 return
             self._last_sent, self._last_sent_at = payload, now
         self._publish_retained(f"{self.prefix}/state", json.dumps(payload))

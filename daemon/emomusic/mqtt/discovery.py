@@ -14,6 +14,12 @@ from emomusic.config import Config
 from emomusic.config.music import MODES
 from emomusic.labels import ALL_LABELS
 
+PLAYER_STATES = ("playing", "paused", "idle", "error")
+PLAYER_ATTRIBUTES = ("{{ {'title': value_json.title, 'artist': value_json.artist, 'track_valence': "
+                     "value_json.track_valence, 'track_arousal': value_json.track_arousal, 'placement': "
+                     "value_json.placement, 'queue': value_json.queue, 'target': value_json.target, "
+                     "'error': value_json.error} | tojson }}")
+
 # What HA needs at least, per component (checked by the tests).
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "sensor": ("state_topic", "unique_id", "name"),
@@ -85,9 +91,21 @@ def discovery_messages(cfg: Config) -> list[tuple[str, dict[str, Any]]]:
         ("sensor", "now_playing", {
             "name": "Now playing",
             "state_topic": f"{pre}/player",
-            "value_template": "{{ value_json.title if value_json.title else value_json.state }}",
+            "value_template": "{{ value_json.title if value_json.title else 'nothing' }}",
+            # HA drops an attribute named "state": the player's state is its own sensor below.
             "json_attributes_topic": f"{pre}/player",
+            "json_attributes_template": PLAYER_ATTRIBUTES,
             "icon": "mdi:music",
+        }),
+        ("sensor", "player", {
+            "name": "Player",
+            "state_topic": f"{pre}/player",
+            "value_template": "{{ value_json.state }}",
+            "device_class": "enum",
+            "options": list(PLAYER_STATES),
+            "json_attributes_topic": f"{pre}/player",
+            "json_attributes_template": PLAYER_ATTRIBUTES,
+            "icon": "mdi:play-pause",
         }),
         ("number", "volume", {
             "name": "Volume",

@@ -8,7 +8,6 @@ and on a stop request shuts everything down within a few seconds.
 from __future__ import annotations
 
 import functools
-import glob
 import heapq
 import logging
 import math
@@ -29,7 +28,8 @@ from emomusic.sources.base import Source
 from emomusic.sources.camera import CameraSource
 from emomusic.sources.microphone import AudioFileSource, MicrophoneSource
 from emomusic.sources.microphone import describe_kind as audio_kind
-from emomusic.sources.samples import SampleMediaError, ensure_samples
+from emomusic.sources.resolve import resolve_camera, resolve_microphone
+from emomusic.sources.samples import SampleMediaError
 from emomusic.voice.vad import PlaybackGuard
 
 log = logging.getLogger("emomusic.app")
@@ -61,39 +61,6 @@ class StateSink(Protocol):
     """Anything that wants every fused state (MQTT, the player, a JSONL writer)."""
 
     def on_state(self, state: FusedState) -> None: ...
-
-
-def resolve_camera(spec: str, cfg: Config) -> str:
-    """'auto' -> the first V4L2 device, else a Pi camera, else the generated sample video."""
-    if spec != "auto":
-        return spec
-    devices = sorted(glob.glob("/dev/video[0-9]*"))
-    if devices:
-        return devices[0]
-    try:
-        import picamera2  # noqa: F401
-
-        return "picamera2"
-    except Exception:  # not a Pi, or picamera2 broken: fall through to the sample
-        pass
-    video, _ = ensure_samples(cfg.state_dir / "samples")
-    log.info("no camera found: using the sample video %s", video)
-    return str(video)
-
-
-def resolve_microphone(spec: str, cfg: Config) -> str:
-    """'auto' -> the default input device if PortAudio has one, else the generated sample speech."""
-    if spec != "auto":
-        return spec
-    try:
-        import sounddevice as sd
-
-        sd.query_devices(None, "input")
-        return "default"
-    except Exception as e:  # no PortAudio library, or no input device
-        _, audio = ensure_samples(cfg.state_dir / "samples")
-        log.info("no microphone (%s): using the sample speech %s", str(e).splitlines()[0][:80], audio)
-        return str(audio)
 
 
 class Daemon:
