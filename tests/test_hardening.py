@@ -603,3 +603,35 @@ def test_home_assistant_gets_a_player_state_sensor_and_idle_after_a_clean_stop(
     runner.join(15)
     last = [player_state(m) for m in probe.messages][-1]
     assert last["state"] == "idle" and last["title"] is None
+
+
+# -- 9. two daemons with one device id stop fighting ----------------------------------------------
+def test_two_daemons_with_one_device_id_stop_fighting(
+        broker: Broker, tmp_path: Path, probe_factory: Callable[..., Probe],
+        caplog: pytest.LogCaptureFixture) -> None:
+    import time
+
+    caplog.set_level(logging.INFO, logger="emomusic")
+    first = Daemon(config(broker, tmp_path / "a", camera={"enabled": False}, microphone={"enabled": False}),
+                   analyzers=factories())
+    first.start()
+    assert first.bridge.link.connected.wait(10)
+    second = Daemon(config(broker, tmp_path / "b", camera={"enabled": False}, microphone={"enabled": False}),
+                    analyzers=factories())
+    second.start()
+    try:
+        end = time.monotonic() + 20
+        while first.bridge.link.conflict is None and time.monotonic() < end:
+            time.sleep(0.2)
+        assert first.bridge.link.conflict is not None and second.bridge.link.conflict is None
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1 and "device id 'hardened'" in errors[0], errors
+        time.sleep(2)
+        settled = second.bridge.link.connect_count
+        probe = probe_factory(broker.port, [f"{PREFIX}/availability"])
+        time.sleep(8)  # the flapping was 60 takeovers a minute: none now
+        assert second.bridge.link.connect_count == settled and second.bridge.connected
+        assert [m.payload for m in probe.messages] == [b"online"]  # the retained one; no offline/online churn
+    finally:
+        second.stop()
+        first.stop()

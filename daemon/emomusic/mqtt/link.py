@@ -7,10 +7,14 @@ and the birth message, in ``on_connect`` — a broker restart loses both.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import socket
 import ssl
 import threading
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -85,6 +89,12 @@ class MqttLink:
         self.on_message_cb = on_message
         self.on_connected_cb = on_connected
         self.subscriptions: list[str] = []
+        # Who this daemon is, retained on …/instance: a second daemon with the same device id (two Pis
+        # both called "raspberrypi") would take this one's client id over and over; the marker tells them apart.
+        self.instance_topic = f"{self.prefix}/instance"
+        self.instance = {"instance": uuid.uuid4().hex, "started": round(time.time(), 3),
+                         "host": socket.gethostname(), "pid": os.getpid()}
+        self.conflict: str | None = None  # set when a newer daemon with our id was seen: MQTT given up
         self.connected = threading.Event()
         self.connect_count = 0
         self.stopping = False
@@ -120,6 +130,8 @@ class MqttLink:
 
     def stop(self, timeout: float = 2.0) -> None:
         """Say ``offline`` (retained) and disconnect; a clean stop must not leave ``online`` behind."""
+        if self.conflict is not None:
+            return  # already disconnected; the twin's availability is not ours to change
         self.stopping = True
         if self.connected.is_set():
             info = self.client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
@@ -161,9 +173,11 @@ class MqttLink:
         self.last_error = None
         # Subscriptions first: a command sent the moment someone sees "online" must find them in place
         # (the broker handles one connection's packets in order).
+        client.subscribe(self.instance_topic, qos=1)
         for topic in self.subscriptions:
             client.subscribe(topic, qos=1)
         client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
+        client.publish(self.instance_topic, json.dumps(self.instance), qos=1, retain=True)
         self.connected.set()
         if self.on_connected_cb:
             self.on_connected_cb()
@@ -175,7 +189,34 @@ class MqttLink:
             log.warning("disconnected from the broker (%s); reconnecting", reason_code)
         self.connected.clear()
 
+    def _on_instance(self, payload: bytes) -> None:
+        """Another daemon's marker on our topic. The one started later keeps the id; an older marker
+        (this device's previous run, or an older twin that will see ours) is overwritten by ours."""
+        try:
+            other = json.loads(payload)
+            newer = (float(other["started"]), str(other["instance"])) > (self.instance["started"],
+                                                                        self.instance["instance"])
+        except (ValueError, KeyError, TypeError):
+            return
+        if other["instance"] == self.instance["instance"] or not newer or self.conflict is not None:
+            return
+        self.conflict = (f"another emomusic daemon uses device id '{self.cfg.device_id}' (host {other.get('host')}, "
+                         f"pid {other.get('pid')}), so the two take each other's MQTT connection")
+        log.error("%s: giving up MQTT here (the newer daemon keeps the id); give each device its own "
+                  "device.id or EMOMUSIC_DEVICE_ID, then restart this one", self.conflict)
+        threading.Thread(target=self._give_up, name="mqtt-give-up", daemon=True).start()
+
+    def _give_up(self) -> None:
+        """Disconnect for good without saying offline: the twin is online under these topics."""
+        self.stopping = True
+        self.connected.clear()
+        self.client.disconnect()
+        self.client.loop_stop()
+
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == self.instance_topic:
+            self._on_instance(bytes(msg.payload))
+            return
         try:
             self.on_message_cb(msg.topic, bytes(msg.payload))
         except Exception:  # a handler bug must not kill paho's network thread
