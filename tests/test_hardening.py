@@ -635,3 +635,37 @@ def test_two_daemons_with_one_device_id_stop_fighting(
     finally:
         second.stop()
         first.stop()
+
+
+# -- 17. memory: the pieces that trim it keep behaviour ------------------------------------------------
+def test_pygame_is_imported_without_pkg_resources_and_nothing_stays_blocked() -> None:
+    code = ("import sys; from emomusic.music.player import import_pygame; pg = import_pygame(); "
+            "assert pg.mixer is not None; assert 'pkg_resources' not in sys.modules; "
+            "import importlib.util; assert importlib.util.find_spec('json') is not None; print('ok')")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr
+
+
+def test_malloc_arenas_are_capped_on_glibc() -> None:
+    import platform
+
+    from emomusic.service.memory import limit_malloc_arenas, trim_heap
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+    assert limit_malloc_arenas(8)  # (8: this test process keeps glibc's usual behaviour)
+    trim_heap()
+
+
+def test_blockwise_spectrogram_equals_the_direct_one() -> None:
+    import numpy as np
+
+    from emomusic.music import analysis
+
+    y = np.random.default_rng(0).standard_normal(analysis.RATE * 5).astype(np.float32)
+    n = 1 + (y.size - analysis.N_FFT) // analysis.HOP
+    idx = np.arange(analysis.N_FFT)[None, :] + analysis.HOP * np.arange(n)[:, None]
+    direct = np.abs(np.fft.rfft(y[idx] * np.hanning(analysis.N_FFT), axis=1)).T
+    blocked = analysis._stft_mag(y)
+    assert blocked.shape == direct.shape and blocked.dtype == np.float32
+    assert np.abs(blocked - direct).max() <= 1e-5 * direct.max()

@@ -42,7 +42,9 @@ class LogSink:
 
 def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
     from emomusic.service.daemon import Daemon
+    from emomusic.service.memory import limit_malloc_arenas
 
+    limit_malloc_arenas()  # before any stage thread exists (docs/PERFORMANCE.md: memory)
     cfg = config_from_args(args)
     setup_logging(args.log_level or cfg.logging.level)
     # Signals are caught from the start: a SIGTERM while models load or samples are generated

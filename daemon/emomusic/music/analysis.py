@@ -67,12 +67,21 @@ def load_excerpt(path: Path, max_s: float = 60.0) -> np.ndarray:
     return to_mono_16k(data, rate).astype(np.float32) / 32768.0
 
 
+STFT_BLOCK = 128  # frames transformed at once: a whole minute at once held ~60 MB of temporaries
+
+
 def _stft_mag(y: np.ndarray) -> np.ndarray:
+    """Magnitude spectrogram (bins, frames), float32, computed a block of frames at a time so a
+    library scan on a Pi does not need tens of megabytes per track."""
     if y.size < N_FFT:
         y = np.pad(y, (0, N_FFT - y.size))
     n = 1 + (y.size - N_FFT) // HOP
-    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n)[:, None]
-    return np.abs(np.fft.rfft(y[idx] * np.hanning(N_FFT), axis=1)).T  # (bins, frames)
+    frames = np.lib.stride_tricks.sliding_window_view(y, N_FFT)[::HOP][:n]  # a view, no copy
+    window = np.hanning(N_FFT).astype(np.float32)
+    out = np.empty((N_FFT // 2 + 1, n), np.float32)
+    for i in range(0, n, STFT_BLOCK):
+        out[:, i : i + STFT_BLOCK] = np.abs(np.fft.rfft(frames[i : i + STFT_BLOCK] * window, axis=1)).T
+    return out
 
 
 def estimate_tempo(mag: np.ndarray) -> float:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("emomusic.player")
 
@@ -18,10 +20,30 @@ class PlaybackError(Exception):
     """A track that cannot be played (deleted, corrupt); the message names the file."""
 
 
+def import_pygame() -> Any:
+    """pygame, without the ~10 MB of setuptools' pkg_resources that its resource finder imports at
+    start-up: only for looking up its bundled fonts and icons, which a headless mixer never does
+    (pygame falls back to plain files when the import fails). Only pygame's own import sees the block."""
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    if "pygame" in sys.modules:
+        return sys.modules["pygame"]
+    saved = sys.modules.get("pkg_resources", _ABSENT)
+    if saved is _ABSENT:
+        sys.modules["pkg_resources"] = None  # type: ignore[assignment]  # makes its import raise ImportError
+    try:
+        import pygame
+    finally:
+        if saved is _ABSENT:
+            del sys.modules["pkg_resources"]
+    return pygame
+
+
+_ABSENT = object()
+
+
 class Player:
     def __init__(self, fade_ms: int = 1500, volume: float = 0.6) -> None:
-        import pygame
-
+        pygame = import_pygame()
         self._pg = pygame
         if not os.environ.get("SDL_AUDIODRIVER") and not Path("/dev/snd").exists():
             os.environ["SDL_AUDIODRIVER"] = "dummy"  # no sound card: play silently, keep the timing
