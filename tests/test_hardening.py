@@ -669,3 +669,25 @@ def test_blockwise_spectrogram_equals_the_direct_one() -> None:
     blocked = analysis._stft_mag(y)
     assert blocked.shape == direct.shape and blocked.dtype == np.float32
     assert np.abs(blocked - direct).max() <= 1e-5 * direct.max()
+
+
+# -- 16. the demo tells a story: the state changes, and the music follows ------------------------
+def test_the_sample_story_changes_the_fused_state_scene_by_scene(tmp_path: Path) -> None:
+    """The real models on the generated sample media (replayed as fast as they go): each scene shows
+    what it is meant to, so a first run shows the daemon following the listener."""
+    import collections
+    import itertools
+
+    from emomusic.cli.replay import run_replay
+    from emomusic.sources.samples import STORY, ensure_samples
+
+    video, audio = ensure_samples(tmp_path / "samples")
+    out = tmp_path / "story.jsonl"
+    run_replay(parse_config({"device": {"state_dir": str(tmp_path / "state")}}, env={}), str(video), str(audio),
+               out, fast=True)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    ends = list(itertools.accumulate(scene.seconds for scene in STORY))
+    for scene, end in zip(STORY, ends, strict=True):
+        settled = [r["emotion"] for r in rows if end - scene.seconds + 10 <= r["t"] < end]  # after 10 s
+        label, n = collections.Counter(settled).most_common(1)[0]
+        assert label == scene.shows and n >= 0.6 * len(settled), (scene.shows, collections.Counter(settled))

@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import socket
+import threading
 from typing import Any
 
 from emomusic.cli.common import config_from_args
@@ -50,14 +51,11 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
     # Signals are caught from the start: a SIGTERM while models load or samples are generated
     # still ends in an orderly stop (exit 0, "offline"), not a kill half-way through a write.
     daemon_ref: list[Any] = []
-    early_stop: list[int] = []
+    stopping = threading.Event()  # shared with sample generation and the daemon from the start
 
     def on_signal(signum: int, frame: Any) -> None:
         log.info("received %s", signal.Signals(signum).name)
-        if daemon_ref:
-            daemon_ref[0].request_stop()
-        else:
-            early_stop.append(signum)
+        stopping.set()
 
     def on_hangup(signum: int, frame: Any) -> None:
         # The conventional "reload": logs go to stderr (journald), so there is nothing to reopen;
@@ -75,10 +73,13 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
         from emomusic.sources.samples import SampleMediaError, ensure_samples
 
         try:
-            video, audio = ensure_samples(cfg.state_dir / "samples")
+            video, audio = ensure_samples(cfg.state_dir / "samples", stopping.is_set)
         except SampleMediaError as e:
             log.error("demo: %s (free space or set device.state_dir / EMOMUSIC_STATE_DIR)", e)
             return 1
+        except InterruptedError:
+            log.info("stopped while generating the sample media")
+            return 0
         camera, microphone = camera or str(video), microphone or str(audio)
     use_mqtt = cfg.mqtt.enabled and not args.no_mqtt
     if use_mqtt and not broker_reachable(cfg):
@@ -86,13 +87,15 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
             "MQTT broker %s:%d is not reachable: running anyway, retrying in the background; "
             "emotion changes are logged here meanwhile", cfg.mqtt.host, cfg.mqtt.port,
         )
-    daemon = Daemon(
-        cfg, camera=camera, microphone=microphone, fast=args.fast, loop=False if args.once else None,
-        mqtt=use_mqtt, sinks=[LogSink()],
-    )
-    daemon_ref.append(daemon)
-    if early_stop:
-        daemon.request_stop()  # run() still starts and stops in order, so MQTT hears "offline"
+    try:
+        daemon = Daemon(
+            cfg, camera=camera, microphone=microphone, fast=args.fast, loop=False if args.once else None,
+            mqtt=use_mqtt, sinks=[LogSink()], stop_event=stopping,
+        )
+    except InterruptedError:  # SIGTERM while the sample media were being made: nothing started yet
+        log.info("stopped while setting up")
+        return 0
+    daemon_ref.append(daemon)  # a stop asked for before this point: run() still starts and stops in order
     if use_mqtt:
         log.info("publishing under %s/ (try: mosquitto_sub -h %s -p %d -t '%s/#' -v)",
                  cfg.topic_prefix, cfg.mqtt.host, cfg.mqtt.port, cfg.topic_prefix)

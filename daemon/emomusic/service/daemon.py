@@ -79,13 +79,14 @@ class Daemon:
         analyzers: dict[str, AnalyzerFactory] | None = None,
         notifier: Notifier | None = None,
         music: bool = True,
+        stop_event: threading.Event | None = None,
     ) -> None:
         self.cfg = cfg
         self.fast = fast
         self.loop = loop
         self.clock: Callable[[], float] = time.monotonic
         self.notifier = notifier or Notifier()
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event or threading.Event()  # the CLI's, so a SIGTERM during set-up counts
         self.controls = Controls(cfg.player.mode, cfg.player.volume, cfg.player.fixed_mood)
         self.sinks: list[StateSink] = list(sinks)
         self.commands: queue.Queue[Command] = queue.Queue(maxsize=100)
@@ -136,8 +137,9 @@ class Daemon:
             loop = section.loop if self.loop is None else self.loop
             source: Source
             try:
-                spec = (resolve_camera(camera or cfg.camera.source, cfg) if source_name == "camera"
-                        else resolve_microphone(microphone or cfg.microphone.source, cfg))
+                spec = (resolve_camera(camera or cfg.camera.source, cfg, self.stop_event.is_set)
+                        if source_name == "camera"
+                        else resolve_microphone(microphone or cfg.microphone.source, cfg, self.stop_event.is_set))
             except SampleMediaError as e:  # no device and no sample: this modality is off, the rest runs
                 detail = f"no {source_name} found, and {e}; {modality} analysis is off (free space or set " \
                          "device.state_dir / EMOMUSIC_STATE_DIR to a writable folder)"

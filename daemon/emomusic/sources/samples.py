@@ -1,19 +1,27 @@
 """Sample media for a machine with no camera or microphone: generated once into the state dir.
 
-Nothing here comes from a dataset: the video is drawn, the speech is espeak-ng's (when it is
-installed) or a synthetic voiced signal, so the demo carries no licence question.
+Nothing here comes from a dataset: the video is drawn from one bundled public-domain portrait, the
+speech is espeak-ng's (when it is installed) or a synthetic voiced signal, so the demo carries no
+licence question. The two files tell one short story (:data:`STORY`), cut to the same length so they
+loop in step: the listener smiles and chats (happy), leaves the room and talks slowly, low and quietly
+(sad, from the voice alone), and comes back with a straight face and flat speech (neutral). A first
+run thus shows the fused state change, and the music re-plan after it, with the reasons in the log.
+Each scene outlasts ``player.dwell_s`` (30 s).
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
+import itertools
 import logging
 import shutil
 import subprocess
 import tempfile
 import wave
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +32,29 @@ log = logging.getLogger("emomusic.samples")
 
 VIDEO_NAME = "sample_video.avi"
 AUDIO_NAME = "sample_speech.wav"
-VIDEO_SECONDS, VIDEO_FPS = 20.0, 15.0
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One part of the sample story: who is in view and how they speak."""
+
+    shows: str  # what the daemon is expected to make of it (README, tests)
+    seconds: float
+    face: str | None  # "smile", "straight" (the portrait with its mouth turned), or None: nobody in view
+    sentences: tuple[str, ...]
+    voice: tuple[str, ...] = ()  # espeak-ng options: speed, pitch, amplitude
+
+
+STORY = (
+    Scene("happy", 40.0, "smile", ("Good morning! I feel wonderful today, the sun is shining.",
+                                   "This is great news, I am so happy for you!")),
+    Scene("sad", 40.0, None,  # the listener has left the room: the voice alone, slow, low and quiet
+          ("I am so tired. Let us sit down quietly for a while.", "The evening is slow and peaceful."),
+          ("-s", "110", "-p", "20", "-a", "70")),
+    Scene("neutral", 40.0, "straight", ("The meeting is at three. I will bring the papers.",
+                                        "The train leaves from platform two."), ("-s", "200", "-p", "80")),
+)
+VIDEO_SECONDS, VIDEO_FPS = sum(scene.seconds for scene in STORY), 10.0
 SENTENCES = (
     "Good morning. I feel wonderful today, the sun is shining.",
     "I am so tired of waiting. This is really annoying.",
@@ -43,14 +73,14 @@ def synth_voice(duration_s: float, f0: float, rng: np.random.Generator) -> np.nd
     return (x * syllables * 0.25).astype(np.float32)
 
 
-def espeak_speech(text: str) -> np.ndarray | None:
+def espeak_speech(text: str, options: tuple[str, ...] = ()) -> np.ndarray | None:
     exe = shutil.which("espeak-ng") or shutil.which("espeak")
     if exe is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "s.wav"
         try:
-            subprocess.run([exe, "-w", str(out), text], check=True, capture_output=True, timeout=30)
+            subprocess.run([exe, *options, "-w", str(out), text], check=True, capture_output=True, timeout=30)
         except (subprocess.SubprocessError, OSError):
             return None
         with wave.open(str(out), "rb") as w:
@@ -61,16 +91,36 @@ def espeak_speech(text: str) -> np.ndarray | None:
     return to_mono_16k(x, rate).astype(np.float32) / 32768
 
 
-def make_speech_track(path: Path, seed: int = 0) -> None:
-    """Utterances with pauses between them, quiet room noise throughout."""
-    rng = np.random.default_rng(seed)
+def _utterances(sentences: tuple[str, ...], options: tuple[str, ...], rng: np.random.Generator,
+                f0: float) -> list[np.ndarray]:
+    """Each sentence, then a 1.5 s pause."""
     parts: list[np.ndarray] = []
-    for i, sentence in enumerate(SENTENCES):
-        voice = espeak_speech(sentence)
+    for i, sentence in enumerate(sentences):
+        voice = espeak_speech(sentence, options)
         if voice is None:
-            voice = synth_voice(2.5, 110 + 40 * i, rng)
-        parts += [np.zeros(int(1.5 * RATE), np.float32), voice / max(1e-6, np.abs(voice).max()) * 0.5]
-    parts.append(np.zeros(int(1.5 * RATE), np.float32))
+            voice = synth_voice(2.5, f0 + 40 * i, rng)
+        parts += [voice / max(1e-6, float(np.abs(voice).max())) * 0.5, np.zeros(int(1.5 * RATE), np.float32)]
+    return parts
+
+
+def make_speech_track(path: Path, seed: int = 0, story: tuple[Scene, ...] | None = None,
+                      should_stop: Callable[[], bool] = lambda: False) -> None:
+    """Utterances with pauses between them, quiet room noise throughout. With ``story``, each scene's
+    sentences in its voice, repeated to fill exactly the scene's length (so the track loops in step
+    with the story video)."""
+    rng = np.random.default_rng(seed)
+    if story is None:
+        parts = [np.zeros(int(1.5 * RATE), np.float32), *_utterances(SENTENCES, (), rng, 110)]
+    else:
+        parts = []
+        for k, scene in enumerate(story):
+            n = int(scene.seconds * RATE)
+            said = [np.zeros(int(1.0 * RATE), np.float32)]
+            while sum(x.size for x in said) < n:
+                if should_stop():
+                    raise InterruptedError("stopped while generating the sample speech")
+                said += _utterances(scene.sentences, scene.voice, rng, 110 + 30 * k)
+            parts.append(np.concatenate(said)[:n])
     audio = np.concatenate(parts)
     audio += 0.003 * rng.standard_normal(audio.size).astype(np.float32)
     write_wav(path, (np.clip(audio, -1, 1) * 32767).astype(np.int16))
@@ -79,10 +129,25 @@ def make_speech_track(path: Path, seed: int = 0) -> None:
 SAMPLE_FACE = Path(__file__).resolve().parents[1] / "data" / "sample_face.jpg"
 
 
+# The bundled portrait's mouth, as fractions of the image (y0, y1, x0, x1): turned upside down, the
+# smile reads as a straight face (the expression model: neutral 0.55, happy 0.23).
+MOUTH = (0.51, 0.63, 0.38, 0.62)
+
+
+def straight_face(face: np.ndarray) -> np.ndarray:
+    h, w = face.shape[:2]
+    y0, y1, x0, x1 = int(MOUTH[0] * h), int(MOUTH[1] * h), int(MOUTH[2] * w), int(MOUTH[3] * w)
+    out = face.copy()
+    out[y0:y1, x0:x1] = face[y0:y1, x0:x1][::-1]
+    return out
+
+
 def make_video(path: Path, seconds: float = VIDEO_SECONDS, fps: float = VIDEO_FPS,
-               size: tuple[int, int] = (640, 480)) -> None:
+               size: tuple[int, int] = (640, 480), story: tuple[Scene, ...] | None = None,
+               should_stop: Callable[[], bool] = lambda: False) -> None:
     """A face (the bundled public-domain portrait) drifting slowly over a gradient background,
-    MJPG in AVI so OpenCV reads it everywhere."""
+    MJPG in AVI so OpenCV reads it everywhere. With ``story``, each scene shows the smiling face, the
+    straight face, or nobody, for its length (``seconds`` is then the story's)."""
     import cv2
 
     w, h = size
@@ -92,19 +157,30 @@ def make_video(path: Path, seconds: float = VIDEO_SECONDS, fps: float = VIDEO_FP
     face = cv2.imread(str(SAMPLE_FACE))
     if face is None:
         raise OSError(f"cannot read {SAMPLE_FACE}")
+    faces: dict[str | None, np.ndarray | None] = {"smile": face, "straight": straight_face(face), None: None}
+    ends = list(itertools.accumulate(scene.seconds for scene in story or ()))
+    if story:
+        seconds = ends[-1]
     grad = cv2.cvtColor(np.tile(np.linspace(60, 160, w, dtype=np.uint8), (h, 1)), cv2.COLOR_GRAY2BGR)
     rng = np.random.default_rng(0)
+    noise_bank = [rng.integers(-6, 7, (h, w, 3), dtype=np.int16) for _ in range(8)]  # sensor noise, cycled
     for i in range(int(seconds * fps)):
+        if i % 25 == 0 and should_stop():
+            writer.release()
+            raise InterruptedError("stopped while generating the sample video")
         t = i / fps
         frame = grad.copy()
+        shown = faces[story[min(bisect.bisect_right(ends, t), len(story) - 1)].face] if story else face
+        if shown is None:  # nobody in view: the empty room
+            writer.write(np.clip(frame.astype(np.int16) + noise_bank[i % 8], 0, 255).astype(np.uint8))
+            continue
         # A seated listener: the head sways a few centimetres (up to ~15 px/s here) and leans in a little.
         side = int(min(w, h) * (0.4 + 0.03 * np.sin(t * 0.3)))
-        f = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
+        f = cv2.resize(shown, (side, side), interpolation=cv2.INTER_AREA)
         x = int((w - side) / 2 + 60 * np.sin(t * 0.25))
         y = int((h - side) / 2 + 20 * np.sin(t * 0.4))
         frame[y : y + side, x : x + side] = f
-        noise = rng.integers(-6, 7, frame.shape, dtype=np.int16)
-        writer.write(np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8))
+        writer.write(np.clip(frame.astype(np.int16) + noise_bank[i % 8], 0, 255).astype(np.uint8))
     writer.release()
 
 
@@ -145,15 +221,20 @@ def _write_whole(final: Path, make: Callable[[Path], None], whole: Callable[[Pat
         if not whole(tmp):
             raise OSError(errno.ENOSPC, "the file came out incomplete (is the disk full?)")
         tmp.replace(final)
+    except InterruptedError:  # a stop was asked for: leave nothing half-written
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
     except OSError as e:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise SampleMediaError(f"cannot write the sample {what} in {final.parent}: {e.strerror or e}") from None
 
 
-def ensure_samples(directory: Path) -> tuple[Path, Path]:
+def ensure_samples(directory: Path, should_stop: Callable[[], bool] = lambda: False) -> tuple[Path, Path]:
     """Create the sample video and speech track in ``directory`` unless whole ones exist; raises
-    :class:`SampleMediaError` (one readable line) when the directory is not usable."""
+    :class:`SampleMediaError` (one readable line) when the directory is not usable, and
+    InterruptedError when ``should_stop`` says so part-way (a SIGTERM during the first start)."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -162,8 +243,10 @@ def ensure_samples(directory: Path) -> tuple[Path, Path]:
     frames = int(VIDEO_SECONDS * VIDEO_FPS)
     if not (video.exists() and video_is_whole(video, frames)):
         log.info("generating sample video %s", video)
-        _write_whole(video, make_video, lambda p: video_is_whole(p, frames), "video")
+        _write_whole(video, lambda p: make_video(p, story=STORY, should_stop=should_stop),
+                     lambda p: video_is_whole(p, frames), "video")
     if not (audio.exists() and wav_is_whole(audio)):
         log.info("generating sample speech %s", audio)
-        _write_whole(audio, make_speech_track, wav_is_whole, "speech")
+        _write_whole(audio, lambda p: make_speech_track(p, story=STORY, should_stop=should_stop), wav_is_whole,
+                     "speech")
     return video, audio
