@@ -576,7 +576,8 @@ def test_state_is_sent_on_meaningful_change_not_on_every_jitter(
     runner.join(40)
     states = [json.loads(m.payload) for m in probe.messages]
     assert states and any(s["emotion"] != "unknown" for s in states)
-    assert len(states) <= 6, [(s["emotion"], s["valence"], s["arousal"]) for s in states]
+    # Before: about 16 in 20 s (a message whenever valence, arousal or confidence moved by 0.05).
+    assert len(states) <= 8, [(s["emotion"], s["valence"], s["arousal"]) for s in states]
     for s in states:
         assert (s["valence"] is None) == (s["emotion"] == "unknown") == (s["arousal"] is None)
 

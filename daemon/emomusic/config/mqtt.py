@@ -43,7 +43,7 @@ class MqttConfig(Section):
     heartbeat_s: float = Field(30.0, gt=0, description="The state is republished at least this often.")
     min_interval_s: float = Field(1.0, ge=0, description="State updates are sent at most this often.")
     state_deadband: float = Field(
-        0.2, ge=0, le=2, description="The state is sent when the label changes or valence/arousal move this much "
+        0.25, ge=0, le=2, description="The state is sent when the label changes or valence/arousal move this much "
         "(and at every heartbeat).")
     tls: TlsConfig = Field(default_factory=TlsConfig)
 
