@@ -55,6 +55,7 @@ STORY = (
                                         "The train leaves from platform two."), ("-s", "200", "-p", "80")),
 )
 VIDEO_SECONDS, VIDEO_FPS = sum(scene.seconds for scene in STORY), 10.0
+FRAME_BYTES = 16_000  # one 640x480 MJPG frame of the sample, about (for the free-space check)
 SENTENCES = (
     "Good morning. I feel wonderful today, the sun is shining.",
     "I am so tired of waiting. This is really annoying.",
@@ -241,6 +242,11 @@ def ensure_samples(directory: Path, should_stop: Callable[[], bool] = lambda: Fa
         raise SampleMediaError(f"cannot create the sample media folder {directory}: {e.strerror or e}") from None
     video, audio = directory / VIDEO_NAME, directory / AUDIO_NAME
     frames = int(VIDEO_SECONDS * VIDEO_FPS)
+    needed = (0 if video.exists() else frames * FRAME_BYTES) + (0 if audio.exists() else int(VIDEO_SECONDS * RATE * 2))
+    free = shutil.disk_usage(directory).free
+    if needed > free:  # fail now, not after writing two minutes of frames into a writer that fails silently
+        raise SampleMediaError(f"cannot write the sample media in {directory}: they need about {needed >> 20} MB, "
+                               f"{free >> 20} MB free (No space left on device)")
     if not (video.exists() and video_is_whole(video, frames)):
         log.info("generating sample video %s", video)
         _write_whole(video, lambda p: make_video(p, story=STORY, should_stop=should_stop),
