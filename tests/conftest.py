@@ -179,3 +179,39 @@ def tls_broker(tmp_path: Path) -> Broker:
     broker = Broker(d, extra_conf=conf)
     yield broker
     broker.kill()
+
+
+def daemon_config(broker: Broker | None, tmp_path: Path, device_id: str, **sections: Any) -> Any:
+    """A config for a daemon under test: its own state dir, the test broker (or a port where nothing
+    listens), fast heartbeats, no player; ``sections`` are merged over that, key by key."""
+    from emomusic.config import parse_config
+
+    data: dict[str, Any] = {
+        "device": {"id": device_id, "state_dir": str(tmp_path / "state")},
+        "mqtt": {"host": "127.0.0.1", "port": broker.port if broker else free_port(), "heartbeat_s": 1.0,
+                 "min_interval_s": 0.1},
+        "player": {"enabled": False},
+    }
+    for key, value in sections.items():
+        data[key] = data.get(key, {}) | value
+    return parse_config(data, env={})
+
+
+@pytest.fixture
+def supervised() -> Iterator[Callable[..., Any]]:
+    """Daemons running their real supervise loop (stall checks, heartbeat) in a thread."""
+    from emomusic.service.daemon import Daemon
+
+    running: list[tuple[Daemon, threading.Thread]] = []
+
+    def start(cfg: Any, **kwargs: Any) -> Daemon:
+        d = Daemon(cfg, **kwargs)
+        t = threading.Thread(target=d.run, daemon=True)
+        t.start()
+        running.append((d, t))
+        return d
+
+    yield start
+    for d, t in running:
+        d.request_stop()
+        t.join(10)

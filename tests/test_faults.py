@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from emomusic.config import Config, parse_config
+from emomusic.config import Config
 from emomusic.service.daemon import Daemon
 from emomusic.sources.samples import make_video
 
-from conftest import Broker, Probe
+from conftest import Broker, Probe, daemon_config
 from fakes import ConstantAnalyzer, factories
 from mjpeg_server import MjpegServer
 
@@ -35,32 +35,7 @@ PREFIX = "emomusic/faultdev"
 
 
 def config(broker: Broker, tmp_path: Path, **sections: Any) -> Config:
-    data: dict[str, Any] = {
-        "device": {"id": "faultdev", "state_dir": str(tmp_path / "state")},
-        "mqtt": {"host": "127.0.0.1", "port": broker.port, "heartbeat_s": 1.0, "min_interval_s": 0.1},
-        "player": {"enabled": False},
-    }
-    for key, value in sections.items():
-        data[key] = data.get(key, {}) | value
-    return parse_config(data, env={})
-
-
-@pytest.fixture
-def supervised() -> Iterator[Callable[..., Daemon]]:
-    """Daemons running their real supervise loop (stall checks, heartbeat) in a thread."""
-    running: list[tuple[Daemon, threading.Thread]] = []
-
-    def start(cfg: Config, **kwargs: Any) -> Daemon:
-        d = Daemon(cfg, **kwargs)
-        t = threading.Thread(target=d.run, daemon=True)
-        t.start()
-        running.append((d, t))
-        return d
-
-    yield start
-    for d, t in running:
-        d.request_stop()
-        t.join(10)
+    return daemon_config(broker, tmp_path, "faultdev", **sections)
 
 
 def state(m: Any) -> dict[str, Any]:

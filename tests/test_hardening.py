@@ -18,39 +18,14 @@ from emomusic.config import Config, parse_config
 from emomusic.service.daemon import Daemon
 from emomusic.service.logs import RedactingFormatter
 
-from conftest import Broker, Probe, free_port
+from conftest import Broker, Probe, daemon_config, free_port
 from fakes import factories
 
 PREFIX = "emomusic/hardened"
 
 
 def config(broker: Broker | None, tmp_path: Path, **sections: Any) -> Config:
-    data: dict[str, Any] = {
-        "device": {"id": "hardened", "state_dir": str(tmp_path / "state")},
-        "mqtt": {"host": "127.0.0.1", "port": broker.port if broker else free_port(), "heartbeat_s": 1.0,
-                 "min_interval_s": 0.1},
-        "player": {"enabled": False},
-    }
-    for key, value in sections.items():
-        data[key] = data.get(key, {}) | value
-    return parse_config(data, env={})
-
-
-@pytest.fixture
-def supervised() -> Iterator[Callable[..., Daemon]]:
-    running: list[tuple[Daemon, threading.Thread]] = []
-
-    def start(cfg: Config, **kwargs: Any) -> Daemon:
-        d = Daemon(cfg, **kwargs)
-        t = threading.Thread(target=d.run, daemon=True)
-        t.start()
-        running.append((d, t))
-        return d
-
-    yield start
-    for d, t in running:
-        d.request_stop()
-        t.join(10)
+    return daemon_config(broker, tmp_path, "hardened", **sections)
 
 
 # -- 1. credentials in camera URLs ------------------------------------------------------------------
