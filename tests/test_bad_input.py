@@ -76,12 +76,14 @@ targets = st.sampled_from([*(f"{PREFIX}/{t}" for t in COMMAND_TOPICS), EXTERNAL]
 
 
 def rejected(topic: str, payload: bytes) -> bool:
-    """What the daemon must answer on …/error, by the parsers' own rules."""
+    """What the daemon must answer on …/error: what the parsers reject, and (this daemon has no music
+    stage) a valid play/skip/toggle, which cannot act and is answered with the reason."""
     try:
         if topic == EXTERNAL:
             parse_external_emotion(payload, LIMIT, t=0.0)
         else:
-            parse_command(topic[len(PREFIX) + 1 :], payload, LIMIT)
+            cmd = parse_command(topic[len(PREFIX) + 1 :], payload, LIMIT)
+            return cmd.kind == "player" and cmd.value in ("play", "skip", "toggle")
     except PayloadError:
         return True
     return False
