@@ -625,12 +625,11 @@ def test_pygame_is_imported_without_pkg_resources_and_nothing_stays_blocked() ->
 def test_malloc_arenas_are_capped_on_glibc() -> None:
     import platform
 
-    from emomusic.service.memory import limit_malloc_arenas, trim_heap
+    from emomusic.service.memory import limit_malloc_arenas
 
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("not glibc")
     assert limit_malloc_arenas(8)  # (8: this test process keeps glibc's usual behaviour)
-    trim_heap()
 
 
 def test_blockwise_spectrogram_equals_the_direct_one() -> None:

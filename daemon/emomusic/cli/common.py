@@ -27,6 +27,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def path_problems(cfg: Config) -> list[str]:
     """What the config names on this machine that is not there (or not readable), one line each
     naming the key: check-config and doctor report these, instead of the daemon finding out later."""
+    from emomusic.sources.camera import describe_kind as camera_kind
+    from emomusic.sources.microphone import describe_kind as microphone_kind
+
     out: list[str] = []
 
     def need(key: str, path: str | Path, kind: str = "file") -> None:
@@ -46,10 +49,11 @@ def path_problems(cfg: Config) -> list[str]:
         q = "_int8" if cfg.models.precision == "int8" else ""
         for stem in (f"face_detector_{cfg.face.detector}", f"face_expression{q}", f"voice_emotion{q}"):
             need("models.dir", models / f"{stem}.{ext}")
-    for key, spec, enabled in (("camera.source", cfg.camera.source, cfg.camera.enabled),
-                               ("microphone.source", cfg.microphone.source, cfg.microphone.enabled)):
-        if enabled and is_file_spec(spec):
-            need(key, spec)
+    # What the daemon will open as a file ('auto' resolves to a device or the generated sample).
+    if cfg.camera.enabled and cfg.camera.source != "auto" and camera_kind(cfg.camera.source) == "file":
+        need("camera.source", cfg.camera.source)
+    if cfg.microphone.enabled and microphone_kind(cfg.microphone.source) == "file":
+        need("microphone.source", cfg.microphone.source)
     for folder in cfg.library.folders:
         need("library.folders", folder, "folder")
     for playlist in cfg.library.playlists:
@@ -63,9 +67,3 @@ def path_problems(cfg: Config) -> list[str]:
             if path:
                 need(key, path)
     return out
-
-
-def is_file_spec(spec: str) -> bool:
-    """Whether a camera/microphone source names a file (not 'auto', a device, a URL or picamera2)."""
-    return not (spec in ("auto", "default", "picamera2") or spec.isdigit() or spec.startswith("/dev/")
-                or "://" in spec) and ("/" in spec or "." in Path(spec).name)

@@ -37,8 +37,8 @@ def _significant(a: dict[str, Any] | None, b: dict[str, Any], deadband: float) -
     would cost Home Assistant a recorder row each time; it rides along with the heartbeat."""
     if a is None or a["emotion"] != b["emotion"]:
         return True
-    if a["valence"] is None or b["valence"] is None:
-        return a["valence"] is not b["valence"]
+    if a["valence"] is None or b["valence"] is None:  # one side unknown: significant unless both are
+        return (a["valence"] is None) != (b["valence"] is None)
     return any(abs(a[k] - b[k]) >= deadband for k in ("valence", "arousal"))
 
 

@@ -366,11 +366,7 @@ class MusicController(threading.Thread):
                 self.player.close()
             if self.library is not None:
                 self.library.close()
-            self.start_error = None
-            self._publish_stopped()
-
-    def _publish_stopped(self) -> None:
-        """A clean stop leaves ``idle`` retained, not the last ``playing``."""
-        if self.publish is not None:
-            self.publish(self.status() | {"state": "idle", "title": None, "artist": None, "track_valence": None,
-                                          "track_arousal": None, "placement": None, "queue": 0})
+            # A clean stop leaves "idle" retained, not the last "playing" or "error".
+            self.start_error, self.current, self.queue = None, None, []
+            if self.publish is not None:
+                self.publish(self.status())
