@@ -75,7 +75,7 @@ def stage_benchmarks(repeat: int) -> dict[str, float]:
     from emomusic.config.fusion import FusionConfig
     from emomusic.face.analyzer import ExpressionClassifier
     from emomusic.face.detector import FaceDetector
-    from emomusic.face.preprocess import crop_face
+    from emomusic.face.preprocess import align_face
     from emomusic.face.tracking import FaceFollower
     from emomusic.fusion.fuser import Fusion
     from emomusic.messages import Observation
@@ -101,9 +101,11 @@ def stage_benchmarks(repeat: int) -> dict[str, float]:
         for model in ("full", "short"):
             det = FaceDetector(model, backend)
             out[f"face detect ({model} range, {backend})"] = timeit(lambda d=det: d.detect(frame), repeat)
-        box = FaceDetector("full").detect(frame)[0].box
-        crop = crop_face(frame, box)
+        found = FaceDetector("full").detect(frame)[0]
+        crop = align_face(frame, found.box, found.keypoints)
         if backend == "onnxruntime":
+            out["face align (keypoints -> level 48x48 crop)"] = timeit(
+                lambda f=found: align_face(frame, f.box, f.keypoints), repeat)
             follower = FaceFollower(frame, FaceDetector("full").detect(frame)[0])
             out["face following between detections (template match)"] = timeit(
                 lambda f=follower: f.follow(frame), repeat)

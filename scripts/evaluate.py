@@ -79,13 +79,15 @@ def load_faces(args: argparse.Namespace) -> tuple[np.ndarray, list[str]]:
 def eval_faces(args: argparse.Namespace) -> dict[str, Any]:
     from emomusic.face.analyzer import ExpressionClassifier
     from emomusic.face.detector import FaceDetector
-    from emomusic.face.preprocess import crop_face, to_gray
+    from emomusic.face.preprocess import align_face, crop_locator, locate_in_crop
 
     models = Path(args.models)
     images, truth = load_faces(args)
     labels = sorted(set(truth), key=FERPLUS_ORDER.index)
     clf = ExpressionClassifier(models, args.backend, "fp32" if args.fp32 else "int8")
     detector = FaceDetector(args.detector, args.backend, models_dir=models) if args.detect else None
+    # a pre-cropped photo is located and aligned exactly as the training photos were
+    locator = crop_locator(args.backend, models)
     idx = [clf.labels.index(lab) for lab in labels]
     preds: list[str | None] = []
     batch: list[np.ndarray] = []
@@ -97,9 +99,9 @@ def eval_faces(args: argparse.Namespace) -> dict[str, Any]:
             if not dets:
                 preds.append(None)
                 continue
-            crop = crop_face(bgr, dets[0].box)
+            crop = align_face(bgr, dets[0].box, dets[0].keypoints)
         else:
-            crop = to_gray(img)
+            crop = align_face(img, *locate_in_crop(locator, img))
         slots.append(len(preds))
         preds.append(None)
         batch.append(crop)

@@ -3,7 +3,7 @@
 TensorFlow is far too heavy for the daemon and the normal dev setup, so this script builds a
 throwaway venv (``--venv``, default under /tmp) with tensorflow-cpu and onnx2tf, converts there,
 and checks each TFLite model against its ONNX original on the calibration inputs. Calibration
-inputs come from the same preprocessing as training (emomusic.face_preprocess / emomusic.mfcc);
+inputs come from the same preprocessing as training (emomusic.face.preprocess / emomusic.mfcc);
 they are written to a temporary folder and never into the repository.
 
     python scripts/export_tflite.py [--faces NPZ] [--speech DIR]
@@ -41,12 +41,13 @@ def ensure_venv(path: Path) -> Path:
 
 
 def face_calibration(npz: Path, n: int = 256) -> np.ndarray:
-    from emomusic.face.preprocess import preprocess_faces
+    from emomusic.face.preprocess import align_face, crop_locator, locate_in_crop, standardise
 
     d = np.load(npz)
     idx = np.flatnonzero(d["split"] == "train")
     pick = np.random.default_rng(0).choice(idx, n, replace=False)
-    return preprocess_faces(d["images"][pick])
+    locator = crop_locator()
+    return standardise([align_face(img, *locate_in_crop(locator, img)) for img in d["images"][pick]])
 
 
 def voice_calibration(speech: Path, n: int = 256) -> np.ndarray:

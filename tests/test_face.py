@@ -15,7 +15,17 @@ from skimage import data as skdata
 from emomusic.config import parse_config
 from emomusic.face.analyzer import ExpressionClassifier, FaceAnalyzer
 from emomusic.face.detector import SPECS, Detection, FaceDetector, decode, iou, ssd_anchors, weighted_nms
-from emomusic.face.preprocess import FACE_SIZE, crop_face, preprocess_faces
+from emomusic.face.preprocess import (
+    FACE_SIZE,
+    TEMPLATE_CENTER,
+    TEMPLATE_EYE_DIST,
+    align_face,
+    alignment,
+    crop_locator,
+    landmarks,
+    locate_in_crop,
+    standardise,
+)
 from emomusic.face.tracking import DetectionSchedule, FaceTracker
 from emomusic.labels import FACE_LABELS
 from emomusic.messages import VideoFrame
@@ -93,14 +103,66 @@ def test_detector_maps_boxes_back_through_the_letterbox(astronaut: np.ndarray) -
     assert det.size == pytest.approx(ref.size, rel=0.15)
 
 
-def test_crop_and_preprocess(astronaut: np.ndarray) -> None:
-    crop = crop_face(astronaut, (170, 70, 280, 175))
-    assert crop.ndim == 2 and crop.shape[0] == crop.shape[1] == round(110 * 1.25)
-    edge = crop_face(astronaut, (-20, -20, 40, 40))  # runs off the image: padded, still square
-    assert edge.shape == (75, 75)
-    x = preprocess_faces([crop, edge])
+def _aligned(image: np.ndarray) -> np.ndarray:
+    det = FaceDetector("full", models_dir=MODELS).detect(image)[0]
+    return align_face(image, det.box, det.keypoints)
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1])
+
+
+def test_alignment_levels_the_eyes_and_puts_eyes_and_mouth_on_the_template() -> None:
+    # a face tilted by 25 degrees, 100 px between the eyes, somewhere in a big frame
+    a = np.deg2rad(25)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    face = np.array([[-50.0, 0], [50, 0], [0, 105]]) @ rot.T + [400, 300]  # right eye, left eye, mouth
+    m = alignment(face)
+    out = face @ m[:, :2].T + m[:, 2]
+    assert out[0, 1] == pytest.approx(out[1, 1], abs=1e-6)  # eyes level
+    assert out[1, 0] - out[0, 0] > 0  # and not mirrored
+    centre = (out[:2].mean(0) + out[2]) / 2
+    np.testing.assert_allclose(centre, TEMPLATE_CENTER, atol=1e-6)
+    assert out[1, 0] - out[0, 0] == pytest.approx(TEMPLATE_EYE_DIST, rel=0.05)
+
+
+def test_a_tilted_or_larger_face_gives_the_same_aligned_crop(astronaut: np.ndarray) -> None:
+    import cv2
+
+    ref = _aligned(astronaut)
+    assert ref.shape == (FACE_SIZE, FACE_SIZE) and ref.dtype == np.uint8
+    tilt = cv2.warpAffine(astronaut, cv2.getRotationMatrix2D((230, 130), 20, 1.0), (512, 512),
+                          borderMode=cv2.BORDER_REPLICATE)
+    assert _corr(_aligned(tilt), ref) > 0.9  # the eyes are levelled again
+    big = cv2.resize(astronaut, None, fx=2.5, fy=2.5, interpolation=cv2.INTER_CUBIC)  # 260 px face: pre-shrunk
+    assert _corr(_aligned(big), ref) > 0.95
+    unaligned = cv2.resize(cv2.cvtColor(tilt[60:200, 160:300], cv2.COLOR_BGR2GRAY), (FACE_SIZE, FACE_SIZE))
+    assert _corr(unaligned, ref) < 0.8  # what a plain box crop of the tilted face gives
+
+
+def test_a_pre_cropped_photo_is_aligned_as_the_daemon_aligns_a_frame(astronaut: np.ndarray) -> None:
+    """Training and evaluation photos are tight crops; locate_in_crop must land on the same face."""
+    import cv2
+
+    photo = cv2.resize(cv2.cvtColor(astronaut[40:220, 140:320], cv2.COLOR_BGR2GRAY), (48, 48),
+                       interpolation=cv2.INTER_AREA)  # like a FER2013 image
+    box, kps = locate_in_crop(crop_locator(models_dir=MODELS), photo)
+    assert len(kps) == 6  # BlazeFace found it, keypoints mapped back into the 48 px photo
+    assert _corr(align_face(photo, box, kps), _aligned(astronaut)) > 0.9
+
+
+def test_a_face_without_keypoints_or_off_the_frame_still_gives_a_crop(astronaut: np.ndarray) -> None:
+    det = FaceDetector("full", models_dir=MODELS).detect(astronaut)[0]
+    guessed = landmarks(det.box)  # the box's average keypoints stand in
+    np.testing.assert_allclose(guessed, landmarks(det.box, det.keypoints), atol=0.12 * det.size)
+    assert _corr(align_face(astronaut, det.box), _aligned(astronaut)) > 0.6  # roughly the same framing
+    edge = align_face(astronaut, (-30, -30, 30, 30))  # runs off the image: edges replicated
+    assert edge.shape == (FACE_SIZE, FACE_SIZE)
+    x = standardise([_aligned(astronaut), edge])
     assert x.shape == (2, 1, FACE_SIZE, FACE_SIZE) and x.dtype == np.float32
     assert abs(float(x[0].mean())) < 1e-3 and abs(float(x[0].std()) - 1) < 1e-2
+    with pytest.raises(ValueError, match="aligned 48x48 face"):
+        standardise([np.zeros((60, 60), np.uint8)])
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "tflite"])
@@ -108,8 +170,8 @@ def test_crop_and_preprocess(astronaut: np.ndarray) -> None:
 def test_classifier_gives_a_distribution_and_sees_a_smile(astronaut: np.ndarray, precision: str,
                                                           backend: str) -> None:
     clf = ExpressionClassifier(MODELS, backend, precision)  # type: ignore[arg-type]
-    crop = crop_face(astronaut, FaceDetector("full").detect(astronaut)[0].box)
-    p = clf.classify([crop, np.full((60, 60), 128, np.uint8)])
+    crop = _aligned(astronaut)
+    p = clf.classify([crop, np.full((FACE_SIZE, FACE_SIZE), 128, np.uint8)])
     assert p.shape == (2, len(FACE_LABELS))
     assert np.allclose(p.sum(1), 1, atol=1e-5) and (p >= 0).all()
     assert FACE_LABELS[int(p[0].argmax())] == "happy"  # Eileen Collins smiles in this portrait
@@ -206,10 +268,11 @@ def test_detector_runs_every_nth_frame_and_faces_are_followed_in_between(astrona
 
 def test_views_alternate_and_a_mirrored_view_is_the_mirror_image(astronaut: np.ndarray) -> None:
     clf = ExpressionClassifier(MODELS)
-    crop = crop_face(astronaut, FaceDetector("full", models_dir=MODELS).detect(astronaut)[0].box)
+    crop = _aligned(astronaut)
     flipped = np.ascontiguousarray(crop[:, ::-1])
     np.testing.assert_allclose(clf.classify([crop], "mirrored"), clf.classify([flipped], "plain"), atol=1e-5)
-    lopsided = np.random.default_rng(0).integers(0, 256, (60, 60)).astype(np.uint8)  # no symmetry, no certainty
+    # no symmetry, no certainty
+    lopsided = np.random.default_rng(0).integers(0, 256, (FACE_SIZE, FACE_SIZE)).astype(np.uint8)
     assert not np.allclose(clf.classify([lopsided], "mirrored"), clf.classify([lopsided], "plain"), atol=1e-3)
     scripted = ScriptedClassifier()
     cfg = parse_config({"face": {"min_face_px": 10}}, env={})

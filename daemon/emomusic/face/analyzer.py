@@ -13,7 +13,7 @@ import numpy as np
 
 from emomusic.config import Config
 from emomusic.face.detector import Detection, FaceDetector
-from emomusic.face.preprocess import crop_face, preprocess_faces, to_bgr8
+from emomusic.face.preprocess import align_face, standardise, to_bgr8
 from emomusic.face.tracking import DetectionSchedule, FaceTracker, Track, face_quality
 from emomusic.labels import FACE_LABELS
 from emomusic.messages import Observation, VideoFrame
@@ -31,20 +31,21 @@ class ExpressionClassifier:
                                      REBUILD_FACE)
         self.labels = FACE_LABELS
 
-    def classify(self, crops: list[np.ndarray], view: str = "both") -> np.ndarray:
-        """Probabilities per crop. ``view`` "both" averages the face with its mirror image (+1.3 points
-        on FER+; what a single photo gets); "plain" or "mirrored" classifies one view, for the daemon,
-        which alternates them from frame to frame so its sliding window averages both at half the cost."""
-        if not crops:
+    def classify(self, faces: list[np.ndarray], view: str = "both") -> np.ndarray:
+        """Probabilities per aligned 48x48 face (``preprocess.align_face``). ``view`` "both" averages
+        the face with its mirror image (what a single photo gets); "plain" or "mirrored" classifies one
+        view, for the daemon, which alternates them from frame to frame so its sliding window averages
+        both at half the cost."""
+        if not faces:
             return np.zeros((0, len(self.labels)), np.float32)
-        x = preprocess_faces(crops)
+        x = standardise(faces)
         if view == "plain":
             return softmax(self.model.run(x)[0])
         if view == "mirrored":
             return softmax(self.model.run(np.ascontiguousarray(x[:, :, :, ::-1]))[0])
         both = np.concatenate([x, x[:, :, :, ::-1]])
         logits = self.model.run(both)[0]
-        n = len(crops)
+        n = len(faces)
         return softmax((logits[:n] + logits[n:]) / 2)
 
 
@@ -73,9 +74,9 @@ class FaceAnalyzer:
         dets = self.schedule.detections(image)
         if not dets:
             return None
-        crops = [crop_face(image, d.box) for d in dets]
+        faces = [align_face(image, d.box, d.keypoints) for d in dets]
         self._views += 1
-        probs = self.classifier.classify(crops, "mirrored" if self._views % 2 else "plain")
+        probs = self.classifier.classify(faces, "mirrored" if self._views % 2 else "plain")
         qualities = [face_quality(d, self.cfg.min_face_px) for d in dets]
         tracks = self.tracker.update(item.t, dets, probs, qualities)
         return self.observe(item.t, dets, tracks, qualities)
