@@ -81,7 +81,7 @@ def stage_benchmarks(repeat: int) -> dict[str, float]:
     from emomusic.messages import Observation
     from emomusic.sources.samples import SAMPLE_FACE, espeak_speech, make_video
     from emomusic.voice.analyzer import VoiceClassifier
-    from emomusic.voice.mfcc import voice_features
+    from emomusic.voice.encoder import VoiceEncoder, mel_frames
 
     out: dict[str, float] = {}
     tmp = Path(tempfile.mkdtemp())
@@ -123,13 +123,13 @@ def stage_benchmarks(repeat: int) -> dict[str, float]:
     vad = webrtcvad.Vad(2)
     frame30 = window[:480].tobytes()
     out["VAD per 30 ms frame"] = timeit(lambda: vad.is_speech(frame30, 16000), repeat * 10)
-    out["MFCC per 2 s window"] = timeit(lambda: voice_features(window), repeat)
-    for backend in ("onnxruntime", "tflite"):
-        for precision in ("int8", "fp32"):
-            vc = VoiceClassifier(MODELS, backend, precision)
-            feats = voice_features(window)[None]
-            out[f"voice model per window ({precision}, {backend})"] = timeit(
-                lambda v=vc, f=feats: v.model.run(f), repeat)
+    out["voice mel frames per 2 s window"] = timeit(lambda: mel_frames(window / 32768.0), repeat)
+    enc = VoiceEncoder(MODELS)
+    out["voice encoder per 2 s window (int8 weights)"] = timeit(lambda: enc.encode([window]), repeat)
+    cold = VoiceClassifier(MODELS)
+    out["voice encoder + head per 2 s window (cold)"] = timeit(lambda: cold.classify([window]), repeat)
+    adapted = VoiceClassifier(MODELS, adaptation=True)
+    out["voice encoder + adaptation + head per 2 s window"] = timeit(lambda: adapted.classify([window]), repeat)
     fusion = Fusion(FusionConfig())
     probs = {"happy": 0.7, "sad": 0.1, "neutral": 0.2}
     counter = [0.0]
@@ -347,8 +347,8 @@ def write_report(path: Path, info: dict[str, Any]) -> None:
                   f"analysed frames per second: ours = 5 x {info['detection_share']:.2f} x detect (full range; the "
                   f"detector ran on {100 * info['detection_share']:.0f} % of the sample video's analysed frames: "
                   f"every {info['detect_every']}th, and again when the face could not be followed) + 5 x (following + "
-                  "classify one view, int8: the daemon alternates the plain and mirrored view) + 1 x (MFCC + voice "
-                  "model, int8) + 33 x VAD; the seeds' = 5 x Swin-T at "
+                  "classify one view, int8: the daemon alternates the plain and mirrored view) + 1 x (voice encoder + "
+                  "adaptation + head) + 33 x VAD; the seeds' = 5 x Swin-T at "
                   "224x224 + 1 x WavLM-base on a 2 s window (random weights: this compares cost, not accuracy). "
                   "A face that cannot be followed is detected on more frames: the worst case, detection on every "
                   f"frame, is {info['ours_detect_always_ms']:.1f} ms ({theirs / info['ours_detect_always_ms']:.0f}x).",
@@ -374,9 +374,13 @@ def main() -> int:
     ap.add_argument("--stream-s", type=float, default=120.0)
     ap.add_argument("--memory", action="store_true",
                     help="only the full daemon's peak memory (first start and steady), printed as JSON")
+    ap.add_argument("--stages", action="store_true", help="only the per-stage timings, printed as JSON")
     args = ap.parse_args()
     if args.memory:
         print(json.dumps(full_daemon_memory()))
+        return 0
+    if args.stages:
+        print(json.dumps(stage_benchmarks(20 if args.quick else 100), indent=1))
         return 0
     repeat = 20 if args.quick else 100
     info: dict[str, Any] = {"machine": machine()}
@@ -394,8 +398,7 @@ def main() -> int:
     detect = st["face detect (full range, onnxruntime)"]
     rest = fps * (st["face classify, one face, one view (int8, onnxruntime)"]
                   + st["face following between detections (template match)"]) \
-        + st["MFCC per 2 s window"] + st["voice model per window (int8, onnxruntime)"] \
-        + 33 * st["VAD per 30 ms frame"]
+        + st["voice encoder + adaptation + head per 2 s window"] + 33 * st["VAD per 30 ms frame"]
     ours = fps * share * detect + rest
     info["ours_per_stream_s_ms"] = ours
     info["ours_detect_always_ms"] = fps * detect + rest

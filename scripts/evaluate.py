@@ -3,13 +3,15 @@
     python scripts/evaluate.py faces --npz FILE [--detect] [--backend onnxruntime|tflite] [--fp32]
     python scripts/evaluate.py faces --npz ../shared/data/faces/fer2013_ferplus_48x48.npz \\
         --split valid --target ferplus|fer2013
-    python scripts/evaluate.py voice --labels DIR/labels.csv [--backend onnxruntime|tflite] [--fp32]
+    python scripts/evaluate.py voice --labels DIR/labels.csv [--adapt [--seed N]]
     python scripts/evaluate.py scenario --dir DIR     (a scenario from scripts/make_scenario.py)
 
 A voice CSV has at least ``path,emotion`` (paths relative to the CSV; any format and sample rate
 soundfile reads). Each file takes the daemon's path: resample to 16 kHz mono, VAD segmentation,
-2 s windows, the model, the mean over the file's windows; a file without a voiced window counts as
-wrong and is reported as no_speech.
+2 s windows, the encoder and head, the mean over the file's windows; a file without a voiced window
+counts as wrong and is reported as no_speech. With ``--adapt`` the daemon's speaker adaptation runs:
+per speaker (the CSV's ``speaker`` column; all files are one speaker without it) the files are
+streamed in a seeded shuffled order and each is scored *before* the adapter learns from it.
 
 A faces npz holds ``images`` (uint8, (N,H,W) gray or (N,H,W,3) BGR) and ``labels`` (strings; canonical
 names or FER2013/corpus spellings such as fear, surprise, happiness). The prediction is the argmax
@@ -130,17 +132,24 @@ def eval_voice(args: argparse.Namespace) -> dict[str, Any]:
         if label is None:
             raise SystemExit(f"{args.labels}:{i}: emotion: unknown emotion name {row['emotion']!r}")
         truth.append(label)
-    clf = VoiceClassifier(Path(args.models), args.backend, "fp32" if args.fp32 else "int8")
+    clf = VoiceClassifier(Path(args.models), adaptation=args.adapt)
     labels = [lab for lab in clf.labels if lab in set(truth)]
     idx = [clf.labels.index(lab) for lab in labels]
-    preds: list[str | None] = []
-    for row in rows:
-        windows = speech_windows(read_audio_file(base / row["path"]))
-        if not windows:
-            preds.append(None)
-            continue
-        probs = clf.classify([w.samples for w in windows]).mean(0)[idx]
-        preds.append(labels[int(probs.argmax())])
+    preds: list[str | None] = [None] * len(rows)
+    # --adapt: each speaker's files stream through the daemon's adaptation in a seeded shuffled
+    # order, each scored before the adapter learns from it; a fresh adapter per speaker
+    speakers: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        speakers.setdefault(row.get("speaker") or "room", []).append(i)
+    rng = np.random.default_rng(args.seed)
+    for members in speakers.values():
+        if clf.adapter is not None:
+            clf.adapter.voices = []
+        for i in (rng.permutation(members) if args.adapt else members):
+            windows = speech_windows(read_audio_file(base / rows[i]["path"]))
+            if windows:
+                probs = clf.classify([w.samples for w in windows]).mean(0)[idx]
+                preds[i] = labels[int(probs.argmax())]
     return summarize(truth, preds, labels, "no_speech")
 
 
@@ -241,14 +250,16 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--split", default="valid", help="with the shared npz: which split")
     f.add_argument("--target", choices=["ferplus", "fer2013"], default="ferplus", help="with the shared npz")
     v = sub.add_parser("voice", help="speech-emotion classifier")
-    v.add_argument("--labels", type=Path, required=True, help="CSV with path,emotion")
+    v.add_argument("--labels", type=Path, required=True, help="CSV with path,emotion[,speaker]")
+    v.add_argument("--adapt", action="store_true", help="stream each speaker through the on-device adaptation")
+    v.add_argument("--seed", type=int, default=0, help="the shuffle of each speaker's files with --adapt")
+    v.add_argument("--models", default=str(ROOT / "models"))
     sc = sub.add_parser("scenario", help="the whole daemon on a scenario from make_scenario.py")
     sc.add_argument("--dir", type=Path, nargs="+", required=True, help="one or more scenario directories")
     sc.add_argument("--config", help="a config.toml to use (default: built-in defaults)")
-    for p in (f, v):
-        p.add_argument("--backend", choices=["onnxruntime", "tflite"], default="onnxruntime")
-        p.add_argument("--fp32", action="store_true", help="the fp32 model instead of int8")
-        p.add_argument("--models", default=str(ROOT / "models"))
+    f.add_argument("--backend", choices=["onnxruntime", "tflite"], default="onnxruntime")
+    f.add_argument("--fp32", action="store_true", help="the fp32 model instead of int8")
+    f.add_argument("--models", default=str(ROOT / "models"))
     args = ap.parse_args(argv)
     result = {"faces": eval_faces, "voice": eval_voice, "scenario": eval_scenario}[args.what](args)
     print(json.dumps(result))

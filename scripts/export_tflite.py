@@ -3,19 +3,19 @@
 TensorFlow is far too heavy for the daemon and the normal dev setup, so this script builds a
 throwaway venv (``--venv``, default under /tmp) with tensorflow-cpu and onnx2tf, converts there,
 and checks each TFLite model against its ONNX original on the calibration inputs. Calibration
-inputs come from the same preprocessing as training (emomusic.face.preprocess / emomusic.mfcc);
+inputs come from the same preprocessing as training (emomusic.face.preprocess);
 they are written to a temporary folder and never into the repository.
 
     python scripts/export_tflite.py [--faces NPZ] [--speech DIR]
 
-Writes models/{face_expression,voice_emotion}{,_int8}.tflite. The int8 files are onnx2tf's
-"integer_quant" output: int8 weights and activations, float32 input and output.
+Writes models/face_expression{,_int8}.tflite. The int8 files are onnx2tf's "integer_quant" output:
+int8 weights and activations, float32 input and output. (The voice path has no TFLite copy: its
+encoder is an LSTM with int8 weights that onnxruntime runs, and its head is a dot product.)
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import shutil
 import subprocess
 import sys
@@ -50,23 +50,6 @@ def face_calibration(npz: Path, n: int = 256) -> np.ndarray:
     return standardise([align_face(img, *locate_in_crop(locator, img)) for img in d["images"][pick]])
 
 
-def voice_calibration(speech: Path, n: int = 256) -> np.ndarray:
-    from emomusic.audio import read_audio_file
-    from emomusic.voice.mfcc import voice_features
-    from emomusic.voice.vad import speech_windows
-
-    with open(speech / "ravdess" / "labels.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    rng = np.random.default_rng(0)
-    feats = []
-    for k in rng.permutation(len(rows)):
-        for w in speech_windows(read_audio_file(speech / "ravdess" / rows[k]["path"])):
-            feats.append(voice_features(w.samples))
-        if len(feats) >= n:
-            break
-    return np.stack(feats[:n])
-
-
 def convert(onnx2tf: Path, onnx_path: Path, calib_nchw: np.ndarray, out_dir: Path, stem: str) -> None:
     work = Path(tempfile.mkdtemp())
     # onnx2tf wants calibration data in its own (channels-last) layout
@@ -98,14 +81,12 @@ def check(models: Path, stem: str, calib: np.ndarray) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--faces", type=Path, default=ROOT.parent / "shared/data/faces/fer2013_ferplus_48x48.npz")
-    ap.add_argument("--speech", type=Path, default=ROOT.parent / "shared/data/speech")
     ap.add_argument("--venv", type=Path, default=Path(tempfile.gettempdir()) / "emomusic-tf-venv")
     ap.add_argument("--models", type=Path, default=ROOT / "models")
-    ap.add_argument("--only", choices=["face", "voice"])
+    ap.add_argument("--only", choices=["face"])
     args = ap.parse_args()
     onnx2tf = ensure_venv(args.venv)
-    jobs = {"face": ("face_expression", lambda: face_calibration(args.faces)),
-            "voice": ("voice_emotion", lambda: voice_calibration(args.speech))}
+    jobs = {"face": ("face_expression", lambda: face_calibration(args.faces))}
     for name, (stem, calib_fn) in jobs.items():
         if args.only and name != args.only:
             continue

@@ -1,4 +1,8 @@
-"""Train the speech-emotion classifier, speaker-independently, and export it (ONNX fp32 + int8).
+"""The MFCC-CNN speech-emotion baseline, trained speaker-independently (ONNX fp32 + int8).
+
+No longer shipped: the daemon reads emotion from the voice encoder (scripts/train_voice_head.py),
+which transfers better to new voices and corpora; models/README.md compares the two. This script
+stays so that comparison can be repeated; it writes to .cache/voice_cnn_baseline by default.
 
     pip install -e '.[train]'
     python scripts/train_voice.py --speech ../shared/data/speech
@@ -14,7 +18,7 @@ Model selection: 5-fold leave-speakers-out cross-validation over the RAVDESS act
 fold, both genders), never a clip split; EMO-DB is always in training. Reports mean ± std accuracy
 per configuration (fp32 and int8 through onnxruntime), per-class recall, and a leave-corpus-out
 check (train on RAVDESS only, test on EMO-DB). The chosen configuration is then trained on all
-speakers and written to models/voice_emotion{,_int8}.onnx with models/voice_emotion.json.
+speakers and written to --out as voice_emotion{,_int8}.onnx with voice_emotion.json.
 """
 
 from __future__ import annotations
@@ -236,7 +240,7 @@ def train_holdout(args: argparse.Namespace, data: dict[str, np.ndarray], labels:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--speech", type=Path, default=ROOT.parent / "shared/data/speech")
-    ap.add_argument("--out", type=Path, default=ROOT / "models")
+    ap.add_argument("--out", type=Path, default=ROOT / ".cache" / "voice_cnn_baseline")
     ap.add_argument("--copies", type=int, default=2, help="augmented copies per clip")
     ap.add_argument("--epochs", type=int, default=30, help="for configurations that do not set their own")
     ap.add_argument("--folds", type=int, default=5)

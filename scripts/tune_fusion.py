@@ -10,7 +10,7 @@ per setting (mean over the scenarios of evaluate.py's metrics), best first. Conf
 ``evaluate.py scenario`` (the real daemon on the files).
 
 Pass ``--models`` a directory whose voice model has not heard the scenario's speakers
-(``train_voice.py --holdout-actors``), or the voice numbers mean little.
+(``train_voice_head.py`` on a reduced speech folder), or the voice numbers mean little.
 """
 
 from __future__ import annotations

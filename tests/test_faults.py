@@ -214,7 +214,7 @@ def test_missing_or_corrupt_model_is_one_line_and_a_nonzero_exit(tmp_path: Path,
     for f in (ROOT / "models").iterdir():
         if f.is_file():
             (models / f.name).write_bytes(f.read_bytes())
-    broken = models / "voice_emotion_int8.onnx"
+    broken = models / "voice_encoder_int8.onnx"
     if damage == "missing":
         broken.unlink()
     else:
@@ -226,7 +226,7 @@ def test_missing_or_corrupt_model_is_one_line_and_a_nonzero_exit(tmp_path: Path,
                           text=True, timeout=60, env=os.environ | {"SDL_AUDIODRIVER": "dummy"})
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
-    assert str(broken) in last and "train_voice.py" in last
+    assert str(broken) in last and "build_voice_encoder.py" in last
     assert ("not found" if damage == "missing" else "cannot be loaded") in last
 
 

@@ -1,5 +1,6 @@
-"""Voice pipeline: MFCC against librosa's values, VAD segmentation on generated audio, the self-hearing
-guard, the trained model's output, the streaming analyzer, and evaluate.py on a tiny generated CSV."""
+"""Voice pipeline: MFCC/mel against librosa's definitions, VAD segmentation on generated audio, the
+self-hearing guard, the encoder and calibrated head, speaker adaptation (bounded, persisted, voices
+told apart), the streaming analyzer, and evaluate.py (plain and --adapt) on a tiny generated CSV."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from emomusic.labels import VOICE_LABELS
 from emomusic.messages import AudioChunk
 from emomusic.music.demo import synth_music
 from emomusic.sources.samples import espeak_speech
-from emomusic.voice.analyzer import VoiceAnalyzer, VoiceClassifier
+from emomusic.voice.adapt import MAX_SHIFT, MAX_WEIGHT, MIN_VAR_RATIO, SpeakerAdapter
+from emomusic.voice.analyzer import ADAPTATION_FILE, VoiceAnalyzer, VoiceClassifier
+from emomusic.voice.encoder import VoiceEncoder, mel_frames
 from emomusic.voice.mfcc import mfcc, voice_features
 from emomusic.voice.vad import PlaybackGuard, SpeechWindower, speech_windows
 
@@ -121,21 +124,90 @@ def test_self_hearing_guard_rejects_the_daemons_own_music(speech: np.ndarray) ->
     assert all(w.over_music_db is not None for w in through)
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "tflite"])
-@pytest.mark.parametrize("precision", ["int8", "fp32"])
-def test_classifier_outputs_a_distribution(speech: np.ndarray, precision: str, backend: str) -> None:
-    clf = VoiceClassifier(ROOT / "models", backend, precision)  # type: ignore[arg-type]
-    windows = [w.samples for w in speech_windows(pcm(np.concatenate([np.zeros(RATE), speech])))]
+def windows_of(y: np.ndarray) -> list[np.ndarray]:
+    return [w.samples for w in speech_windows(pcm(np.concatenate([np.zeros(RATE), y])))]
+
+
+@pytest.mark.parametrize("adapt", [False, True])
+def test_classifier_outputs_a_calibrated_distribution(speech: np.ndarray, adapt: bool) -> None:
+    clf = VoiceClassifier(ROOT / "models", adaptation=adapt)
+    windows = windows_of(speech)
     p = clf.classify(windows)
     assert p.shape == (len(windows), len(VOICE_LABELS))
     assert np.allclose(p.sum(1), 1, atol=1e-5) and (p >= 0).all()
-    if backend == "tflite":  # the converted model agrees with the ONNX original
-        ref = VoiceClassifier(ROOT / "models", "onnxruntime", precision).classify(windows)
-        assert (ref.argmax(1) == p.argmax(1)).mean() >= 0.5 and np.abs(ref - p).max() < 0.25
+    assert clf.temperature > 0
+    cold = VoiceClassifier(ROOT / "models")
+    np.testing.assert_allclose(VoiceClassifier(ROOT / "models", adaptation=True).classify(windows, learn=False),
+                               cold.classify(windows), atol=1e-5)  # a voice never heard: exactly the cold model
 
 
-def test_voice_analyzer_emits_observations_only_for_speech(speech: np.ndarray) -> None:
-    cfg = parse_config({}, env={})
+def test_mel_frames_are_resemblyzers_and_ignore_the_volume(speech: np.ndarray) -> None:
+    m = mel_frames(speech[:32000])
+    assert m.shape == (201, 40) and m.dtype == np.float32 and (m >= 0).all()
+    np.testing.assert_allclose(mel_frames(speech[:32000] * 0.1), m, rtol=1e-3, atol=1e-6)
+
+
+def _fake(n: int, d: int, offset: float, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, d)) + offset
+
+
+def test_adaptation_learns_a_baseline_but_a_one_emotion_speaker_cannot_drag_it_far() -> None:
+    d = 16
+    prior_mean, prior_var = np.zeros(d), np.ones(d)
+    who = np.tile(np.eye(d)[0], (400, 1))  # one voice
+    ad = SpeakerAdapter(prior_mean, prior_var)
+    x = _fake(400, d, 0.0, 1) * 0.5 + 0.4  # a voice whose resting features sit 0.4 sd up, half as variable
+    ad.update(x, who)
+    z, adapted = ad.transform(x, who)
+    assert adapted > 0.9 and len(ad.voices) == 1
+    assert abs(float(z.mean())) < 0.1 and abs(float(z.std()) - 1) < 0.15  # its own baseline is taken out
+    angry = SpeakerAdapter(prior_mean, prior_var)
+    angry.update(_fake(2000, d, 6.0, 2), who[:1].repeat(2000, 0))  # heard only while shouting
+    z, _ = angry.transform(np.zeros((1, d)), who[:1])
+    assert np.abs(z).max() <= MAX_SHIFT / np.sqrt(MIN_VAR_RATIO) + 1e-6  # bounded shift, bounded shrink
+    assert angry.voices[0].weight <= MAX_WEIGHT  # old speech decays
+
+
+def test_voices_are_told_apart_by_the_speaker_embedding(speech: np.ndarray) -> None:
+    enc = VoiceEncoder(ROOT / "models")
+    other = espeak_speech("Please put the kettle on, we are having friends over tonight.",
+                          ("-v", "en-us+f3", "-p", "80"))
+    assert other is not None
+    a_who, a_x = enc.encode(windows_of(speech))
+    b_who, b_x = enc.encode(windows_of(other / np.abs(other).max() * 0.5))
+    clf = VoiceClassifier(ROOT / "models", adaptation=True)
+    assert clf.adapter is not None
+    clf.adapter.update(a_x, a_who)
+    clf.adapter.update(b_x, b_who)
+    assert len(clf.adapter.voices) == 2
+    assert clf.adapter.voice_of(a_who[0]) != clf.adapter.voice_of(b_who[0])
+
+
+def test_adaptation_persists_across_a_restart_and_stores_no_audio(tmp_path: Path, speech: np.ndarray) -> None:
+    cfg = parse_config({"device": {"state_dir": str(tmp_path)}}, env={})
+    analyzer = VoiceAnalyzer(cfg)
+    audio = pcm(np.concatenate([np.zeros(RATE), speech, np.zeros(RATE)]))
+    for i in range(0, audio.size, 4800):
+        analyzer.process(AudioChunk(t=i / RATE, samples=audio[i : i + 4800]))
+    analyzer.close()  # the worker calls this when the daemon stops
+    state = tmp_path / ADAPTATION_FILE
+    saved = json.loads(state.read_text())
+    assert set(saved) == {"version", "dim", "voices"} and len(saved["voices"]) == 1
+    assert set(saved["voices"][0]) == {"weight", "mean", "var", "centroid", "last_heard"}
+    assert len(saved["voices"][0]["mean"]) == saved["dim"] < 2000  # statistics, not samples
+    again = VoiceAnalyzer(cfg)  # a restart
+    assert isinstance(again.classifier, VoiceClassifier) and again.classifier.adapter is not None
+    restored = again.classifier.adapter.voices
+    assert len(restored) == 1 and restored[0].weight == pytest.approx(saved["voices"][0]["weight"])
+    state.write_text("{not json")
+    assert VoiceAnalyzer(cfg).classifier.adapter.voices == []  # type: ignore[union-attr]
+    off = VoiceAnalyzer(parse_config({"device": {"state_dir": str(tmp_path / "off")},
+                                      "voice": {"adapt": False}}, env={}))
+    assert isinstance(off.classifier, VoiceClassifier) and off.classifier.adapter is None
+
+
+def test_voice_analyzer_emits_observations_only_for_speech(speech: np.ndarray, tmp_path: Path) -> None:
+    cfg = parse_config({"device": {"state_dir": str(tmp_path)}}, env={})
     analyzer = VoiceAnalyzer(cfg)
     audio = pcm(np.concatenate([np.zeros(3 * RATE), speech, np.zeros(2 * RATE)]))
     obs = []
@@ -169,3 +241,13 @@ def test_evaluate_voice_on_a_tiny_csv(tmp_path: Path, speech: np.ndarray) -> Non
     assert out["labels"] == ["neutral", "happy", "sad", "angry"]
     assert out["confusion"]["sad"]["none"] == 1
     assert {"accuracy", "macro_recall", "per_class_recall"} <= out.keys()
+    with open(tmp_path / "labels.csv", "a", newline="") as f:
+        csv.writer(f).writerow(["a.wav", "happy"])
+    rows = (tmp_path / "labels.csv").read_text().splitlines()
+    (tmp_path / "spk.csv").write_text("\n".join([rows[0] + ",speaker"] + [r + ",s1" for r in rows[1:]]) + "\n")
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "voice", "--labels",
+                          str(tmp_path / "spk.csv"), "--adapt", "--seed", "3"], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    adapted = json.loads(res.stdout.strip().splitlines()[-1])
+    assert adapted["n"] == 5 and adapted["no_speech"] == 1 and adapted.keys() == out.keys()

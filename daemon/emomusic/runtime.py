@@ -24,9 +24,10 @@ class Model:
     """A loaded model: ``run(x)`` with ``x`` NCHW float32, returns the outputs in model order."""
 
     def __init__(self, path: str | Path, backend: Backend = "onnxruntime", threads: int = 1,
-                 rebuild_hint: str = "") -> None:
+                 rebuild_hint: str = "", weight_only: bool = False) -> None:
         self.path = Path(path)
         self.backend = backend
+        self.weight_only = weight_only  # a weight-only int8 ONNX model (DequantizeLinear on initializers)
         hint = f"; rebuild it with {rebuild_hint}" if rebuild_hint else ""
         if not self.path.is_file():
             raise ModelError(f"model file {self.path} not found{hint}")
@@ -49,6 +50,8 @@ class Model:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        if self.weight_only:  # int8 weights, float arithmetic: dequantize them once, at load
+            opts.add_session_config_entry("session.disable_quant_qdq", "1")
         self._sess = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         inp = self._sess.get_inputs()[0]
         self.input_name = inp.name

@@ -47,8 +47,10 @@ def path_problems(cfg: Config) -> list[str]:
     else:
         ext = "onnx" if cfg.models.backend == "onnxruntime" else "tflite"
         q = "_int8" if cfg.models.precision == "int8" else ""
-        for stem in (f"face_detector_{cfg.face.detector}", f"face_expression{q}", f"voice_emotion{q}"):
+        for stem in (f"face_detector_{cfg.face.detector}", f"face_expression{q}"):
             need("models.dir", models / f"{stem}.{ext}")
+        need("models.dir", models / "voice_encoder_int8.onnx")  # the voice path is onnxruntime only
+        need("models.dir", models / "voice_head.json")
     # What the daemon will open as a file ('auto' resolves to a device or the generated sample).
     if cfg.camera.enabled and cfg.camera.source != "auto" and camera_kind(cfg.camera.source) == "file":
         need("camera.source", cfg.camera.source)

@@ -49,7 +49,8 @@ class JsonlSink:
 def run_replay(cfg: Config, video: str | None, audio: str | None, jsonl: Path, fast: bool) -> int:
     """Replay the files once; returns the number of states written. Raises ReplayError when a file
     cannot be read (the states up to then are written)."""
-    from emomusic.service.daemon import Daemon
+    from emomusic.service.daemon import ANALYZERS, Daemon
+    from emomusic.voice.analyzer import VoiceAnalyzer
 
     if video is None and audio is None:
         raise ReplayError("nothing to replay: give --video FILE and/or --audio FILE")
@@ -60,8 +61,10 @@ def run_replay(cfg: Config, video: str | None, audio: str | None, jsonl: Path, f
     jsonl.parent.mkdir(parents=True, exist_ok=True)
     with open(jsonl, "w") as out:
         sink = JsonlSink(out, t0=0.0 if fast else time.monotonic())
+        # voices are adapted to in memory only: a recording must not change what the daemon has learned
+        analyzers = {**ANALYZERS, "voice": lambda c, guard: VoiceAnalyzer(c, guard=guard, persist=False)}
         daemon = Daemon(cfg, camera=video, microphone=audio, fast=fast, loop=False, mqtt=False, music=False,
-                        sinks=[sink])
+                        sinks=[sink], analyzers=analyzers)
         daemon.run()
     if daemon.failures():
         raise ReplayError("; ".join(daemon.failures()))

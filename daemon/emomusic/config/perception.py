@@ -48,6 +48,7 @@ class VoiceConfig(Section):
     music_margin_db: float = Field(
         10.0, ge=0, le=40, description="While music plays, voice must be this much louder than the music."
     )
+    adapt: bool = Field(True, description="Learn each voice's baseline (statistics only, in the state dir).")
 
     @model_validator(mode="after")
     def _lengths(self) -> VoiceConfig:

@@ -110,6 +110,12 @@ class AnalyzerWorker(threading.Thread):
                     break
             finally:
                 self.handled += 1
+        close = getattr(analyzer, "close", None)
+        if close is not None:  # e.g. the voice analyzer keeps what it learned about the voices
+            try:
+                close()
+            except Exception as e:
+                self.log.warning("closing failed: %s: %s", type(e).__name__, e)
 
     def _disable(self, msg: str) -> None:
         self.disabled = True

@@ -50,9 +50,9 @@ STORY = (
                                    "This is great news, I am so happy for you!")),
     Scene("sad", 40.0, None,  # the listener has left the room: the voice alone, slow, low and quiet
           ("I am so tired. Let us sit down quietly for a while.", "The evening is slow and peaceful."),
-          ("-s", "110", "-p", "20", "-a", "70")),
+          ("-s", "80", "-p", "0", "-a", "70", "-g", "5")),
     Scene("neutral", 40.0, "straight", ("The meeting is at three. I will bring the papers.",
-                                        "The train leaves from platform two."), ("-s", "200", "-p", "80")),
+                                        "The train leaves from platform two."), ("-s", "160", "-p", "50")),
 )
 VIDEO_SECONDS, VIDEO_FPS = sum(scene.seconds for scene in STORY), 10.0
 FRAME_BYTES = 16_000  # one 640x480 MJPG frame of the sample, about (for the free-space check)

@@ -1,11 +1,14 @@
-"""The voice pipeline: VAD-gated windows of speech -> MFCCs -> speech-emotion CNN.
+"""The voice pipeline: VAD-gated windows of speech -> voice encoder -> per-voice adaptation -> head.
 
-Only voiced audio is analysed; the audio itself never leaves this process. One observation per
-audio chunk that completed at least one window (several windows in one chunk are averaged).
+Only voiced audio is analysed; the audio itself never leaves this process (the adaptation state
+holds statistics only). One observation per audio chunk that completed at least one window
+(several windows in one chunk are averaged). Probabilities are temperature-calibrated, because
+fusion weighs them as they are.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,27 +16,59 @@ import numpy as np
 from emomusic.config import Config
 from emomusic.labels import VOICE_LABELS
 from emomusic.messages import AudioChunk, Observation
-from emomusic.runtime import Backend, load_classifier, peakedness, softmax
-from emomusic.voice.mfcc import voice_features
+from emomusic.runtime import ModelError, peakedness, softmax
+from emomusic.voice.adapt import SpeakerAdapter, standardise
+from emomusic.voice.encoder import STATE_DIM, VoiceEncoder
 from emomusic.voice.vad import PlaybackGuard, SpeechWindow, SpeechWindower
 
-REBUILD_VOICE = "python scripts/train_voice.py (see models/README.md)"
+REBUILD_VOICE = "python scripts/train_voice_head.py (see models/README.md)"
+ADAPTATION_FILE = "voice_adaptation.json"
 
 
 class VoiceClassifier:
-    """Speech windows (int16, 2 s) -> probabilities over VOICE_LABELS."""
+    """Speech windows (int16, 2 s) -> calibrated probabilities over VOICE_LABELS.
 
-    def __init__(self, models_dir: Path, backend: Backend = "onnxruntime", precision: str = "int8",
-                 threads: int = 1) -> None:
-        self.model = load_classifier(models_dir, "voice_emotion", VOICE_LABELS, backend, precision, threads,
-                                     REBUILD_VOICE)
+    With ``adaptation`` each window is read relative to its voice's learned baseline and then
+    taught to it (``learn``); without, every voice is read against the population, as on day one."""
+
+    def __init__(self, models_dir: Path, threads: int = 1, adaptation: Path | None | bool = None) -> None:
+        self.encoder = VoiceEncoder(models_dir, threads)
+        path = models_dir / "voice_head.json"
+        try:
+            head = json.loads(path.read_text())
+            self.w, self.b = np.array(head["weights"], np.float32), np.array(head["bias"], np.float32)
+            self.prior_mean, self.prior_var = np.array(head["prior_mean"]), np.array(head["prior_var"])
+            self.temperature = float(head["temperature"])
+            ok = tuple(head["labels"]) == VOICE_LABELS and self.w.shape == (len(VOICE_LABELS), STATE_DIM)
+        except FileNotFoundError:
+            raise ModelError(f"model file {path} not found; rebuild it with {REBUILD_VOICE}") from None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ModelError(f"model file {path} cannot be loaded ({e}); rebuild it with {REBUILD_VOICE}") from None
+        if not ok:
+            raise ModelError(f"model file {path} does not fit this emomusic's labels or encoder; "
+                             f"rebuild it with {REBUILD_VOICE}")
         self.labels = VOICE_LABELS
+        self.adapter: SpeakerAdapter | None = None
+        if adaptation is not None and adaptation is not False:
+            self.adapter = SpeakerAdapter(self.prior_mean, self.prior_var,
+                                          adaptation if isinstance(adaptation, Path) else None)
+        self.adapted = 0.0  # how far adaptation had got for the last windows (0..1)
 
-    def classify(self, windows: list[np.ndarray]) -> np.ndarray:
+    def classify(self, windows: list[np.ndarray], learn: bool = True) -> np.ndarray:
         if not windows:
             return np.zeros((0, len(self.labels)), np.float32)
-        x = np.stack([voice_features(w) for w in windows])
-        return softmax(self.model.run(x)[0])
+        who, x = self.encoder.encode(windows)
+        if self.adapter is not None:
+            z, self.adapted = self.adapter.transform(x, who)
+            if learn:
+                self.adapter.update(x, who)
+        else:
+            z = standardise(x, self.prior_mean, self.prior_var)
+        return softmax((z @ self.w.T + self.b) / self.temperature)
+
+    def close(self) -> None:
+        if self.adapter is not None:
+            self.adapter.save()
 
 
 def window_confidence(w: SpeechWindow, probs: np.ndarray, window_s: float, margin_db: float) -> float:
@@ -50,10 +85,11 @@ class VoiceAnalyzer:
     modality = "voice"
 
     def __init__(self, cfg: Config, classifier: VoiceClassifier | None = None,
-                 guard: PlaybackGuard | None = None) -> None:
+                 guard: PlaybackGuard | None = None, persist: bool = True) -> None:
         v, m = cfg.voice, cfg.models
         self.cfg = v
-        self.classifier = classifier or VoiceClassifier(m.path, m.backend, m.precision, m.threads)
+        adaptation = ((cfg.state_dir / ADAPTATION_FILE) if persist else True) if v.adapt else None
+        self.classifier = classifier or VoiceClassifier(m.path, m.threads, adaptation)
         self.guard = guard or PlaybackGuard(v.music_margin_db)
         self.windower = SpeechWindower(
             v.vad_aggressiveness, v.window_s, v.hop_s, v.min_speech_s, guard=self.guard
@@ -73,5 +109,12 @@ class VoiceAnalyzer:
             probabilities={label: float(p) for label, p in zip(VOICE_LABELS, pooled, strict=True)},
             confidence=float(np.clip(conf.max(), 0.0, 1.0)),
             extras={"speech_s": round(sum(w.speech_s for w in windows), 2),
-                    "snr_db": round(float(np.mean([w.snr_db for w in windows])), 1)},
+                    "snr_db": round(float(np.mean([w.snr_db for w in windows])), 1),
+                    "adapted": round(getattr(self.classifier, "adapted", 0.0), 2)},
         )
+
+    def close(self) -> None:
+        """Keep what was learned about the voices (the worker calls this when it stops)."""
+        close = getattr(self.classifier, "close", None)
+        if close is not None:
+            close()

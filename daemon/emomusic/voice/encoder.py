@@ -1,0 +1,77 @@
+"""The voice encoder: a 2 s speech window -> a 256-d embedding (Resemblyzer's GE2E LSTM, int8 ONNX).
+
+The encoder was trained to tell speakers apart, so its embedding carries the voice (who) and a good
+deal of how it is used (pitch range, effort, tempo): a linear head reads emotion from it once the
+speaker's own baseline is taken out (``voice.adapt``), and the same embedding tells voices apart.
+Its input is computed here in numpy exactly as Resemblyzer computes it with librosa: volume
+normalised to -30 dBFS, 25 ms Hann frames every 10 ms, power spectrum, 40 Slaney mel bands (no log).
+The LSTM reads the loudest 1.6 s of each 2 s window as one sequence (Resemblyzer's partial length;
+its cost grows with the sequence, and the daemon's budget is 10 ms per second of speech).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from emomusic.runtime import Model
+from emomusic.voice.mfcc import mel_filters
+
+SR = 16000
+N_FFT = 400
+HOP = 160
+N_MELS = 40
+TARGET_DBFS = -30.0
+EMBED_DIM = 256
+STATE_DIM = 1024
+MAX_FRAMES = 160  # frames the LSTM reads per window (1.6 s)
+REBUILD_ENCODER = "python scripts/build_voice_encoder.py (see models/README.md)"
+
+_MEL = mel_filters(SR, N_FFT, N_MELS, 0.0, SR / 2)
+_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
+
+
+def mel_frames(y: np.ndarray) -> np.ndarray:
+    """(frames, 40) mel power of float audio at 16 kHz, librosa.feature.melspectrogram's definition
+    (centred frames, zero padding) after Resemblyzer's volume normalisation."""
+    y = np.asarray(y, dtype=np.float32)
+    rms = float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) if y.size else 0.0
+    if rms > 1e-6:
+        y = y * np.float32(10 ** (TARGET_DBFS / 20) / rms)
+    yp = np.pad(y, (N_FFT // 2, N_FFT // 2))
+    n = 1 + (yp.size - N_FFT) // HOP
+    frames = np.lib.stride_tricks.sliding_window_view(yp, N_FFT)[::HOP][:n] * _WINDOW
+    spec = np.fft.rfft(frames, axis=1)
+    power = (spec.real**2 + spec.imag**2).astype(np.float32)
+    return np.ascontiguousarray(power @ _MEL.T)
+
+
+def loudest(mel: np.ndarray, frames: int = MAX_FRAMES) -> np.ndarray:
+    """The ``frames`` consecutive frames with the most energy (the encoder's cost grows with the
+    sequence; 1.6 s is the partial length Resemblyzer was trained on, and a 2 s window is often
+    padded at one end)."""
+    if mel.shape[0] <= frames:
+        return mel
+    energy = np.cumsum(np.r_[0.0, mel.sum(1)])
+    start = int(np.argmax(energy[frames:] - energy[:-frames]))
+    return mel[start : start + frames]
+
+
+class VoiceEncoder:
+    """Speech windows (int16 or float, 16 kHz) -> speaker embeddings (n, 256), L2-normalised, and
+    the emotion head's input (n, 1024): the LSTM's outputs averaged over time and its final states."""
+
+    def __init__(self, models_dir: Path, threads: int = 1) -> None:
+        # int8 weights dequantized in the graph: onnxruntime runs it whatever models.backend says
+        self.model = Model(models_dir / "voice_encoder_int8.onnx", "onnxruntime", threads,
+                           rebuild_hint=REBUILD_ENCODER, weight_only=True)
+
+    def encode(self, windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        emb = np.empty((len(windows), EMBED_DIM), np.float32)
+        states = np.empty((len(windows), STATE_DIM), np.float32)
+        for i, w in enumerate(windows):
+            y = w.astype(np.float32) / 32768.0 if w.dtype == np.int16 else w.astype(np.float32)
+            e, st = self.model.run(loudest(mel_frames(y))[None])
+            emb[i], states[i] = e[0], st[0]
+        return emb, states

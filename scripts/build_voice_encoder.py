@@ -1,0 +1,146 @@
+"""Build the voice encoder: Resemblyzer's GE2E speaker encoder (Apache-2.0) as int8 ONNX.
+
+The PyPI wheel ``Resemblyzer==0.1.4`` carries ``resemblyzer/pretrained.pt``: a 3-layer LSTM (256
+units) over 40-band mel frames with a linear + ReLU + L2-norm head, trained for speaker
+verification (Wan et al. 2018). The package pulls in torch and librosa, so it is never installed:
+this script downloads the wheel with ``pip download --no-deps``, loads the weights into the same
+network in torch (the ``[train]`` extra), exports it to ONNX with two outputs (the speaker
+embedding; and the emotion head's input: the last layer's outputs averaged over time and every
+layer's final state, 1,024 values) with a dynamic batch and frame count,
+stores its weights as int8 (weight-only: one scale per output row, DequantizeLinear in the graph,
+float32 arithmetic), checks the int8 model
+against torch on espeak-ng speech, and writes models/voice_encoder_int8.onnx and the licence.
+
+    pip install -e '.[train]'
+    python scripts/build_voice_encoder.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+WHEEL = "Resemblyzer==0.1.4"
+
+
+def encoder(state: dict):  # type: ignore[no-untyped-def,type-arg]
+    import torch
+    from torch import nn
+
+    class Encoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(40, 256, 3, batch_first=True)
+            self.linear = nn.Linear(256, 256)
+
+        def forward(self, mels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            out, (hidden, _) = self.lstm(mels)
+            raw = torch.relu(self.linear(hidden[-1]))
+            embedding = raw / torch.norm(raw, dim=1, keepdim=True).clamp_min(1e-9)
+            # what the emotion head reads: the last layer's outputs averaged over time (how the whole
+            # window was spoken) and every layer's final state (the speaker head saw only the last)
+            states = torch.cat([out.mean(1), hidden.permute(1, 0, 2).reshape(mels.shape[0], -1)], 1)
+            return embedding, states
+
+    model = Encoder()
+    missing, _ = model.load_state_dict(state, strict=False)
+    if missing:
+        raise SystemExit(f"pretrained.pt lacks {missing}")
+    return model.eval()
+
+
+def weight_only_int8(src: Path, dst: Path) -> None:
+    """int8 weights with one scale per output row, dequantized by DequantizeLinear in the graph.
+
+    onnxruntime's dynamic quantization also quantizes the LSTM's activations, which wrecks this
+    encoder (cosine 0.5 to the original on speech); keeping the arithmetic in float32 and only the
+    stored weights in int8 keeps the file at a quarter of its size and the output intact."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    for init in list(graph.initializer):
+        w = numpy_helper.to_array(init)
+        if w.dtype != np.float32 or w.ndim < 2 or w.size < 4096:
+            continue  # biases and small tensors stay float
+        axis = w.ndim - 2  # the output-row axis of LSTM W/R (dirs, 4*hidden, in) and of a MatMul's (in, out)^T
+        if w.ndim == 2:
+            axis = 1  # MatMul B is (in, out): one scale per output column
+        red = tuple(i for i in range(w.ndim) if i != axis)
+        scale = np.maximum(np.abs(w).max(axis=red), 1e-12) / 127.0
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        q = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+        name = init.name
+        graph.initializer.remove(init)
+        graph.initializer.extend([numpy_helper.from_array(q, name + "_q"),
+                                  numpy_helper.from_array(scale.astype(np.float32), name + "_scale"),
+                                  numpy_helper.from_array(np.zeros_like(scale, dtype=np.int8), name + "_zero")])
+        graph.node.insert(0, helper.make_node("DequantizeLinear", [name + "_q", name + "_scale", name + "_zero"],
+                                              [name], axis=axis))
+    onnx.save(model, str(dst))
+
+
+def check_input() -> np.ndarray:
+    """Partials of real speech (espeak-ng, several voices) in the daemon's own mel frames."""
+    sys.path.insert(0, str(ROOT / "daemon"))
+    from emomusic.sources.samples import espeak_speech
+    from emomusic.voice.encoder import mel_frames
+
+    out = []
+    for voice in ("en-us", "en-gb", "de", "fr"):
+        y = espeak_speech("The quick brown fox jumps over the lazy dog, and then it rests.", ("-v", voice))
+        if y is not None:
+            mel = mel_frames(y)
+            out.extend(mel[s : s + 160] for s in range(0, mel.shape[0] - 160, 80))
+    if not out:
+        raise SystemExit("espeak-ng is needed for the int8 check (apt install espeak-ng)")
+    return np.stack(out).astype(np.float32)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=ROOT / "models")
+    args = ap.parse_args()
+
+    import onnxruntime as ort
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", WHEEL, "-d", str(tmp)],
+                       check=True)
+        wheel = next(tmp.glob("*esemblyzer-*.whl"))
+        with zipfile.ZipFile(wheel) as z:
+            checkpoint = torch.load(io.BytesIO(z.read("resemblyzer/pretrained.pt")), map_location="cpu")
+            license_name = next(n for n in z.namelist() if n.endswith("dist-info/LICENSE"))
+            (args.out / "LICENSE.resemblyzer.txt").write_bytes(z.read(license_name))
+        model = encoder(checkpoint["model_state"])
+        fp32, int8 = tmp / "encoder.onnx", args.out / "voice_encoder_int8.onnx"
+        torch.onnx.export(model, (torch.rand(1, 160, 40),), str(fp32), input_names=["mel"],
+                          output_names=["embedding", "states"], opset_version=17, dynamo=False,
+                          dynamic_axes={"mel": {0: "batch", 1: "frames"}, "embedding": {0: "batch"},
+                                        "states": {0: "batch"}})
+        weight_only_int8(fp32, int8)
+        mel = check_input()
+        with torch.no_grad():
+            ref = model(torch.from_numpy(mel))[0].numpy()
+        out = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"]).run(None, {"mel": mel})[0]
+        cos = float(np.min(np.sum(ref * out, axis=1)))
+        print(f"wrote {int8} ({int8.stat().st_size // 1024} KB); int8 vs torch cosine >= {cos:.4f}")
+        if cos < 0.98:
+            raise SystemExit("int8 encoder drifted from the original; not kept")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
