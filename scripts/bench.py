@@ -367,6 +367,24 @@ def write_report(path: Path, info: dict[str, Any]) -> None:
 PI_FACTOR = 6.0
 
 
+def scan_rate(folders: list[Path], jobs: int) -> dict[str, Any]:
+    """A first scan of real music (tags, analysis of every untagged track, index writes) into a
+    fresh index, as a new user's first ``emomusic scan``; tracks per second of wall time."""
+    from emomusic.music.library import Library
+    from emomusic.music.scan import scan
+
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = Library(Path(tmp) / "library.db")
+        t0 = time.perf_counter()
+        report = scan(lib, folders, jobs=jobs)
+        wall = time.perf_counter() - t0
+        analysed = sum(1 for r in lib.rows() if r["source"] == "analysis")
+        size = sum(Path(r["path"]).stat().st_size for r in lib.rows())
+    return {"files": report.seen, "analysed": analysed, "not_queued": report.skipped, "unreadable": report.failed,
+            "megabytes": round(size / 1e6, 1), "wall_s": round(wall, 2),
+            "tracks_per_s": round(report.seen / wall, 1), "jobs": jobs or os.cpu_count()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "PERFORMANCE.md")
@@ -375,12 +393,18 @@ def main() -> int:
     ap.add_argument("--memory", action="store_true",
                     help="only the full daemon's peak memory (first start and steady), printed as JSON")
     ap.add_argument("--stages", action="store_true", help="only the per-stage timings, printed as JSON")
+    ap.add_argument("--scan", type=Path, nargs="+", metavar="FOLDER",
+                    help="only the library scan rate over these music folders (fresh index), printed as JSON")
+    ap.add_argument("--jobs", type=int, default=0, help="with --scan: worker processes (0 = one per core)")
     args = ap.parse_args()
     if args.memory:
         print(json.dumps(full_daemon_memory()))
         return 0
     if args.stages:
         print(json.dumps(stage_benchmarks(20 if args.quick else 100), indent=1))
+        return 0
+    if args.scan:
+        print(json.dumps(scan_rate(args.scan, args.jobs)))
         return 0
     repeat = 20 if args.quick else 100
     info: dict[str, Any] = {"machine": machine()}

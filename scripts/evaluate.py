@@ -5,6 +5,14 @@
         --split valid --target ferplus|fer2013
     python scripts/evaluate.py voice --labels DIR/labels.csv [--adapt [--seed N]]
     python scripts/evaluate.py scenario --dir DIR     (a scenario from scripts/make_scenario.py)
+    python scripts/evaluate.py music --labels FILE.csv [--jobs 2]
+
+A music CSV has at least ``path,quadrant`` (Russell quadrant 1-4: 1 = +valence +arousal, 2 = -valence
++arousal, 3 = -valence -arousal, 4 = +valence -arousal; paths relative to the CSV). Each file takes the
+library's exact placement path (music.placement.place_file: the middle 20 s at 16 kHz, the features,
+the model); a file that cannot be analysed counts as wrong and is reported as unplaced. Scores:
+quadrant accuracy and the sign agreement of valence and arousal; ``confusion`` rows are the true
+quadrant, columns the placed one (0 = unplaced).
 
 A voice CSV has at least ``path,emotion`` (paths relative to the CSV; any format and sample rate
 soundfile reads). Each file takes the daemon's path: resample to 16 kHz mono, VAD segmentation,
@@ -240,6 +248,50 @@ def eval_scenario(args: argparse.Namespace) -> dict[str, Any]:
             "segments_never_reached": sum(m["segments_never_reached"] for m in per_dir)}
 
 
+def _place(path: str) -> tuple[float, float] | None:
+    from emomusic.music.analysis import AnalysisError
+    from emomusic.music.placement import place_file
+
+    try:
+        return place_file(Path(path))[0]
+    except AnalysisError as e:
+        print(f"{path}: not placed: {e}", file=sys.stderr)
+        return None
+
+
+def eval_music(args: argparse.Namespace) -> dict[str, Any]:
+    import csv
+    from concurrent.futures import ProcessPoolExecutor
+
+    with open(args.labels, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"path", "quadrant"} <= set(rows[0]):
+        raise SystemExit(f"{args.labels}: expected a CSV with columns path,quadrant")
+    truth = [int(r["quadrant"]) for r in rows]
+    if not set(truth) <= {1, 2, 3, 4}:
+        raise SystemExit(f"{args.labels}: quadrant must be 1, 2, 3 or 4")
+    paths = [str((args.labels.parent / r["path"]).resolve()) for r in rows]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        placed = list(pool.map(_place, paths, chunksize=4))
+    quad = [0 if p is None else (1 if p[1] >= 0 and p[0] >= 0 else 2 if p[1] >= 0 else 3 if p[0] < 0 else 4)
+            for p in placed]
+    confusion = [[sum(1 for t, q in zip(truth, quad, strict=True) if t == i and q == j) for j in range(5)]
+                 for i in range(1, 5)]
+    v_true = [t in (1, 4) for t in truth]
+    a_true = [t in (1, 2) for t in truth]
+    n = len(rows)
+    return {
+        "n": n,
+        "quadrant_accuracy": round(sum(t == q for t, q in zip(truth, quad, strict=True)) / n, 4),
+        "valence_accuracy": round(sum(p is not None and (p[0] >= 0) == v for p, v in zip(placed, v_true,
+                                                                                      strict=True)) / n, 4),
+        "arousal_accuracy": round(sum(p is not None and (p[1] >= 0) == a for p, a in zip(placed, a_true,
+                                                                                      strict=True)) / n, 4),
+        "unplaced": quad.count(0),
+        "confusion": confusion,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -257,11 +309,15 @@ def main(argv: list[str] | None = None) -> int:
     sc = sub.add_parser("scenario", help="the whole daemon on a scenario from make_scenario.py")
     sc.add_argument("--dir", type=Path, nargs="+", required=True, help="one or more scenario directories")
     sc.add_argument("--config", help="a config.toml to use (default: built-in defaults)")
+    mu = sub.add_parser("music", help="music placement (valence/arousal of songs)")
+    mu.add_argument("--labels", type=Path, required=True, help="CSV with path,quadrant")
+    mu.add_argument("--jobs", type=int, default=2, help="processes analysing audio")
     f.add_argument("--backend", choices=["onnxruntime", "tflite"], default="onnxruntime")
     f.add_argument("--fp32", action="store_true", help="the fp32 model instead of int8")
     f.add_argument("--models", default=str(ROOT / "models"))
     args = ap.parse_args(argv)
-    result = {"faces": eval_faces, "voice": eval_voice, "scenario": eval_scenario}[args.what](args)
+    result = {"faces": eval_faces, "voice": eval_voice, "scenario": eval_scenario,
+              "music": eval_music}[args.what](args)
     print(json.dumps(result))
     return 0
 

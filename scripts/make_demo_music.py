@@ -1,6 +1,6 @@
 """Write the demo music library into a folder (the daemon does this by itself when no music folder
 is configured): eight synthesized pieces, two per circumplex quadrant, as OGG Vorbis, FLAC and MP3;
-half carry a mood tag (Vorbis MOOD / ID3v2.4 TMOO), half are left for audio analysis.
+each carries its mood tag (Vorbis MOOD / ID3v2.4 TMOO).
 
     python scripts/make_demo_music.py OUT_DIR [--seconds 40]
 """

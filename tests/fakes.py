@@ -37,3 +37,16 @@ if __name__ == "__main__":
 
     ANALYZERS.update(factories())
     raise SystemExit(main(sys.argv[1:]))
+
+
+def crashing_analyse(path: str) -> object:
+    """A library-scan analyser whose worker process dies on files named crash*, as a decoder that
+    segfaults on a broken file would (used in worker processes: it must be importable)."""
+    import os
+    from pathlib import Path
+
+    from emomusic.music.scan import analyse
+
+    if Path(path).name.startswith("crash"):
+        os._exit(139)
+    return analyse(path)

@@ -241,7 +241,7 @@ def test_music_files_deleted_or_corrupted_after_the_scan_are_skipped_at_play_tim
     music.mkdir()
     for i, (title, bpm, major, bright, mood, ext) in enumerate(DEMO_PIECES[:4]):
         write_tagged(music / f"{i}.{ext}", synth_music(1.0, bpm, major, bright, seed=i), title, mood, rate=16000)
-    cfg = config(broker, tmp_path, library={"folders": [str(music)], "scan_on_start": False},
+    cfg = config(broker, tmp_path, library={"folders": [str(music)], "scan_on_start": False, "min_track_s": 0},
                  player={"enabled": True, "fade_ms": 0, "queue_length": 4, "history": 1, "mode": "fixed",
                          "fixed_mood": "happy"},
                  camera={"enabled": False}, microphone={"enabled": False})
@@ -288,7 +288,8 @@ def test_sqlite_library_survives_sigkill_during_a_scan(tmp_path: Path) -> None:
     for i in range(n):  # untagged: each one is analysed, so the scan takes a while
         write_wav(music / f"{i:03d}.wav", (np.roll(base, i * 997) * 20000).astype(np.int16))
     conf = tmp_path / "config.toml"
-    conf.write_text(f'[device]\nstate_dir = "{tmp_path / "state"}"\n[library]\nfolders = ["{music}"]\n')
+    conf.write_text(f'[device]\nstate_dir = "{tmp_path / "state"}"\n'
+                    f'[library]\nfolders = ["{music}"]\nmin_track_s = 0\n')
     db = tmp_path / "state" / "library.db"
     proc = subprocess.Popen([sys.executable, "-m", "emomusic", "scan", "--config", str(conf)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

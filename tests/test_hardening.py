@@ -95,7 +95,7 @@ def test_corrupt_library_index_is_moved_aside_and_rebuilt(
     state_dir = tmp_path / "state"
     state_dir.mkdir()
     (state_dir / "library.db").write_bytes(b"this is not an SQLite file" * 100)
-    cfg = config(broker, tmp_path, player={"enabled": True}, library={"folders": [str(music)]},
+    cfg = config(broker, tmp_path, player={"enabled": True}, library={"min_track_s": 0, "folders": [str(music)]},
                  camera={"enabled": False}, microphone={"enabled": False})
     probe = probe_factory(broker.port, [f"{PREFIX}/#"])
     supervised(cfg, analyzers={})
@@ -115,7 +115,7 @@ def test_music_stage_that_cannot_start_says_so_and_retries(
     blocker = tmp_path / "index"
     blocker.write_text("a file where the index folder should be")  # even root cannot create a db below it
     cfg = config(broker, tmp_path, player={"enabled": True},
-                 library={"folders": [str(music)], "database": str(blocker / "library.db")},
+                 library={"min_track_s": 0, "folders": [str(music)], "database": str(blocker / "library.db")},
                  camera={"enabled": False}, microphone={"enabled": False})
     probe = probe_factory(broker.port, [f"{PREFIX}/#"])
     supervised(cfg, analyzers={})
@@ -137,7 +137,7 @@ def test_full_disk_while_playing_is_one_warning_not_a_traceback_per_track(
     disk = tmpfs("1m")
     music = music_folder(disk / "music", n=3, seconds=1.0)
     cfg = config(None, tmp_path, player={"enabled": True, "fade_ms": 0},
-                 library={"folders": [str(music)], "database": str(disk / "library.db")})
+                 library={"min_track_s": 0, "folders": [str(music)], "database": str(disk / "library.db")})
     mc = MusicController(cfg)
     mc.start()
     try:
@@ -174,7 +174,7 @@ def test_scan_rebuilds_a_corrupt_index_instead_of_a_traceback(tmp_path: Path) ->
     db = tmp_path / "library.db"
     db.write_bytes(b"\0garbage" * 512)
     conf = tmp_path / "config.toml"
-    conf.write_text(f'[device]\nstate_dir = "{tmp_path}"\n[library]\nfolders = ["{music}"]\n')
+    conf.write_text(f'[device]\nstate_dir = "{tmp_path}"\n[library]\nmin_track_s = 0\nfolders = ["{music}"]\n')
     scan = subprocess.run([sys.executable, "-m", "emomusic", "scan", "--config", str(conf)],
                           capture_output=True, text=True, timeout=120)
     assert scan.returncode == 0, scan.stderr
@@ -391,7 +391,7 @@ def test_sighup_rescans_the_library_and_the_daemon_lives_on(tmp_path: Path) -> N
     state = tmp_path / "state"
     conf = tmp_path / "config.toml"
     conf.write_text(f'[device]\nstate_dir = "{state}"\n[mqtt]\nenabled = false\n[camera]\nenabled = false\n'
-                    f'[microphone]\nenabled = false\n[library]\nfolders = ["{music}"]\n')
+                    f'[microphone]\nenabled = false\n[library]\nmin_track_s = 0\nfolders = ["{music}"]\n')
     proc = subprocess.Popen([sys.executable, str(HERE / "fakes.py"), "run", "--config", str(conf)],
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -448,7 +448,8 @@ def test_play_that_cannot_act_is_answered_with_the_reason(
     music = music_folder(tmp_path / "music", n=1)
     player = {"enabled": True, "mode": "off"} if why == "mode off" else {"enabled": False}
     daemon = supervised(config(broker, tmp_path, camera={"enabled": False}, microphone={"enabled": False},
-                               player=player, library={"folders": [str(music)]}), analyzers=factories())
+                               player=player, library={"min_track_s": 0, "folders": [str(music)]}),
+                        analyzers=factories())
     assert daemon.bridge.link.connected.wait(10)
     res = send(tmp_path, broker, "player", "play")
     assert res.returncode == 1
@@ -562,7 +563,7 @@ def test_home_assistant_gets_a_player_state_sensor_and_idle_after_a_clean_stop(
     from emomusic.mqtt.discovery import PLAYER_STATES, REQUIRED_KEYS, discovery_messages
 
     music = music_folder(tmp_path / "music", n=2, seconds=5.0)
-    cfg = config(broker, tmp_path, player={"enabled": True}, library={"folders": [str(music)]},
+    cfg = config(broker, tmp_path, player={"enabled": True}, library={"min_track_s": 0, "folders": [str(music)]},
                  camera={"enabled": False}, microphone={"enabled": False})
     sensors = {topic.split("/")[-2]: payload for topic, payload in discovery_messages(cfg)}
     player = sensors["player"]
@@ -641,7 +642,7 @@ def test_blockwise_spectrogram_equals_the_direct_one() -> None:
     n = 1 + (y.size - analysis.N_FFT) // analysis.HOP
     idx = np.arange(analysis.N_FFT)[None, :] + analysis.HOP * np.arange(n)[:, None]
     direct = np.abs(np.fft.rfft(y[idx] * np.hanning(analysis.N_FFT), axis=1)).T
-    blocked = analysis._stft_mag(y)
+    blocked = analysis.stft_mag(y)
     assert blocked.shape == direct.shape and blocked.dtype == np.float32
     assert np.abs(blocked - direct).max() <= 1e-5 * direct.max()
 

@@ -23,6 +23,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if lib.recovered_from is not None:
         print(f"{lib.path} was corrupt: moved aside to {lib.recovered_from.name} and rebuilt")
     print(f"{lib.path}: {report}")
+    if report is not None and report.unmatched_csv:
+        print(f"{len(report.unmatched_csv)} mood CSV rows match no track:")
+        for row in report.unmatched_csv:
+            print(f"  {row}")
+    if args.prune:
+        print(f"forgot {lib.prune()} tracks that are gone or outside the configured library")
     return 0
 
 
@@ -38,7 +44,8 @@ def cmd_library(args: argparse.Namespace) -> int:
         return 1
     print(f"{'valence':>8} {'arousal':>8}  {'source':<8} {'status':<8} title — artist")
     for r in rows:
-        status = "missing" if r["missing"] else ("error" if r["error"] else "ok")
+        status = "missing" if r["missing"] else ("error" if r["error"] else ("skipped" if r["skip"] else "ok"))
+        why = f"  ({r['error'] or r['skip']})" if (r["error"] or r["skip"]) else ""
         print(f"{r['valence']:+8.2f} {r['arousal']:+8.2f}  {r['source']:<8} {status:<8} "
-              f"{r['title']} — {r['artist'] or '?'}  [{r['path']}]")
+              f"{r['title']} — {r['artist'] or '?'}  [{r['path']}]{why}")
     return 0

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("scan", help="index the music library (incremental)")
     sc.add_argument("--config")
     sc.add_argument("--csv", help="also import this mood CSV")
+    sc.add_argument("--prune", action="store_true",
+                    help="forget tracks that are gone or outside the configured folders/playlists")
     lb = sub.add_parser("library", help="list the indexed tracks with their mood placement")
     lb.add_argument("--config")
     se = sub.add_parser("send", help="send a command to the running daemon over MQTT")

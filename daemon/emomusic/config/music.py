@@ -19,6 +19,8 @@ class LibraryConfig(Section):
     playlists: list[str] = Field(default_factory=list, description="M3U/M3U8 playlists whose entries are added.")
     csv: str = Field("", description="Mood CSV (path_or_title,artist,mood or the seed list format), imported at scan.")
     analyze: bool = Field(True, description="Place untagged tracks by audio analysis.")
+    min_track_s: float = Field(30.0, ge=0, description="Shorter tracks (stingers, jingles) are indexed, never queued.")
+    scan_jobs: int = Field(0, ge=0, le=64, description="Processes analysing audio during a scan; 0 = one per core.")
     database: str = Field("", description="SQLite index; empty = <state_dir>/library.db.")
     scan_on_start: bool = Field(True, description="Incremental rescan when the daemon starts.")
 

@@ -24,6 +24,7 @@ from emomusic.messages import FusedState
 from emomusic.music.demo import make_demo_library
 from emomusic.music.library import Library, ScanReport, Track
 from emomusic.music.policy import Point, distance, plan
+from emomusic.music.scan import scan as scan_library
 from emomusic.queues import RateLimiter
 from emomusic.voice.vad import PlaybackGuard
 
@@ -48,13 +49,14 @@ def open_library(cfg: Config, *, scan: bool, csv: str = "", progress: bool = Fal
         make_demo_library(demo, should_stop=should_stop)
         folders = [demo]
         log.info("no music folders configured: using the generated demo library in %s", demo)
-    mood_csv = csv or lc.csv
-    if mood_csv:
+    mood_csv = Path(csv or lc.csv).expanduser() if (csv or lc.csv) else None
+    if mood_csv is not None:
         try:
-            imported, rejected = lib.import_csv(Path(mood_csv).expanduser())
+            imported, rejected = lib.import_csv(mood_csv)
             log.info("mood CSV %s: %d rows imported, %d rejected", mood_csv, imported, rejected)
         except (OSError, ValueError) as e:
             log.error("library.csv: %s", e)
+            mood_csv = None
     if not scan and lib.recovered_from is None:
         return lib, None
 
@@ -63,8 +65,15 @@ def open_library(cfg: Config, *, scan: bool, csv: str = "", progress: bool = Fal
             raise InterruptedError("stopped during the library scan")
 
     log.info("scanning the library: %s", ", ".join(str(f) for f in [*folders, *playlists]))
-    report = lib.scan(folders, playlists, analyze=lc.analyze, progress=progress, on_file=check_stop)
+    report = scan_library(lib, folders, playlists, analyze=lc.analyze, min_track_s=lc.min_track_s,
+                          progress=progress, jobs=lc.scan_jobs, on_file=check_stop)
     log.info("library scan: %s", report)
+    if mood_csv is not None:
+        unmatched = lib.unmatched_placements(str(mood_csv))
+        if unmatched:
+            log.warning("mood CSV %s: %d rows match no track in the library: %s", mood_csv, len(unmatched),
+                        "; ".join(unmatched[:20]) + (" …" if len(unmatched) > 20 else ""))
+        report.unmatched_csv = unmatched
     return lib, report
 
 

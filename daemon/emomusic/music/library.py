@@ -1,13 +1,15 @@
 """The music library: tracks from folders and M3U playlists, indexed in SQLite with a mood placement.
 
 Every track gets a (valence, arousal) and the source of that placement, in this order of trust:
-an imported CSV (``csv``), the file's own mood tags (``tag``), audio analysis (``analysis``); a
-track none of these can place sits at the centre with source ``none``.
+an imported CSV (``csv``), the file's own mood tags (``tag``), audio analysis (``analysis``). A
+track none of these can place, or one too short or silent to be music, is kept with the reason in
+``skip`` and never queued.
 
-The index is a WAL-mode SQLite file with a schema version; a rescan only reads files whose mtime or
-size changed, marks vanished files missing (it never deletes what the user might plug back in), and
-commits in small transactions, so a kill -9 mid-scan loses at most the current batch. A corrupt file
-is logged, recorded with its error, and skipped; it never stops a scan.
+The index is a WAL-mode SQLite file with a schema version. ``music.scan`` fills it: only files whose
+mtime or size changed are read again; files that vanished or are no longer in the configured folders
+and playlists are marked missing (not played; ``prune`` forgets them), and writes are committed in
+small transactions, so a kill -9 mid-scan loses at most the current batch. A corrupt file is
+recorded with its error; it never stops a scan.
 """
 
 from __future__ import annotations
@@ -18,19 +20,18 @@ import logging
 import os
 import re
 import sqlite3
-import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from emomusic.music.moods import mood_to_va
-from emomusic.music.tags import TagError, read_tags
+from emomusic.music.tags import TrackTags
 
 log = logging.getLogger("emomusic.library")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 AUDIO_EXTENSIONS = {".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".m4a", ".mp4", ".aac", ".aif", ".aiff"}
 BATCH = 25
 
@@ -54,6 +55,7 @@ CREATE TABLE IF NOT EXISTS tracks (
     features TEXT,
     missing INTEGER NOT NULL DEFAULT 0,
     error TEXT,
+    skip TEXT,                     -- why a readable track is not queued (too short, silent, unplaced)
     scanned_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS placements (
@@ -86,11 +88,16 @@ class ScanReport:
     updated: int = 0
     unchanged: int = 0
     failed: int = 0
-    missing: int = 0
+    skipped: int = 0  # indexed but not queued: too short, silent, analysis failed
+    missing: int = 0  # gone, or no longer in the configured folders/playlists
+    seconds: float = 0.0
+    unmatched_csv: list[str] = field(default_factory=list)  # mood CSV rows no track matched
 
     def __str__(self) -> str:
+        rate = (self.added + self.updated) / self.seconds if self.seconds > 0 else 0.0
         return (f"{self.seen} files: {self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
-                f"{self.failed} unreadable, {self.missing} missing")
+                f"{self.failed} unreadable, {self.skipped} not queued (short, silent or unplaceable), "
+                f"{self.missing} no longer in the configured library; {self.seconds:.1f} s ({rate:.1f} tracks/s)")
 
 
 def song_key(artist: str, title: str) -> str:
@@ -134,26 +141,6 @@ def iter_audio_files(folders: Iterable[Path], playlists: Iterable[Path]) -> Iter
             if str(p.resolve()) not in seen:
                 seen.add(str(p.resolve()))
                 yield p.resolve()
-
-
-class Progress:
-    """A one-line progress bar on a terminal; a log line every 100 files otherwise."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.tty = enabled and sys.stderr.isatty()
-        self.n = 0
-
-    def step(self, name: str) -> None:
-        self.n += 1
-        if self.tty:
-            sys.stderr.write(f"\rscanning: {self.n} files  {name[:50]:<50}")
-            sys.stderr.flush()
-        elif self.n % 100 == 0:
-            log.info("scanned %d files", self.n)
-
-    def done(self) -> None:
-        if self.tty:
-            sys.stderr.write("\n")
 
 
 class Library:
@@ -220,6 +207,8 @@ class Library:
         if version > SCHEMA_VERSION:
             raise RuntimeError(f"{self.path}: schema version {version} is newer than this emomusic ({SCHEMA_VERSION})")
         self.db.executescript(SCHEMA)  # idempotent; executescript manages its own transaction
+        if version == 1:  # 1 -> 2: the skip column
+            self.db.execute("ALTER TABLE tracks ADD COLUMN skip TEXT")
         with self._tx():
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
@@ -246,7 +235,10 @@ class Library:
                         p = Path(target).expanduser()
                         if not p.is_absolute() and (path.parent / p).exists():
                             p = path.parent / p
-                        key = f"path:{p.resolve()}" if p.exists() else song_key(row.get("artist", ""), target)
+                        if not p.is_absolute() and p.suffix.lower() in AUDIO_EXTENSIONS:
+                            p = path.parent / p  # a file name: relative to the CSV, even if not there
+                        is_file = p.exists() or p.suffix.lower() in AUDIO_EXTENSIONS
+                        key = f"path:{p.resolve()}" if is_file else song_key(row.get("artist", ""), target)
                         mood = row["mood"]
                     va = mood_to_va(mood)
                     if va is None:
@@ -260,8 +252,10 @@ class Library:
         return imported, rejected
 
     def _placement_for(self, path: str, artist: str, title: str) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM placements WHERE key IN (?, ?) ORDER BY key LIKE 'path:%' DESC",
-                               (f"path:{path}", song_key(artist, title))).fetchone()
+        # by path first, then by artist and title, then by title alone (a CSV row without an artist)
+        return self.db.execute(
+            "SELECT * FROM placements WHERE key IN (?, ?, ?) ORDER BY key LIKE 'path:%' DESC, key = ? DESC",
+            (f"path:{path}", song_key(artist, title), song_key("", title), song_key(artist, title))).fetchone()
 
     def _apply_placements(self) -> None:
         with self._tx():
@@ -271,105 +265,60 @@ class Library:
                     self.db.execute("UPDATE tracks SET valence=?, arousal=?, source='csv', mood=? WHERE id=?",
                                     (p["valence"], p["arousal"], p["mood"], t["id"]))
 
-    # -- scanning ---------------------------------------------------------------------------------
-    def scan(self, folders: Iterable[Path], playlists: Iterable[Path] = (), analyze: bool = True,
-             progress: bool = False, on_file: Callable[[Path], None] | None = None) -> ScanReport:
-        report = ScanReport()
-        bar = Progress(progress)
-        seen: set[str] = set()
-        folders = [Path(f).expanduser().resolve() for f in folders]
-        pending = 0
+    # -- writing (music.scan drives it) ----------------------------------------------------------
+    def file_state(self, path: Path, st: os.stat_result) -> str:
+        """"new", "changed" or "unchanged" (same mtime and size, read without error); an unchanged
+        file that had gone missing is marked present again."""
+        old = self.db.execute("SELECT mtime, size, missing, error FROM tracks WHERE path=?", (str(path),)).fetchone()
+        if old is None:
+            return "new"
+        if old["mtime"] == st.st_mtime and old["size"] == st.st_size and not old["error"]:
+            if old["missing"]:
+                with self._tx():
+                    self.db.execute("UPDATE tracks SET missing=0 WHERE path=?", (str(path),))
+            return "unchanged"
+        return "changed"
+
+    def placement_for(self, path: str, artist: str, title: str) -> sqlite3.Row | None:
+        """The imported CSV placement of a file (by path, else by artist and title), if any."""
+        return self._placement_for(path, artist, title)
+
+    @contextmanager
+    def writing(self) -> Iterator[Writer]:
+        """Writes in transactions of ``BATCH`` rows: a scan killed mid-way loses at most one batch."""
+        writer = Writer(self.db)
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            for path in iter_audio_files(folders, [Path(p).expanduser() for p in playlists]):
-                report.seen += 1
-                seen.add(str(path))
-                bar.step(path.name)
-                if on_file:
-                    on_file(path)
-                self._scan_one(path, analyze, report)
-                pending += 1
-                if pending >= BATCH:
-                    self.db.execute("COMMIT")
-                    self.db.execute("BEGIN IMMEDIATE")
-                    pending = 0
-            # Files under the scanned folders that were not seen this time are gone (for now).
-            for row in self.db.execute("SELECT id, path FROM tracks WHERE missing=0").fetchall():
-                if row["path"] not in seen and any(row["path"].startswith(str(f) + os.sep) for f in folders):
-                    self.db.execute("UPDATE tracks SET missing=1 WHERE id=?", (row["id"],))
-                    report.missing += 1
+            yield writer
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        finally:
-            bar.done()
-        return report
 
-    def _scan_one(self, path: Path, analyze: bool, report: ScanReport) -> None:
-        try:
-            st = path.stat()
-        except OSError as e:
-            log.warning("%s: cannot stat (%s); skipped", path, e.strerror)
-            report.failed += 1
-            return
-        old = self.db.execute("SELECT mtime, size, missing, error FROM tracks WHERE path=?", (str(path),)).fetchone()
-        if old and old["mtime"] == st.st_mtime and old["size"] == st.st_size and not old["error"]:
-            if old["missing"]:
-                self.db.execute("UPDATE tracks SET missing=0 WHERE path=?", (str(path),))
-            report.unchanged += 1
-            return
-        now = time.time()
-        try:
-            tags = read_tags(path)
-        except TagError as e:
-            log.warning("%s: unreadable audio file (%s); skipped", path, e)
-            self.db.execute(
-                "INSERT INTO tracks (path, mtime, size, title, error, scanned_at, missing) VALUES (?,?,?,?,?,?,0) "
-                "ON CONFLICT(path) DO UPDATE SET mtime=excluded.mtime, size=excluded.size, error=excluded.error, "
-                "scanned_at=excluded.scanned_at, missing=0",
-                (str(path), st.st_mtime, st.st_size, path.stem, str(e), now),
-            )
-            report.failed += 1
-            return
-        valence, arousal, source, features, mood = 0.0, 0.0, "none", None, tags.mood
-        placement = self._placement_for(str(path), tags.artist, tags.title)
-        tag_va = mood_to_va(tags.mood) if tags.mood else None
-        if placement is not None:
-            valence, arousal, source, mood = placement["valence"], placement["arousal"], "csv", placement["mood"]
-        elif tag_va is not None:
-            (valence, arousal), source = tag_va, "tag"
-        elif analyze:
-            try:
-                from emomusic.music.analysis import analyze_file
+    def prune(self) -> int:
+        """Forget the tracks that are gone or outside the configured library; returns how many."""
+        with self._tx():
+            return self.db.execute("DELETE FROM tracks WHERE missing=1").rowcount
 
-                f = analyze_file(path)
-                (valence, arousal), source = f.placement(), "analysis"
-                features = json.dumps({"bpm": round(f.bpm, 1), "rms_db": round(f.rms_db, 1),
-                                       "centroid_hz": round(f.centroid_hz), "major": f.major,
-                                       "mode_strength": round(f.mode_strength, 3)})
-            except Exception as e:  # undecodable formats (AAC) or broken audio: keep the tags, centre it
-                log.warning("%s: audio analysis failed (%s); placed at the centre", path, e)
-        values = (str(path), st.st_mtime, st.st_size, tags.title, tags.artist, tags.album, tags.genre,
-                  tags.duration_s, tags.bpm, mood, valence, arousal, source, features, now)
-        self.db.execute(
-            "INSERT INTO tracks (path, mtime, size, title, artist, album, genre, duration_s, bpm, mood, valence, "
-            "arousal, source, features, scanned_at, missing, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,NULL) "
-            "ON CONFLICT(path) DO UPDATE SET mtime=excluded.mtime, size=excluded.size, title=excluded.title, "
-            "artist=excluded.artist, album=excluded.album, genre=excluded.genre, duration_s=excluded.duration_s, "
-            "bpm=excluded.bpm, mood=excluded.mood, valence=excluded.valence, arousal=excluded.arousal, "
-            "source=excluded.source, features=excluded.features, scanned_at=excluded.scanned_at, missing=0, "
-            "error=NULL",
-            values,
-        )
-        if old:
-            report.updated += 1
-        else:
-            report.added += 1
+    def unmatched_placements(self, origin: str) -> list[str]:
+        """Rows of the CSV ``origin`` that no indexed track matched (by path or by artist and title)."""
+        paths = {r[0] for r in self.db.execute("SELECT path FROM tracks")}
+        songs = set()
+        for artist, title in self.db.execute("SELECT artist, title FROM tracks"):
+            songs |= {song_key(artist, title), song_key("", title)}
+        out = []
+        for r in self.db.execute("SELECT key FROM placements WHERE origin=? ORDER BY key", (origin,)):
+            key = r[0]
+            if key.startswith("path:") and key[5:] not in paths:
+                out.append(key[5:])
+            elif key.startswith("song:") and key not in songs:
+                artist, title = key[5:].split("|", 1)
+                out.append(f"{title} — {artist or '?'}")
+        return out
 
     # -- reading ----------------------------------------------------------------------------------
     def tracks(self, playable_only: bool = True) -> list[Track]:
-        where = "WHERE missing=0 AND error IS NULL" if playable_only else ""
+        where = "WHERE missing=0 AND error IS NULL AND skip IS NULL" if playable_only else ""
         rows = self.db.execute(f"SELECT * FROM tracks {where} ORDER BY artist, title, path").fetchall()
         return [Track(r["id"], r["path"], r["title"], r["artist"], r["duration_s"], r["valence"], r["arousal"],
                       r["source"], r["mood"]) for r in rows]
@@ -381,3 +330,56 @@ class Library:
         """A file that failed at play time (deleted or corrupted after the scan) is skipped from now on."""
         with self._tx():
             self.db.execute("UPDATE tracks SET error=? WHERE id=?", (error, track_id))
+
+
+class Writer:
+    """Row writes of one scan, committed every ``BATCH`` rows (see ``Library.writing``)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.pending = 0
+
+    def _written(self) -> None:
+        self.pending += 1
+        if self.pending >= BATCH:
+            self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            self.pending = 0
+
+    def error(self, path: Path, st: os.stat_result, error: str) -> None:
+        self.db.execute(
+            "INSERT INTO tracks (path, mtime, size, title, error, scanned_at, missing) VALUES (?,?,?,?,?,?,0) "
+            "ON CONFLICT(path) DO UPDATE SET mtime=excluded.mtime, size=excluded.size, error=excluded.error, "
+            "scanned_at=excluded.scanned_at, missing=0",
+            (str(path), st.st_mtime, st.st_size, path.stem, error, time.time()),
+        )
+        self._written()
+
+    def track(self, path: Path, st: os.stat_result, tags: TrackTags, va: tuple[float, float], source: str,
+              mood: str, features: dict[str, float] | None, skip: str | None = None) -> None:
+        """One readable track; ``skip`` says why it is not queued (too short, silent, not placed)."""
+        values = (str(path), st.st_mtime, st.st_size, tags.title, tags.artist, tags.album, tags.genre,
+                  tags.duration_s, tags.bpm, mood, va[0], va[1], source,
+                  json.dumps(features) if features else None, time.time(), skip)
+        self.db.execute(
+            "INSERT INTO tracks (path, mtime, size, title, artist, album, genre, duration_s, bpm, mood, valence, "
+            "arousal, source, features, scanned_at, skip, missing, error) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,NULL) "
+            "ON CONFLICT(path) DO UPDATE SET mtime=excluded.mtime, size=excluded.size, title=excluded.title, "
+            "artist=excluded.artist, album=excluded.album, genre=excluded.genre, duration_s=excluded.duration_s, "
+            "bpm=excluded.bpm, mood=excluded.mood, valence=excluded.valence, arousal=excluded.arousal, "
+            "source=excluded.source, features=excluded.features, scanned_at=excluded.scanned_at, "
+            "skip=excluded.skip, missing=0, error=NULL",
+            values,
+        )
+        self._written()
+
+    def retire_unseen(self, seen: set[str]) -> int:
+        """Mark what the index holds but this scan did not find (deleted, or outside the configured
+        folders and playlists) as missing: it is not played. Returns how many were newly marked."""
+        n = 0
+        for row in self.db.execute("SELECT id, path FROM tracks WHERE missing=0").fetchall():
+            if row["path"] not in seen:
+                self.db.execute("UPDATE tracks SET missing=1 WHERE id=?", (row["id"],))
+                n += 1
+        return n

@@ -34,7 +34,8 @@ def _first(value: Any) -> str:
         value = value[0] if value else ""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    return str(value).strip()
+    # one value of a multi-valued frame: ID3v2.4 separates values with NUL, some taggers with "; "
+    return str(value).split("\x00")[0].strip()
 
 
 def _raw_mood_bpm(audio: Any) -> tuple[str, str]:

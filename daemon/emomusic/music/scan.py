@@ -1,0 +1,232 @@
+"""Scanning the configured music into the index: tags, placement, odd tracks, on every core.
+
+A scan lists the configured folders and playlists, then reads each new or changed file's tags and
+places it (an imported CSV row, its own mood tag, else audio analysis). Analysis runs in a pool of
+worker processes (one per core) on the middle 20 s of each file only. Tracks shorter than
+``min_track_s`` (stingers, jingles), silent ones and ones whose analysis failed are indexed with
+the reason they are not queued. Whatever the index holds that this scan did not find is no longer
+in the configured library: it is not played, and ``prune`` forgets it.
+
+Progress is a tqdm bar on a terminal and an INFO line every ``LOG_EVERY_S`` otherwise (the daemon
+scanning at start-up), with the rate and the time left.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emomusic.music.library import Library, ScanReport, iter_audio_files
+from emomusic.music.moods import mood_to_va
+from emomusic.music.tags import TagError, read_tags
+
+log = logging.getLogger("emomusic.library")
+
+LOG_EVERY_S = 10.0
+INLINE_BELOW = 4  # fewer files to analyse than this: no worker pool (it costs ~0.5 s to start)
+
+
+def analyse(path: str) -> tuple[tuple[float, float], dict[str, float]] | str:
+    """Worker: the placement of one file, or why it has none (a string)."""
+    from emomusic.music.analysis import AnalysisError
+    from emomusic.music.placement import place_file
+
+    try:
+        return place_file(Path(path))
+    except AnalysisError as e:
+        return str(e)
+
+
+class _Inline(Executor):
+    """Runs submitted work at once in this process (small scans, tests, a pool that cannot start)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        f: Future[Any] = Future()
+        try:
+            f.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 - delivered through the future, as a pool would
+            f.set_exception(e)
+        return f
+
+
+class Progress:
+    """tqdm on a terminal, periodic log lines otherwise."""
+
+    def __init__(self, total: int, terminal: bool) -> None:
+        self.total, self.n, self.t0, self.last_log = total, 0, time.monotonic(), time.monotonic()
+        self.bar: Any = None
+        if terminal and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="track", desc="scanning", dynamic_ncols=True)
+
+    def step(self) -> None:
+        self.n += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            return
+        now = time.monotonic()
+        if now - self.last_log >= LOG_EVERY_S and self.n < self.total:
+            self.last_log = now
+            rate = self.n / max(now - self.t0, 1e-9)
+            log.info("library scan: %d/%d files (%.1f/s, about %.0f s left)", self.n, self.total, rate,
+                     (self.total - self.n) / max(rate, 1e-9))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _Workers:
+    """The analysis processes. A worker that dies (a decoder crashing on a broken file, the OOM
+    killer) breaks the whole pool: a new pool takes the remaining work, each file the dead pool held
+    is analysed again alone, and the one that kills its worker again is marked as failed instead of
+    taking the scan down."""
+
+    def __init__(self, jobs: int, use_pool: bool, analyser: Callable[[str], Any] = analyse) -> None:
+        self.jobs, self.use_pool, self.analyser = jobs, use_pool, analyser
+        self.generation = 0
+        self.pool: Executor = self._new()
+
+    def _new(self) -> Executor:
+        if not self.use_pool:
+            return _Inline()
+        import multiprocessing
+
+        return ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, path: Path) -> tuple[int, Future[Any]]:
+        return self.generation, self.pool.submit(self.analyser, str(path))
+
+    def renew(self, generation: int) -> None:
+        """Replace the pool that ``generation`` ran on, unless that was done already."""
+        if generation == self.generation:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.generation += 1
+            self.pool = self._new()
+
+    def isolated(self, path: Path) -> Any:
+        """Analyse one file alone in a process of its own: the file a dead pool held is either
+        innocent (analysed now) or the one that kills its worker (then it is marked as failed)."""
+        if not self.use_pool:
+            return self.analyser(str(path))
+        import multiprocessing
+
+        log.warning("%s: an analysing process died; trying this file alone", path)
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as alone:
+            try:
+                return alone.submit(self.analyser, str(path)).result()
+            except BrokenProcessPool:
+                return "the analysing process died on it (a decoder crash?)"
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+
+@dataclass
+class _Pending:
+    path: Path
+    stat: os.stat_result
+    tags: Any
+    existed: bool
+    job: tuple[int, Future[Any]]
+
+
+def scan(lib: Library, folders: Iterable[Path], playlists: Iterable[Path] = (), *, analyze: bool = True,
+         min_track_s: float = 30.0, progress: bool = False, jobs: int = 0,
+         on_file: Callable[[Path], None] | None = None, analyser: Callable[[str], Any] = analyse) -> ScanReport:
+    """Bring the index in line with the configured folders and playlists. ``on_file`` is called
+    before each file (it may raise to stop the scan: what was committed stays consistent);
+    ``analyser`` (a module-level function, for the worker processes) places one file."""
+    t0 = time.monotonic()
+    report = ScanReport()
+    files = list(iter_audio_files([Path(f).expanduser().resolve() for f in folders],
+                                  [Path(p).expanduser() for p in playlists]))
+    work: list[tuple[Path, os.stat_result, bool]] = []
+    for path in files:
+        report.seen += 1
+        try:
+            st = path.stat()
+        except OSError as e:
+            log.warning("%s: cannot stat (%s); skipped", path, e.strerror)
+            report.failed += 1
+            continue
+        state = lib.file_state(path, st)
+        if state == "unchanged":
+            report.unchanged += 1
+        else:
+            work.append((path, st, state == "changed"))
+    bar = Progress(len(work), progress)
+    jobs = jobs or os.cpu_count() or 1
+    workers = _Workers(jobs, analyze and len(work) >= INLINE_BELOW and jobs > 1, analyser)
+    try:
+        with lib.writing() as write:
+            pending: list[_Pending] = []
+            for path, st, existed in work:
+                if on_file:
+                    on_file(path)
+                try:
+                    tags = read_tags(path)
+                except TagError as e:
+                    log.warning("%s: unreadable audio file (%s); skipped", path, e)
+                    write.error(path, st, str(e))
+                    report.failed += 1
+                    bar.step()
+                    continue
+                placed = lib.placement_for(str(path), tags.artist, tags.title)
+                tag_va = mood_to_va(tags.mood) if tags.mood else None
+                if tags.duration_s < min_track_s:
+                    why = f"short ({tags.duration_s:.0f} s < library.min_track_s {min_track_s:g} s)"
+                    write.track(path, st, tags, (0.0, 0.0), "none", tags.mood, None, skip=why)
+                    report.skipped += 1
+                elif placed is not None:
+                    write.track(path, st, tags, (placed["valence"], placed["arousal"]), "csv", placed["mood"], None)
+                elif tag_va is not None:
+                    write.track(path, st, tags, tag_va, "tag", tags.mood, None)
+                elif analyze:
+                    pending.append(_Pending(path, st, tags, existed, workers.submit(path)))
+                    if len(pending) >= 2 * jobs:
+                        _finish(write, pending.pop(0), report, bar, workers)
+                    continue
+                else:
+                    write.track(path, st, tags, (0.0, 0.0), "none", tags.mood, None, skip="not placed (analysis off)")
+                    report.skipped += 1
+                report.updated += existed
+                report.added += not existed
+                bar.step()
+            for p in pending:
+                _finish(write, p, report, bar, workers)
+            report.missing = write.retire_unseen({str(p) for p in files})
+    finally:
+        workers.shutdown()
+        bar.close()
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def _finish(write: Any, p: _Pending, report: ScanReport, bar: Progress, workers: _Workers) -> None:
+    generation, future = p.job
+    try:
+        result = future.result()
+    except BrokenProcessPool:
+        workers.renew(generation)
+        result = workers.isolated(p.path)
+    if isinstance(result, str):
+        log.warning("%s: not queued: audio analysis failed (%s)", p.path, result)
+        write.track(p.path, p.stat, p.tags, (0.0, 0.0), "none", p.tags.mood, None,
+                    skip=f"analysis failed: {result}")
+        report.skipped += 1
+    else:
+        va, shown = result
+        write.track(p.path, p.stat, p.tags, va, "analysis", p.tags.mood, shown)
+    report.updated += p.existed
+    report.added += not p.existed
+    bar.step()
