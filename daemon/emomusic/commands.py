@@ -7,13 +7,18 @@ Every payload is checked for size, UTF-8, and a closed set of values; anything e
 from __future__ import annotations
 
 import json
+import logging
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from emomusic.config.music import MODES
 from emomusic.labels import ALL_LABELS, normalize_label
 from emomusic.messages import Observation
+
+log = logging.getLogger("emomusic.commands")
 
 PLAYER_ACTIONS = ("play", "pause", "toggle", "skip")
 COMMAND_TOPICS = ("mode/set", "volume/set", "player/set", "mood/set")
@@ -31,17 +36,24 @@ class Command:
     value: str | int
 
 
+CONTROLS_FILE = "controls.json"  # in the state dir: what the user set survives a restart
+
+
 @dataclass
 class Controls:
     """What the user steers: the music mode, volume and fixed mood. One instance, owned by the daemon;
-    the music stage reads it and acts on the changes."""
+    the music stage reads it and acts on the changes. With a ``path`` every change is saved there
+    (atomically), and ``restore`` reads it back at start: the config's values are only the defaults
+    of a first start."""
 
     mode: str
     volume: int
     mood: str
+    path: Path | None = field(default=None, compare=False)
 
     def apply(self, cmd: Command) -> bool:
         """Take a mode, volume or mood command; False for commands that change no control (player)."""
+        before = (self.mode, self.volume, self.mood)
         if cmd.kind == "mode":
             self.mode = str(cmd.value)
         elif cmd.kind == "volume":
@@ -50,7 +62,40 @@ class Controls:
             self.mood, self.mode = str(cmd.value), "fixed"
         else:
             return False
+        if (self.mode, self.volume, self.mood) != before:
+            self.save()
         return True
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"mode": self.mode, "volume": self.volume, "mood": self.mood}))
+            os.replace(tmp, self.path)
+        except OSError as e:  # a read-only or full state dir: the controls still work, until a restart
+            log.warning("controls not saved to %s (%s); they will reset at the next start", self.path, e.strerror)
+
+    @classmethod
+    def restore(cls, mode: str, volume: int, mood: str, path: Path) -> Controls:
+        """The controls saved in ``path``, each value checked; the given defaults for what is missing,
+        unreadable or invalid (said in one line)."""
+        controls = cls(mode, volume, mood, path)
+        if not path.exists():
+            return controls
+        try:
+            saved = json.loads(path.read_text())
+            if not isinstance(saved, dict):
+                raise ValueError("not a JSON object")
+            for key in ("mode", "volume", "mood"):  # the same checks as the MQTT command of each
+                if key in saved:
+                    value = parse_command(f"{key}/set", str(saved[key]).encode(), 100).value
+                    setattr(controls, key, value)
+        except (OSError, ValueError) as e:
+            log.warning("%s: saved controls unusable (%s); using the config's", path, e)
+            return cls(mode, volume, mood, path)
+        return controls
 
 
 def decode_text(payload: bytes, max_bytes: int) -> str:

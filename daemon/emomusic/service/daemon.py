@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from emomusic.commands import Command, Controls
+from emomusic.commands import CONTROLS_FILE, Command, Controls
 from emomusic.config import Config
 from emomusic.fusion.fuser import Fusion
 from emomusic.messages import FusedState, Observation, redact
@@ -87,7 +87,8 @@ class Daemon:
         self.clock: Callable[[], float] = time.monotonic
         self.notifier = notifier or Notifier()
         self.stop_event = stop_event or threading.Event()  # the CLI's, so a SIGTERM during set-up counts
-        self.controls = Controls(cfg.player.mode, cfg.player.volume, cfg.player.fixed_mood)
+        self.controls = Controls.restore(cfg.player.mode, cfg.player.volume, cfg.player.fixed_mood,
+                                         cfg.state_dir / CONTROLS_FILE)
         self.sinks: list[StateSink] = list(sinks)
         self.commands: queue.Queue[Command] = queue.Queue(maxsize=100)
         self.dropped_commands = 0
