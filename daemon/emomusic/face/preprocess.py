@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from emomusic.runtime import Backend
+
 FACE_SIZE = 48
 CROP_MARGIN = 0.25  # a pre-cropped photo without a detected face is taken as its box plus this margin
 # Where the eyes' midpoint and the mouth land in the 48x48 crop, and the distances they are scaled to.
@@ -90,6 +92,19 @@ def alignment(points: np.ndarray) -> np.ndarray:
     return np.hstack([rot, shift[:, None]])
 
 
+def gray_patch(image: np.ndarray, x0: int, y0: int, x1: int, y1: int, scale: float) -> np.ndarray:
+    """Gray pixels of [x0:x1, y0:y1] (clipped to the frame, edges replicated) resized by ``scale``."""
+    import cv2
+
+    h, w = image.shape[:2]
+    pad = max(0, -x0, -y0, x1 - w, y1 - h)
+    src = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else image
+    patch = src[y0 + pad : y1 + pad, x0 + pad : x1 + pad]
+    patch = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY) if patch.ndim == 3 else patch
+    size = (max(1, round(patch.shape[1] * scale)), max(1, round(patch.shape[0] * scale)))
+    return cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
+
+
 def align_face(image: np.ndarray, box: Box, keypoints: Any = ()) -> np.ndarray:
     """The 48x48 gray aligned crop of the face at ``box`` (with BlazeFace ``keypoints`` when known).
 
@@ -97,35 +112,32 @@ def align_face(image: np.ndarray, box: Box, keypoints: Any = ()) -> np.ndarray:
     so a close-up does not alias; edges are replicated where the crop runs off the image."""
     import cv2
 
-    gray = to_gray(image)
-    m = alignment(landmarks(box, keypoints))
+    pts = landmarks(box, keypoints)
+    m = alignment(pts)
     scale = float(np.hypot(m[0, 0], m[1, 0]))
     if scale < 0.5:  # pre-shrink: cut a region around the face, resize it by area, fold into m
-        pts = landmarks(box, keypoints)
         cx, cy = pts.mean(0)
         half = 1.5 * FACE_SIZE / scale / 2
         x0, y0 = int(math.floor(cx - half)), int(math.floor(cy - half))
         side = int(math.ceil(2 * half))
-        h, w = gray.shape
-        pad = max(0, -x0, -y0, x0 + side - w, y0 + side - h)
-        src = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else gray
-        region = src[y0 + pad : y0 + pad + side, x0 + pad : x0 + pad + side]
         target = max(FACE_SIZE, int(round(side * scale * 1.5)))
-        gray = cv2.resize(region, (target, target), interpolation=cv2.INTER_AREA)
         f = target / side  # region pixel -> shrunk pixel
+        src = gray_patch(image, x0, y0, x0 + side, y0 + side, f)
         m = m @ np.array([[1 / f, 0, x0], [0, 1 / f, y0], [0, 0, 1]])
-    return cv2.warpAffine(gray, m, (FACE_SIZE, FACE_SIZE), flags=cv2.INTER_LINEAR,
+    else:
+        src = to_gray(image)
+    return cv2.warpAffine(src, m, (FACE_SIZE, FACE_SIZE), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
 
 
 LOCATE_SCORE = 0.3  # a pre-cropped photo is known to hold a face: accept a less certain detection
 
 
-def crop_locator(backend: str = "onnxruntime", models_dir: Path | None = None) -> Any:
+def crop_locator(backend: Backend = "onnxruntime", models_dir: Path | None = None) -> Any:
     """The detector ``locate_in_crop`` is meant to be given (short range, low threshold)."""
     from emomusic.face.detector import MODELS_DIR, FaceDetector
 
-    return FaceDetector("short", backend, score_threshold=LOCATE_SCORE, min_face_px=8,  # type: ignore[arg-type]
+    return FaceDetector("short", backend, score_threshold=LOCATE_SCORE, min_face_px=8,
                         models_dir=models_dir or MODELS_DIR)
 
 

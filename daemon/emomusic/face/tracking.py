@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emomusic.face.detector import Detection, FaceDetector, iou
+from emomusic.face.preprocess import gray_patch
 
 
 @dataclass
@@ -70,19 +71,6 @@ TRACK_MIN_SCORE = 0.6  # normalised correlation below which a tracked face is ta
 TRACK_SIDE = 24  # a face is tracked at this size (pixels), whatever its size in the frame
 
 
-def _gray_patch(image: np.ndarray, x0: int, y0: int, x1: int, y1: int, scale: float) -> np.ndarray:
-    """Gray pixels of [x0:x1, y0:y1] (clipped to the frame, edges replicated) resized by ``scale``."""
-    import cv2
-
-    h, w = image.shape[:2]
-    pad = max(0, -x0, -y0, x1 - w, y1 - h)
-    src = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else image
-    patch = src[y0 + pad : y1 + pad, x0 + pad : x1 + pad]
-    patch = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY) if patch.ndim == 3 else patch
-    size = (max(1, round(patch.shape[1] * scale)), max(1, round(patch.shape[0] * scale)))
-    return cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
-
-
 class FaceFollower:
     """Follows one detected face between detector runs by template matching (a few hundredths of a
     millisecond instead of a detector run): the box moves with the head; a match below
@@ -92,7 +80,7 @@ class FaceFollower:
         x0, y0, x1, y1 = det.box
         self.det = det
         self.scale = TRACK_SIDE / max(x1 - x0, y1 - y0, 1.0)
-        self.template = _gray_patch(image, int(x0), int(y0), int(x1), int(y1), self.scale)
+        self.template = gray_patch(image, int(x0), int(y0), int(x1), int(y1), self.scale)
 
     def follow(self, image: np.ndarray) -> Detection | None:
         import cv2
@@ -100,7 +88,7 @@ class FaceFollower:
         x0, y0, x1, y1 = self.det.box
         mx, my = (x1 - x0) / 2, (y1 - y0) / 2  # search half a face in every direction
         sx0, sy0 = int(x0 - mx), int(y0 - my)
-        search = _gray_patch(image, sx0, sy0, int(x1 + mx), int(y1 + my), self.scale)
+        search = gray_patch(image, sx0, sy0, int(x1 + mx), int(y1 + my), self.scale)
         th, tw = self.template.shape
         if search.shape[0] < th or search.shape[1] < tw:
             return None

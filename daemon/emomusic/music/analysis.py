@@ -46,7 +46,8 @@ def load_excerpt(path: Path, seconds: float = EXCERPT_S) -> np.ndarray:
     """Mono float32 at 16 kHz: the middle ``seconds`` of the file (decoded with libsndfile, resampled
     with soxr's quick setting: the features stop at 8 kHz and the scan's cost is mostly here)."""
     import soundfile as sf
-    import soxr
+
+    from emomusic.audio import to_mono_float
 
     with sf.SoundFile(str(path)) as f:
         n = f.frames
@@ -55,10 +56,7 @@ def load_excerpt(path: Path, seconds: float = EXCERPT_S) -> np.ndarray:
             f.seek((n - want) // 2)
         data = f.read(min(n, want) if n > 0 else want, dtype="float32", always_2d=True)
         rate = f.samplerate
-    y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if rate != RATE and y.size:
-        y = soxr.resample(y, rate, RATE, quality="LQ")
-    return np.clip(y, -1.0, 1.0).astype(np.float32)
+    return to_mono_float(data, rate, quality="LQ")
 
 
 STFT_BLOCK = 128  # frames transformed at once: bounded temporaries on a Pi
@@ -201,8 +199,6 @@ def analyze_file(path: Path) -> np.ndarray:
     """Feature vector of the file's middle excerpt; AnalysisError when it cannot be analysed."""
     try:
         y = load_excerpt(path)
-    except AnalysisError:
-        raise
     except Exception as e:  # libsndfile cannot decode it (AAC in MP4, a broken stream)
         raise AnalysisError(f"cannot decode: {e}") from None
     return features(y)

@@ -49,7 +49,8 @@ def open_library(cfg: Config, *, scan: bool, csv: str = "", progress: bool = Fal
         make_demo_library(demo, should_stop=should_stop)
         folders = [demo]
         log.info("no music folders configured: using the generated demo library in %s", demo)
-    mood_csv = Path(csv or lc.csv).expanduser() if (csv or lc.csv) else None
+    csv_name = csv or lc.csv
+    mood_csv = Path(csv_name).expanduser() if csv_name else None
     if mood_csv is not None:
         try:
             imported, rejected = lib.import_csv(mood_csv)

@@ -251,8 +251,9 @@ class Library:
         self._apply_placements()
         return imported, rejected
 
-    def _placement_for(self, path: str, artist: str, title: str) -> sqlite3.Row | None:
-        # by path first, then by artist and title, then by title alone (a CSV row without an artist)
+    def placement_for(self, path: str, artist: str, title: str) -> sqlite3.Row | None:
+        """The imported CSV placement of a file: by path first, then by artist and title, then by
+        title alone (a CSV row without an artist)."""
         return self.db.execute(
             "SELECT * FROM placements WHERE key IN (?, ?, ?) ORDER BY key LIKE 'path:%' DESC, key = ? DESC",
             (f"path:{path}", song_key(artist, title), song_key("", title), song_key(artist, title))).fetchone()
@@ -260,7 +261,7 @@ class Library:
     def _apply_placements(self) -> None:
         with self._tx():
             for t in self.db.execute("SELECT id, path, artist, title FROM tracks").fetchall():
-                p = self._placement_for(t["path"], t["artist"], t["title"])
+                p = self.placement_for(t["path"], t["artist"], t["title"])
                 if p is not None:
                     self.db.execute("UPDATE tracks SET valence=?, arousal=?, source='csv', mood=? WHERE id=?",
                                     (p["valence"], p["arousal"], p["mood"], t["id"]))
@@ -278,10 +279,6 @@ class Library:
                     self.db.execute("UPDATE tracks SET missing=0 WHERE path=?", (str(path),))
             return "unchanged"
         return "changed"
-
-    def placement_for(self, path: str, artist: str, title: str) -> sqlite3.Row | None:
-        """The imported CSV placement of a file (by path, else by artist and title), if any."""
-        return self._placement_for(path, artist, title)
 
     @contextmanager
     def writing(self) -> Iterator[Writer]:

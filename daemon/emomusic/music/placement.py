@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emomusic.music.analysis import feature_names
+from emomusic.music.analysis import analyze_file, feature_names
 
 Z_CLIP = 3.0  # standardised features are clipped to ±3: a recording unlike any training song (a
 # synthesizer's pure tones, a field recording) must not throw a song to a corner by one feature
@@ -61,8 +61,6 @@ def load_model(path: Path = MODEL_PATH) -> PlacementModel:
 
 def place_file(path: Path, model_path: Path = MODEL_PATH) -> tuple[tuple[float, float], dict[str, float]]:
     """((valence, arousal), a few readable features) of an audio file; raises AnalysisError."""
-    from emomusic.music.analysis import analyze_file
-
     vec = analyze_file(path)
     named = dict(zip(feature_names(), vec.tolist(), strict=True))
     shown = {k: round(named[k], 3) for k in ("bpm", "rms_db", "centroid_khz", "mode_strength", "onset_rate")}

@@ -46,7 +46,7 @@ def analyse(path: str) -> tuple[tuple[float, float], dict[str, float]] | str:
 
 
 class _Inline(Executor):
-    """Runs submitted work at once in this process (small scans, tests, a pool that cannot start)."""
+    """Runs submitted work at once in this process (small scans, one job, analysis off)."""
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         f: Future[Any] = Future()

@@ -34,7 +34,7 @@ def _first(value: Any) -> str:
         value = value[0] if value else ""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    # one value of a multi-valued frame: ID3v2.4 separates values with NUL, some taggers with "; "
+    # one value of a multi-valued frame: ID3v2.4 separates values with NUL
     return str(value).split("\x00")[0].strip()
 
 
