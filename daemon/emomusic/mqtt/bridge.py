@@ -63,6 +63,7 @@ class MqttBridge:
         self._last_sent_at = -math.inf
         self._last_state: dict[str, Any] | None = None
         self._retained: dict[str, str] = {}  # topic -> payload, re-sent after a reconnect
+        self._pending_faults: list[str] = []  # faults seen while not connected, sent on connect
         self._modality_status: dict[str, dict[str, str]] = {}
         self.rejected = 0
         self._errors = RateLimiter(burst=ERROR_BURST, interval_s=ERROR_INTERVAL_S, clock=clock)
@@ -133,8 +134,14 @@ class MqttBridge:
         """A part of the daemon stopped working (not a rejected message) on ``…/error``: a modality
         (``{"modality", "error"}``) or another stage such as music (``{"stage", "error"}``)."""
         key = "modality" if part in ("face", "voice", "external") else "stage"
-        # QoS 1: paho queues it while the broker is not connected yet, so an early fault is not lost.
-        self.link.publish(f"{self.prefix}/error", json.dumps({key: part, "error": error}), qos=1)
+        payload = json.dumps({key: part, "error": error})
+        # Held here until the broker has accepted our connection: paho may put a message that is
+        # published while it connects ahead of the CONNECT packet, and the broker then drops both.
+        with self._lock:
+            if not self.link.connected.is_set():
+                self._pending_faults.append(payload)
+                return
+        self.link.publish(f"{self.prefix}/error", payload, qos=1)
 
     def publish_error(self, topic: str, error: str) -> None:
         """Answer a rejected message on ``…/error`` and in the log, within the rate limit: a flood of bad
@@ -169,8 +176,11 @@ class MqttBridge:
         self.publish_discovery()
         with self._lock:
             retained = dict(self._retained)
+            faults, self._pending_faults = self._pending_faults[-20:], []
         for topic, payload in retained.items():
             self.link.publish(topic, payload, retain=True, qos=1)
+        for payload in faults:
+            self.link.publish(f"{self.prefix}/error", payload, qos=1)
 
     # -- inward ---------------------------------------------------------------------------------
     def _on_message(self, topic: str, payload: bytes) -> None:
