@@ -3,7 +3,7 @@
     python scripts/evaluate.py faces --npz FILE [--detect] [--backend onnxruntime|tflite] [--fp32]
     python scripts/evaluate.py faces --npz ../shared/data/faces/fer2013_ferplus_48x48.npz \\
         --split valid --target ferplus|fer2013
-    python scripts/evaluate.py voice --labels DIR/labels.csv [--adapt [--seed N]]
+    python scripts/evaluate.py voice --labels DIR/labels.csv [--adapt] [--feedback N] [--seed N]
     python scripts/evaluate.py scenario --dir DIR     (a scenario from scripts/make_scenario.py)
     python scripts/evaluate.py music --labels FILE.csv [--jobs 2]
 
@@ -19,7 +19,10 @@ soundfile reads). Each file takes the daemon's path: resample to 16 kHz mono, VA
 2 s windows, the encoder and head, the mean over the file's windows; a file without a voiced window
 counts as wrong and is reported as no_speech. With ``--adapt`` the daemon's speaker adaptation runs:
 per speaker (the CSV's ``speaker`` column; all files are one speaker without it) the files are
-streamed in a seeded shuffled order and each is scored *before* the adapter learns from it.
+streamed in a seeded shuffled order and each is scored *before* the adapter learns from it. With
+``--feedback N`` a listener who corrects the daemon is simulated (scripts/feedback_sim.py): per speaker,
+N clips of each emotion (seeded choice) go in as "I feel <emotion>" and the daemon's calibration fitted
+on them scores the speaker's other clips; the result has accuracy before and after on those clips.
 
 A faces npz holds ``images`` (uint8, (N,H,W) gray or (N,H,W,3) BGR) and ``labels`` (strings; canonical
 names or FER2013/corpus spellings such as fear, surprise, happiness). The prediction is the argmax
@@ -144,6 +147,7 @@ def eval_voice(args: argparse.Namespace) -> dict[str, Any]:
     labels = [lab for lab in clf.labels if lab in set(truth)]
     idx = [clf.labels.index(lab) for lab in labels]
     preds: list[str | None] = [None] * len(rows)
+    probs_of: list[np.ndarray | None] = [None] * len(rows)  # the model's probabilities, for --feedback
     # --adapt: each speaker's files stream through the daemon's adaptation in a seeded shuffled
     # order, each scored before the adapter learns from it; a fresh adapter per speaker
     speakers: dict[str, list[int]] = {}
@@ -156,9 +160,15 @@ def eval_voice(args: argparse.Namespace) -> dict[str, Any]:
         for i in (rng.permutation(members) if args.adapt else members):
             windows = speech_windows(read_audio_file(base / rows[i]["path"]))
             if windows:
-                probs = clf.classify([w.samples for w in windows]).mean(0)[idx]
-                preds[i] = labels[int(probs.argmax())]
-    return summarize(truth, preds, labels, "no_speech")
+                probs_of[i] = clf.classify([w.samples for w in windows]).mean(0)
+                preds[i] = labels[int(probs_of[i][idx].argmax())]
+    out = summarize(truth, preds, labels, "no_speech")
+    if args.feedback:
+        from feedback_sim import simulate
+
+        told = {spk: [(clf.labels.index(truth[i]), probs_of[i]) for i in members] for spk, members in speakers.items()}
+        out["feedback"] = simulate(told, clf.labels, args.feedback, args.seed, classes=idx)
+    return out
 
 
 def label_at(rows: list[dict[str, Any]], key: Any) -> Any:
@@ -304,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     v = sub.add_parser("voice", help="speech-emotion classifier")
     v.add_argument("--labels", type=Path, required=True, help="CSV with path,emotion[,speaker]")
     v.add_argument("--adapt", action="store_true", help="stream each speaker through the on-device adaptation")
-    v.add_argument("--seed", type=int, default=0, help="the shuffle of each speaker's files with --adapt")
+    v.add_argument("--seed", type=int, default=0, help="the shuffle with --adapt, the choice with --feedback")
+    v.add_argument("--feedback", type=int, default=0, metavar="N",
+                   help="simulate a listener who tells the daemon N clips per emotion (per speaker)")
     v.add_argument("--models", default=str(ROOT / "models"))
     sc = sub.add_parser("scenario", help="the whole daemon on a scenario from make_scenario.py")
     sc.add_argument("--dir", type=Path, nargs="+", required=True, help="one or more scenario directories")

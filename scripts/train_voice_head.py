@@ -17,6 +17,12 @@ learns from it. Also across corpora: RAVDESS -> EMO-DB and EMO-DB -> RAVDESS ove
 emotions. A temperature is fitted on the out-of-fold logits (calibration) and expected calibration
 error reported before and after. Writes models/voice_head.json (head, population statistics,
 temperature, the report).
+
+    python scripts/train_voice_head.py --feedback 1 3    # measure "I feel …" feedback, write nothing
+
+With ``--feedback`` the same folds (at the shipped C and temperature) measure what a listener's
+corrections give (scripts/feedback_sim.py): per held-out speaker, N clips per emotion as feedback,
+the rest scored with the daemon's calibration fitted on them; also RAVDESS -> EMO-DB.
 """
 
 from __future__ import annotations
@@ -178,15 +184,66 @@ def fit_temperature(scored: list[tuple[int, np.ndarray | None]]) -> float:
     return float(grid[int(np.argmin(nll))])
 
 
+def by_speaker(d: dict[str, np.ndarray], clips: np.ndarray, scored: list[tuple[int, np.ndarray | None]],
+               t: float) -> dict[str, list[tuple[int, np.ndarray | None]]]:
+    """Scored clips (in ``evaluate``'s order: speaker by speaker) grouped per speaker, as probabilities."""
+    out: dict[str, list[tuple[int, np.ndarray | None]]] = {}
+    k = 0
+    for spk in np.unique(d["speaker"][clips]):
+        n = int((d["speaker"][clips] == spk).sum())
+        out[str(spk)] = [(y, None if lg is None else softmax(lg[None] / t)[0]) for y, lg in scored[k:k + n]]
+        k += n
+    return out
+
+
+def feedback_report(d: dict[str, np.ndarray], ns: list[int], seed: int) -> dict[str, Any]:
+    from feedback_sim import simulate
+
+    shipped = json.loads((ROOT / "models" / "voice_head.json").read_text())
+    c, t = shipped["report"]["selected_C"], shipped["temperature"]
+    n = len(d["label"])
+    rav = np.flatnonzero(d["corpus"] == "ravdess")
+    emo = np.flatnonzero(d["corpus"] == "emodb")
+    actor = np.array([int(s.split(":")[1]) if s.startswith("ravdess") else 0 for s in d["speaker"]])
+    groups: dict[str, dict[str, list[tuple[int, np.ndarray | None]]]] = {"cold": {}, "adapted": {}}
+    for f, held in enumerate(FOLDS):
+        test = rav[np.isin(actor[rav], held)]
+        head = fit(d, np.setdiff1d(np.arange(n), test), c, seed + f)
+        for mode in groups:
+            groups[mode] |= by_speaker(d, test, evaluate(d, head, test, mode == "adapted", seed), t)
+        print(f"fold {f + 1}/5 scored", flush=True)
+    head = fit(d, rav, c, seed)
+    cross = {mode: by_speaker(d, emo, evaluate(d, head, emo, mode == "adapted", seed), t) for mode in groups}
+    labels = list(VOICE_LABELS)
+    report: dict[str, Any] = {"C": c, "temperature": t, "ravdess_unseen_actors_8": {}, "ravdess_to_emodb_6": {}}
+    for mode in groups:
+        report["ravdess_unseen_actors_8"][mode] = [simulate(groups[mode], labels, k, seed) for k in ns]
+        report["ravdess_to_emodb_6"][mode] = [simulate(cross[mode], labels, k, seed, SHARED6) for k in ns]
+    # The choices of the calibration: its shrinkage (pseudo-pairs of "no correction") and whether a
+    # temperature is fitted besides the biases; accuracy after feedback (N = 1, 3), cold then adapted.
+    report["choices"] = {
+        f"prior {p}{' + scale' if sc else ''}": {
+            "ravdess": [simulate(groups[m], labels, k, seed, prior=p, fit_scale=sc)["after"]
+                        for m in groups for k in (1, 3)],
+            "emodb": [simulate(cross[m], labels, k, seed, SHARED6, prior=p, fit_scale=sc)["after"]
+                      for m in groups for k in (1, 3)]}
+        for p in (0.5, 1.0, 2.0, 4.0, 8.0) for sc in (False, True)}
+    return report
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--speech", type=Path, default=ROOT.parent / "shared/data/speech")
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "voice_head.json")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--c", type=float, nargs="+", default=[0.001, 0.003, 0.01], help="regularisation grid")
+    ap.add_argument("--feedback", type=int, nargs="+", help="measure listener feedback with N clips per emotion")
     args = ap.parse_args()
 
     d = load(args.speech)
+    if args.feedback:
+        print(json.dumps(feedback_report(d, args.feedback, args.seed)))
+        return 0
     n = len(d["label"])
     rav = np.flatnonzero(d["corpus"] == "ravdess")
     emo = np.flatnonzero(d["corpus"] == "emodb")

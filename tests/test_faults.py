@@ -233,9 +233,9 @@ def test_missing_or_corrupt_model_is_one_line_and_a_nonzero_exit(tmp_path: Path,
 # -- music ------------------------------------------------------------------------------------------
 def test_music_files_deleted_or_corrupted_after_the_scan_are_skipped_at_play_time(
         broker: Broker, tmp_path: Path, probe_factory: Callable[..., Probe]) -> None:
-    from emomusic.music.controller import open_library
     from emomusic.music.demo import DEMO_PIECES, synth_music, write_tagged
     from emomusic.music.library import Library
+    from emomusic.music.scan import open_library
 
     music = tmp_path / "music"
     music.mkdir()
@@ -245,7 +245,7 @@ def test_music_files_deleted_or_corrupted_after_the_scan_are_skipped_at_play_tim
                  player={"enabled": True, "fade_ms": 0, "queue_length": 4, "history": 1, "mode": "fixed",
                          "fixed_mood": "happy"},
                  camera={"enabled": False}, microphone={"enabled": False})
-    lib, _ = open_library(cfg, scan=True)
+    lib, _ = open_library(cfg, rescan=True)
     titles = {Path(r["path"]).name: r["title"] for r in lib.rows()}
     lib.close()
     deleted, corrupted = sorted(music.iterdir())[:2]

@@ -17,8 +17,8 @@ PKG = ROOT / "daemon" / "emomusic"
 # Parts of the same rank (face/voice, mqtt/music) are siblings and must not import each other.
 RANK = {
     "messages": 0, "labels": 0, "queues": 0, "runtime": 0, "audio": 0, "config": 0, "__init__": 0,
-    "commands": 1,
-    "sources": 2,
+    "listener": 1,
+    "commands": 2, "sources": 2,
     "face": 3, "voice": 3,
     "fusion": 4,
     "mqtt": 5, "music": 5,

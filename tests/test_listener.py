@@ -1,19 +1,29 @@
-"""The listener's controls: what was set over MQTT survives a restart of the daemon (issue #18, item 4)."""
+"""The listener in the loop (issue #18): controls that survive a restart, "I feel …" (fusion and calibration),
+like/dislike, and the listener profile."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from emomusic.commands import CONTROLS_FILE, Command, Controls
+from emomusic.listener.calibration import Calibration, fit
+from emomusic.listener.profile import PROFILE_FILE, ListenerProfile
+from emomusic.messages import Observation
 from emomusic.service.daemon import Daemon
 
 from conftest import Broker, Probe, daemon_config
+from fakes import factories
 
 PREFIX = "emomusic/listener"
 
@@ -74,3 +84,232 @@ def test_only_a_change_is_saved_and_a_read_only_state_dir_is_survived(tmp_path: 
     blocked = Controls("match", 60, "calm", tmp_path / "file" / CONTROLS_FILE)
     (tmp_path / "file").write_text("a file where the state dir should be")
     assert blocked.apply(Command("volume", 20)) and blocked.volume == 20  # works, just not saved
+
+
+# -- "I feel …": calibration, fusion, the profile ------------------------------------------------
+FACE = ("neutral", "happy", "surprised", "sad", "angry", "disgust", "fearful", "contempt")
+
+
+def face_obs(t: float, probs: dict[str, float], conf: float = 0.8) -> Observation:
+    return Observation("face", t, {k: probs.get(k, 0.02) for k in FACE}, conf)
+
+
+def test_calibration_starts_as_no_correction_and_learns_a_listeners_bias() -> None:
+    rng = np.random.default_rng(0)
+    # This listener's resting face reads as sad: the model says sad (0.5) over neutral (0.3).
+    reads = np.array([[0.3, 0.05, 0.02, 0.5, 0.03, 0.03, 0.04, 0.03]]) + rng.uniform(0, 0.02, (12, 8))
+    reads /= reads.sum(1, keepdims=True)
+    none = fit(FACE, reads[:0], [])
+    assert none.n == 0 and np.allclose(none.apply_vector(reads[0]), reads[0] / reads[0].sum())
+    once = fit(FACE, reads[:1], [0])  # one statement moves it a little, not all the way
+    many = fit(FACE, reads, [0] * 12)
+    p1, p12 = once.apply_vector(reads[0]), many.apply_vector(reads[0])
+    assert reads[0][0] < p1[0] < p12[0]
+    assert FACE[int(p12.argmax())] == "neutral"
+    assert Calibration.from_json(json.loads(json.dumps(many.to_json()))).to_json() == many.to_json()
+
+
+def test_feeling_pairs_with_recent_output_and_corrects_later_observations(tmp_path: Path) -> None:
+    profile = ListenerProfile(tmp_path / PROFILE_FILE)
+    sadish = {"neutral": 0.3, "sad": 0.5}
+    for k in range(10):
+        for t in range(3):
+            profile.calibrate(face_obs(100.0 * k + t, sadish))
+        assert profile.feel("neutral", 100.0 * k + 3)["face"] == k + 1
+    assert profile.feel("happy", 10_000.0) == {}  # nothing recent to pair with: only the event
+    out = profile.calibrate(face_obs(20_000.0, sadish))
+    assert out.top() == "neutral" and out.probabilities != face_obs(0, sadish).probabilities
+    assert profile.calibrate(Observation("external", 0.0, {"sad": 1.0}, 1.0)).probabilities == {"sad": 1.0}
+    again = ListenerProfile(tmp_path / PROFILE_FILE)  # a restart: the same correction
+    assert again.summary()["feedback"] == 11 and again.summary()["feelings"] == {"neutral": 10, "happy": 1}
+    assert again.calibrate(face_obs(0.0, sadish)).top() == "neutral"
+
+
+def test_a_profile_deleted_on_disk_is_forgotten_and_an_unusable_one_moved_aside(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / PROFILE_FILE
+    profile = ListenerProfile(path)
+    profile.track_feedback("/music/a.ogg", "dislike")
+    assert profile.banned() == {"/music/a.ogg"}
+    ListenerProfile(path).reset()  # what `emomusic profile --reset` does while the daemon runs
+    assert profile.refresh() and profile.banned() == set()
+    path.write_text("{not json")
+    with caplog.at_level(logging.WARNING, logger="emomusic.listener"):
+        fresh = ListenerProfile(path)
+    assert fresh.summary()["feedback"] == 0 and len(caplog.records) == 1
+    assert str(path) in caplog.records[0].getMessage()
+    assert [p.read_text() for p in tmp_path.glob(f"{PROFILE_FILE}.unusable-*")] == ["{not json"]
+
+
+def test_the_listeners_word_wins_at_once_and_fades_slowly() -> None:
+    from emomusic.config.fusion import FEEDBACK_MODALITY, FusionConfig
+    from emomusic.fusion.fuser import Fusion
+
+    cfg = FusionConfig(hold_s=3.0)
+    fusion = Fusion(cfg)
+    for t in range(10):
+        fusion.add(face_obs(t * 0.2, {"happy": 0.8}))
+    assert fusion.update(2.0).emotion == "happy"
+    fusion.add(Observation(FEEDBACK_MODALITY, 2.0, {"sad": 1.0}, 1.0))
+    assert fusion.update(2.0).emotion == "sad"  # no hold: the listener said so
+    for t in range(10, 60):  # a happy-looking face for 10 more seconds does not overrule it
+        fusion.add(face_obs(t * 0.2, {"happy": 0.8}))
+        assert fusion.update(t * 0.2).emotion == "sad"
+    labels = []
+    for t in range(60, 1500):  # minutes later the sensors have it again
+        fusion.add(face_obs(t * 0.2, {"happy": 0.8}))
+        labels.append(fusion.update(t * 0.2).emotion)
+    assert labels[-1] == "happy" and FEEDBACK_MODALITY not in fusion.estimates(300.0)
+    assert labels.index("happy") * 0.2 > 30  # a confident face takes it back after half a minute or more
+
+
+def test_likes_move_a_track_only_near_its_mood_and_a_ban_holds() -> None:
+    from emomusic.music.library import Track
+    from emomusic.music.policy import pick
+
+    def track(i: int, v: float) -> Track:
+        return Track(i, f"/m/{i}.ogg", str(i), "", 60.0, v, 0.0, "tag", "")
+
+    tracks = [track(1, 0.0), track(2, 0.1), track(3, 0.9)]
+    assert [t.id for t in pick([(0.0, 0.0)], tracks, set())] == [1]
+    assert [t.id for t in pick([(0.0, 0.0)], tracks, set(), prefer={2: 1.0})] == [2]  # liked, and near
+    assert [t.id for t in pick([(0.0, 0.0)], tracks, set(), prefer={3: 1.0})] == [1]  # liked, but far
+    assert [t.id for t in pick([(0.0, 0.0)] * 3, tracks, set(), banned={1})] == [2, 3]  # never, even if short
+
+
+# -- against a real broker -------------------------------------------------------------------------
+def cli(conf: Path, *words: str) -> subprocess.CompletedProcess[str]:
+    cmd, *rest = words
+    return subprocess.run([sys.executable, "-m", "emomusic", cmd, "--config", str(conf), *rest],
+                          capture_output=True, text=True, timeout=60)
+
+
+def cli_config(broker: Broker, tmp_path: Path) -> Path:
+    conf = tmp_path / "cli.toml"
+    conf.write_text(f'[device]\nid = "listener"\nstate_dir = "{tmp_path / "state"}"\n'
+                    f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n')
+    return conf
+
+
+def test_i_feel_sad_is_followed_within_seconds_and_kept_in_the_profile(
+        broker: Broker, tmp_path: Path, supervised: Callable[..., Daemon],
+        probe_factory: Callable[..., Probe]) -> None:
+    cfg = daemon_config(broker, tmp_path, "listener", microphone={"enabled": False})
+    probe = probe_factory(broker.port, [f"{PREFIX}/#"])
+    daemon = supervised(cfg, analyzers=factories(face="happy"))
+    probe.wait_for(f"{PREFIX}/state", lambda m: m.json()["emotion"] == "happy", timeout=30)
+    conf = cli_config(broker, tmp_path)
+    n = len(probe.messages)
+    sent = time.monotonic()
+    assert cli(conf, "feel", "sad").returncode == 0
+    probe.wait_for(f"{PREFIX}/state", lambda m: m.json()["emotion"] == "sad", timeout=5, after=n)
+    assert time.monotonic() - sent < 5
+    time.sleep(3)  # the happy face keeps coming; the state stays with the listener's word
+    assert daemon.last_state is not None and daemon.last_state.emotion == "sad"
+    probe.publish(f"{PREFIX}/feedback/set", '{"emotion": "anger"}')  # the JSON form, an alias
+    probe.wait_for(f"{PREFIX}/state", lambda m: m.json()["emotion"] == "angry", timeout=5)
+    probe.publish(f"{PREFIX}/feedback/set", "bored")
+    assert "expected one of" in probe.wait_for(f"{PREFIX}/error", lambda m: b"feedback" in m.payload).json()["error"]
+    shown = json.loads(cli(conf, "profile").stdout)  # read from the state dir while the daemon runs
+    assert shown["feedback"] == 2 and shown["feelings"] == {"sad": 1, "angry": 1}
+    assert shown["calibration"]["face"]["n"] == 2  # the happy-reading face was paired with both
+    daemon.request_stop()
+    again = Daemon(cfg, analyzers={})  # a restart: the profile is back
+    assert again.profile.summary()["calibration"]["face"]["n"] == 2
+    reset = cli(conf, "profile", "--reset")
+    assert json.loads(reset.stdout)["feedback_forgotten"] == 2
+    assert json.loads(cli(conf, "profile").stdout)["feedback"] == 0
+
+
+def test_dislike_skips_now_keeps_the_track_out_and_like_lets_it_back(
+        broker: Broker, tmp_path: Path, supervised: Callable[..., Daemon],
+        probe_factory: Callable[..., Probe]) -> None:
+    from emomusic.music.demo import synth_music, write_tagged
+
+    music = tmp_path / "music"
+    music.mkdir()
+    for i in range(3):
+        write_tagged(music / f"{i}.ogg", synth_music(30.0, 100, False, 0.5, seed=i), f"Song {i}", "calm", rate=16000)
+    cfg = daemon_config(broker, tmp_path, "listener", camera={"enabled": False}, microphone={"enabled": False},
+                        player={"enabled": True, "fade_ms": 0, "mode": "fixed", "fixed_mood": "calm"},
+                        library={"folders": [str(music)], "min_track_s": 0})
+    probe = probe_factory(broker.port, [f"{PREFIX}/#"])
+    daemon = supervised(cfg, analyzers={})
+    first = probe.wait_for(f"{PREFIX}/player", lambda m: m.json()["state"] == "playing", timeout=60).json()["title"]
+    conf = cli_config(broker, tmp_path)
+    n = len(probe.messages)
+    sent = time.monotonic()
+    assert cli(conf, "send", "player", "dislike").returncode == 0
+    probe.wait_for(f"{PREFIX}/player", lambda m: m.json()["title"] not in (first, None), timeout=8, after=n)
+    assert time.monotonic() - sent < 8
+    path = str(music / f"{first.split()[-1]}.ogg")
+    assert daemon.profile.banned() == {path}
+    for _ in range(2):  # the other two songs, over and over: never the disliked one
+        probe.publish(f"{PREFIX}/player/set", "skip")
+        time.sleep(0.5)
+    assert first not in daemon.player.played[1:] and all(t.path != path for t in daemon.player.queue)
+    skips = json.loads(cli(conf, "profile").stdout)["track_feedback"]
+    assert skips == {"like": 0, "dislike": 1, "skip": 2}  # the skips came seconds after the start: mild dislikes
+    daemon.request_stop()
+    daemon.player.join(10)  # pygame's mixer is one per process: the next daemon gets it after this one
+    restarted = supervised(cfg, analyzers={})  # the ban survives a restart
+    assert restarted.profile.banned() == {path}
+    probe.wait_for(f"{PREFIX}/player", lambda m: m.json()["state"] == "playing", timeout=60, after=len(probe.messages))
+    probe.publish(f"{PREFIX}/player/set", json.dumps({"action": "like", "track": "No Such Song"}))
+    assert "no track 'No Such Song'" in probe.wait_for(
+        f"{PREFIX}/error", lambda m: b"No Such" in m.payload).json()["error"]
+    probe.publish(f"{PREFIX}/player/set", json.dumps({"action": "like", "track": first.lower()}))  # the undo
+    end = time.monotonic() + 8
+    while restarted.profile.banned() and time.monotonic() < end:
+        time.sleep(0.1)
+    assert restarted.profile.banned() == set()
+
+
+@pytest.mark.parametrize(("topic", "payload", "expected"), [
+    ("feedback/set", b"sad", Command("feedback", "sad")),
+    ("feedback/set", b'"Happiness"', Command("feedback", "happy")),
+    ("feedback/set", b'{"emotion": "fear"}', Command("feedback", "fearful")),
+    ("player/set", b"Dislike", Command("player", "dislike")),
+    ("player/set", b'{"action": "like", "track": " Song 2 "}', Command("player", "like", "Song 2")),
+])
+def test_feedback_payloads_accepted(topic: str, payload: bytes, expected: Command) -> None:
+    from emomusic.commands import parse_command
+
+    assert parse_command(topic, payload, 1000) == expected
+
+
+@pytest.mark.parametrize(("topic", "payload", "message"), [
+    ("feedback/set", b"bored", "expected one of neutral"),
+    ("feedback/set", b'{"feeling": "sad"}', 'expected an emotion label or {"emotion"'),
+    ("feedback/set", b'{"emotion": 3}', 'expected an emotion label or {"emotion"'),
+    ("player/set", b'{"action": "skip", "track": "x"}', 'expected {"action": "like" or "dislike"'),
+    ("player/set", b'{"action": "like"}', 'expected {"action": "like" or "dislike"'),
+    ("player/set", b"love", "expected one of play, pause, toggle, skip, like, dislike"),
+])
+def test_bad_feedback_payloads_say_what_was_expected(topic: str, payload: bytes, message: str) -> None:
+    from emomusic.commands import PayloadError, parse_command
+
+    with pytest.raises(PayloadError, match=re.escape(message)):
+        parse_command(topic, payload, 1000)
+
+
+def test_simulated_feedback_corrects_a_speaker_the_model_misreads() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from feedback_sim import simulate
+
+    rng = np.random.default_rng(1)
+    labels = ["neutral", "happy", "sad"]
+
+    def clip(y: int, shift: int) -> tuple[int, np.ndarray]:  # this speaker's neutral reads as sad
+        p = rng.dirichlet(np.ones(3)) * 0.3
+        p[y] += 0.5
+        if y == 0 and shift:
+            p[2] += 0.6
+        return y, p / p.sum()
+
+    speakers = {f"s{k}": [clip(y, 1) for y in (0, 1, 2) for _ in range(6)] for k in range(4)}
+    misread = simulate(speakers, labels, 2, seed=0)
+    assert misread["scored"] == 4 * 12 and misread["after"] > misread["before"] + 0.1
+    fair = {f"s{k}": [clip(y, 0) for y in (0, 1, 2) for _ in range(6)] for k in range(4)}
+    read_right = simulate(fair, labels, 2, seed=0)
+    assert read_right["after"] >= read_right["before"] - 0.05  # little feedback cannot make things much worse

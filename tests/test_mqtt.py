@@ -75,10 +75,10 @@ def test_state_availability_and_discovery(broker: Broker, running: Callable[...,
     assert late.wait_for(f"{PREFIX}/state").retain
     configs = []
     end = time.monotonic() + 5
-    while len(configs) < 10 and time.monotonic() < end:
+    while len(configs) < 14 and time.monotonic() < end:
         configs = [m for m in late.messages if m.topic.endswith("/config")]
         time.sleep(0.05)
-    assert len(configs) == 11
+    assert len(configs) == 14
     devices = set()
     for m in configs:
         assert m.retain
@@ -88,6 +88,10 @@ def test_state_availability_and_discovery(broker: Broker, running: Callable[...,
             assert key in payload, f"{m.topic} lacks {key}"
         assert payload["availability_topic"] == f"{PREFIX}/availability"
         devices.add(json.dumps(payload["device"], sort_keys=True))
+        if payload["unique_id"].endswith("_feeling"):  # "I feel …": a statement sent once, no state
+            assert payload["command_topic"] == f"{PREFIX}/feedback/set" and "state_topic" not in payload
+        if component == "button" and payload["payload_press"] in ("like", "dislike"):
+            assert payload["command_topic"] == f"{PREFIX}/player/set"
         if component == "sensor" and payload["unique_id"].endswith("emotion"):
             assert payload["device_class"] == "enum" and "happy" in payload["options"]
             assert payload["json_attributes_topic"] == f"{PREFIX}/state"

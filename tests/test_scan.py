@@ -18,11 +18,10 @@ import pytest
 from emomusic.config import parse_config
 from emomusic.music import scan as scan_mod
 from emomusic.music.analysis import AnalysisError, feature_names, features
-from emomusic.music.controller import open_library
 from emomusic.music.demo import synth_music, write_tagged
 from emomusic.music.library import Library
 from emomusic.music.placement import load_model
-from emomusic.music.scan import scan
+from emomusic.music.scan import open_library, scan
 from emomusic.music.tags import read_tags
 
 from fakes import crashing_analyse  # noqa: E402
@@ -129,7 +128,7 @@ def test_csv_rows_that_match_no_track_are_listed(tmp_path: Path) -> None:
     moods.write_text("path_or_title,artist,mood\nTrack 0,,happy\nNo Such Song,Nobody,sad\nmissing.ogg,,calm\n")
     cfg = parse_config({"device": {"state_dir": str(tmp_path / "state")},
                         "library": {"folders": [str(music)], "csv": str(moods)}}, env={})
-    lib, report = open_library(cfg, scan=True)
+    lib, report = open_library(cfg, rescan=True)
     assert report is not None
     assert report.unmatched_csv == [str(tmp_path / "missing.ogg"), "no such song — nobody"]
     assert lib.tracks()[0].source == "csv"

@@ -251,3 +251,9 @@ def test_evaluate_voice_on_a_tiny_csv(tmp_path: Path, speech: np.ndarray) -> Non
     assert res.returncode == 0, res.stderr
     adapted = json.loads(res.stdout.strip().splitlines()[-1])
     assert adapted["n"] == 5 and adapted["no_speech"] == 1 and adapted.keys() == out.keys()
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "voice", "--labels",
+                          str(tmp_path / "spk.csv"), "--feedback", "1"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    told = json.loads(res.stdout.strip().splitlines()[-1])["feedback"]
+    assert told["n"] == 1 and told["scored"] == 4  # one of the two happy clips was told, the rest scored
+    assert {"before", "after", "gain"} <= told.keys()

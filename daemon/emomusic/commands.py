@@ -9,19 +9,19 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from emomusic.config.music import MODES
 from emomusic.labels import ALL_LABELS, normalize_label
+from emomusic.listener.store import write_json
 from emomusic.messages import Observation
 
 log = logging.getLogger("emomusic.commands")
 
-PLAYER_ACTIONS = ("play", "pause", "toggle", "skip")
-COMMAND_TOPICS = ("mode/set", "volume/set", "player/set", "mood/set")
+PLAYER_ACTIONS = ("play", "pause", "toggle", "skip", "like", "dislike")
+COMMAND_TOPICS = ("mode/set", "volume/set", "player/set", "mood/set", "feedback/set")
 
 
 class PayloadError(ValueError):
@@ -30,10 +30,12 @@ class PayloadError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A validated command: ``kind`` is 'mode', 'volume' (0-100), 'player' or 'mood' (the fixed mood)."""
+    """A validated command: ``kind`` is 'mode', 'volume' (0-100), 'player', 'mood' (the fixed mood) or
+    'feedback' (the listener says how they feel: an emotion label)."""
 
     kind: str
     value: str | int
+    target: str = ""  # like/dislike of a named track (its path or title) instead of the current one
 
 
 CONTROLS_FILE = "controls.json"  # in the state dir: what the user set survives a restart
@@ -69,11 +71,8 @@ class Controls:
     def save(self) -> None:
         if self.path is None:
             return
-        tmp = self.path.with_name(self.path.name + ".tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"mode": self.mode, "volume": self.volume, "mood": self.mood}))
-            os.replace(tmp, self.path)
+            write_json(self.path, {"mode": self.mode, "volume": self.volume, "mood": self.mood})
         except OSError as e:  # a read-only or full state dir: the controls still work, until a restart
             log.warning("controls not saved to %s (%s); they will reset at the next start", self.path, e.strerror)
 
@@ -150,6 +149,8 @@ def parse_command(subtopic: str, payload: bytes, max_bytes: int) -> Command:
             raise PayloadError(f"expected a number 0-100, got {text[:40]!r}")
         return Command("volume", round(value))
     if subtopic == "player/set":
+        if text.startswith("{"):
+            return _track_opinion(text)
         action = text.lower()
         if action not in PLAYER_ACTIONS:
             raise PayloadError(f"expected one of {', '.join(PLAYER_ACTIONS)}, got {text[:40]!r}")
@@ -159,7 +160,35 @@ def parse_command(subtopic: str, payload: bytes, max_bytes: int) -> Command:
         if label is None:
             raise PayloadError(f"expected one of {', '.join(ALL_LABELS)}, got {text[:40]!r}")
         return Command("mood", label)
+    if subtopic == "feedback/set":
+        return Command("feedback", _feeling(text))
     raise PayloadError(f"unknown command topic {subtopic!r}")
+
+
+def _track_opinion(text: str) -> Command:
+    """``{"action": "like", "track": "<path or title>"}``: an opinion of a track that is not playing
+    (the undo of a dislike)."""
+    data = _loads(text)
+    shape = 'expected {"action": "like" or "dislike", "track": "<path or title>"}'
+    if not isinstance(data, dict) or data.get("action") not in ("like", "dislike"):
+        raise PayloadError(shape)
+    track = data.get("track")
+    if not isinstance(track, str) or not track.strip():
+        raise PayloadError(shape)
+    return Command("player", data["action"], track.strip())
+
+
+def _feeling(text: str) -> str:
+    """``sad`` or ``{"emotion": "sad"}``: the label the listener chose."""
+    if text.startswith("{"):
+        data = _loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("emotion"), str):
+            raise PayloadError('expected an emotion label or {"emotion": "<label>"}')
+        text = data["emotion"]
+    label = normalize_label(text)
+    if label is None:
+        raise PayloadError(f"expected one of {', '.join(ALL_LABELS)}, got {text[:40]!r}")
+    return label
 
 
 def parse_external_emotion(payload: bytes, max_bytes: int, t: float, modality: str = "external") -> Observation:

@@ -9,10 +9,12 @@ from emomusic import __version__
 from emomusic.cli.common import find_config, path_problems
 from emomusic.cli.doctor import cmd_doctor
 from emomusic.cli.library import cmd_library, cmd_scan
+from emomusic.cli.profile import cmd_profile
 from emomusic.cli.remote import cmd_send, cmd_status
 from emomusic.cli.replay import cmd_replay
 from emomusic.cli.run import cmd_run
 from emomusic.config import ConfigError, load_config
+from emomusic.labels import ALL_LABELS
 from emomusic.runtime import ModelError
 from emomusic.service.logs import setup_logging
 
@@ -71,10 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("library", help="list the indexed tracks with their mood placement")
     lb.add_argument("--config")
     se = sub.add_parser("send", help="send a command to the running daemon over MQTT")
-    se.add_argument("what", choices=["mode", "volume", "player", "mood"])
-    se.add_argument("value", help="match|regulate|fixed|off; 0-100; play|pause|toggle|skip; an emotion")
+    se.add_argument("what", choices=["mode", "volume", "player", "mood", "feedback"])
+    se.add_argument("value", help="match|regulate|fixed|off; 0-100; play|pause|toggle|skip|like|dislike; "
+                    "an emotion (mood: the fixed mood; feedback: how you feel)")
     se.add_argument("--config")
     se.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the daemon's availability")
+    fe = sub.add_parser("feel", help="tell the running daemon how you feel (it follows and learns from it)")
+    fe.add_argument("value", metavar="LABEL", help="an emotion: " + ", ".join(ALL_LABELS))
+    fe.add_argument("--config")
+    fe.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the daemon's availability")
+    fe.set_defaults(what="feedback")
+    pr = sub.add_parser("profile", help="print the listener profile (feedback, calibration, track likes) as JSON")
+    pr.add_argument("--config")
+    pr.add_argument("--reset", action="store_true", help="forget it all (a running daemon forgets too)")
     return p
 
 
@@ -84,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {
         "run": cmd_run, "demo": lambda a: cmd_run(a, demo=True), "check-config": cmd_check_config,
         "status": cmd_status, "doctor": cmd_doctor, "replay": cmd_replay, "scan": cmd_scan,
-        "library": cmd_library, "send": cmd_send,
+        "library": cmd_library, "send": cmd_send, "feel": cmd_send, "profile": cmd_profile,
     }
     try:
         return commands[args.command](args)

@@ -82,7 +82,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     prefix = cfg.topic_prefix
-    topic = {"mode": "mode/set", "volume": "volume/set", "player": "player/set", "mood": "mood/set"}[args.what]
+    topic = f"{args.what}/set"  # mode, volume, player, mood, feedback: the topics Home Assistant uses
     try:
         parse_command(topic, args.value.encode(), cfg.mqtt.max_payload_bytes)
     except PayloadError as e:

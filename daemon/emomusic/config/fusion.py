@@ -24,6 +24,7 @@ DEFAULT_CIRCUMPLEX: dict[str, tuple[float, float]] = {
 
 
 DEFAULT_TAU_S = 4.0
+FEEDBACK_MODALITY = "listener"  # the listener's own word ("I feel sad"): evidence like a modality's
 
 
 class FusionConfig(Section):
@@ -39,6 +40,11 @@ class FusionConfig(Section):
         description="Per-modality weight; defaults are the models' measured accuracy (models/README.md).",
     )
     circumplex: dict[str, VA] = Field(default_factory=lambda: dict(DEFAULT_CIRCUMPLEX))
+    feedback_tau_s: float = Field(
+        60.0, gt=0, description="The listener's \"I feel …\" fades with this time constant: strong at once, "
+        "so a glance a second later does not overrule it, then the sensors take over again.")
+    feedback_s: float = Field(240.0, gt=0, description="…and counts for nothing after this many seconds.")
+    feedback_weight: float = Field(1.0, ge=0, le=1, description="Its weight (reliability) while fresh.")
 
     @field_validator("tau_s", mode="before")
     @classmethod
@@ -57,7 +63,18 @@ class FusionConfig(Section):
 
     def tau(self, modality: str) -> float:
         """The decay time constant of ``modality`` (unlisted ones decay like the slowest listed)."""
+        if modality == FEEDBACK_MODALITY:
+            return self.feedback_tau_s
         return self.tau_s.get(modality, max(self.tau_s.values(), default=DEFAULT_TAU_S))
+
+    def stale_after(self, modality: str) -> float:
+        return self.feedback_s if modality == FEEDBACK_MODALITY else self.stale_after_s
+
+    def weight(self, modality: str, default: float) -> float:
+        """The reliability of ``modality`` (``default`` for one not configured)."""
+        if modality == FEEDBACK_MODALITY:
+            return self.feedback_weight
+        return self.reliability.get(modality, default)
 
     @field_validator("reliability")
     @classmethod

@@ -8,6 +8,7 @@ what weighs a modality is ``reliability × mean confidence × freshness`` with
 
 The published label has hysteresis: a new leader must beat the current label by ``margin``
 for ``hold_s`` before it takes over, so the state (and the music following it) does not flap.
+The listener's own word (modality ``listener``, "I feel sad") is the exception: it is obeyed at once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emomusic.config.fusion import FusionConfig
+from emomusic.config.fusion import FEEDBACK_MODALITY, FusionConfig
 from emomusic.labels import ALL_LABELS
 from emomusic.messages import FusedState, ModalityEstimate, Observation
 
@@ -60,6 +61,7 @@ class Fusion:
         self.label = UNKNOWN
         self._candidate: str | None = None
         self._candidate_since = 0.0
+        self._told = False  # the listener just said how they feel: no hysteresis for the next update
 
     def add(self, obs: Observation) -> None:
         """Fold one observation into its modality's evidence (raises ValueError on a bad one)."""
@@ -69,6 +71,9 @@ class Fusion:
         if not math.isfinite(conf) or not 0 <= conf <= 1:
             raise ValueError(f"confidence must be in [0, 1], got {obs.confidence}")
         vec = observation_vector(obs)
+        if obs.modality == FEEDBACK_MODALITY:  # the listener's latest word replaces the one before
+            self._evidence.pop(obs.modality, None)
+            self._told = True
         ev = self._evidence.setdefault(obs.modality, _Evidence())
         if ev.t > -math.inf and obs.t > ev.t:
             decay = math.exp(-(obs.t - ev.t) / self.cfg.tau(obs.modality))
@@ -86,11 +91,11 @@ class Fusion:
         out: dict[str, ModalityEstimate] = {}
         for name, ev in self._evidence.items():
             age = max(0.0, now - ev.t)
-            if age > self.cfg.stale_after_s or ev.conf_sum <= 0:
+            if age > self.cfg.stale_after(name) or ev.conf_sum <= 0:
                 continue
             dist = ev.acc / ev.acc.sum()
             mean_conf = ev.conf_sum / ev.count
-            reliability = self.cfg.reliability.get(name, DEFAULT_RELIABILITY)
+            reliability = self.cfg.weight(name, DEFAULT_RELIABILITY)
             weight = reliability * mean_conf * math.exp(-age / self.cfg.tau(name))
             probs = {label: float(dist[_INDEX[label]]) for label in ALL_LABELS if label in ev.labels}
             out[name] = ModalityEstimate(
@@ -133,7 +138,8 @@ class Fusion:
 
     def _advance_label(self, probs: dict[str, float], now: float) -> None:
         leader = max(probs, key=probs.__getitem__)
-        if self.label == UNKNOWN or self.label not in probs:
+        told, self._told = self._told, False
+        if self.label == UNKNOWN or self.label not in probs or told:
             self.label, self._candidate = leader, None  # nothing to hold on to: react at once
             return
         if leader == self.label or probs[leader] - probs[self.label] < self.cfg.margin:

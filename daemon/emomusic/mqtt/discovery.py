@@ -88,6 +88,13 @@ def discovery_messages(cfg: Config) -> list[tuple[str, dict[str, Any]]]:
             "options": known,
             "icon": "mdi:palette-outline",
         }),
+        ("select", "feeling", {
+            # No state topic: HA shows the last choice; each choice is sent once, as a statement.
+            "name": "How I feel",
+            "command_topic": f"{pre}/feedback/set",
+            "options": known,
+            "icon": "mdi:account-heart-outline",
+        }),
         ("sensor", "now_playing", {
             "name": "Now playing",
             "state_topic": f"{pre}/player",
@@ -122,6 +129,18 @@ def discovery_messages(cfg: Config) -> list[tuple[str, dict[str, Any]]]:
             "command_topic": f"{pre}/player/set",
             "payload_press": "skip",
             "icon": "mdi:skip-next",
+        }),
+        ("button", "like", {
+            "name": "Like track",
+            "command_topic": f"{pre}/player/set",
+            "payload_press": "like",
+            "icon": "mdi:thumb-up-outline",
+        }),
+        ("button", "dislike", {
+            "name": "Dislike track",
+            "command_topic": f"{pre}/player/set",
+            "payload_press": "dislike",
+            "icon": "mdi:thumb-down-outline",
         }),
         ("button", "pause", {
             "name": "Pause",

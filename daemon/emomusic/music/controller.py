@@ -20,11 +20,11 @@ from typing import Any
 
 from emomusic.commands import Command, Controls
 from emomusic.config import Config
+from emomusic.listener.profile import ListenerProfile
 from emomusic.messages import FusedState
-from emomusic.music.demo import make_demo_library
-from emomusic.music.library import Library, ScanReport, Track
+from emomusic.music.library import Library, Track
 from emomusic.music.policy import Point, distance, plan
-from emomusic.music.scan import scan as scan_library
+from emomusic.music.scan import open_library
 from emomusic.queues import RateLimiter
 from emomusic.voice.vad import PlaybackGuard
 
@@ -34,61 +34,22 @@ START_RETRY_MIN_S = 5.0  # a stage that cannot start (state dir read-only, disk 
 START_RETRY_MAX_S = 300.0
 STEP_ERROR_REPORT_S = 300.0  # the same error in the loop is logged once per this many seconds
 EMPTY_RETRY_S = 30.0  # with nothing playable (empty library, every file gone), how often to look again
-
-
-def open_library(cfg: Config, *, scan: bool, csv: str = "", progress: bool = False,
-                 should_stop: Callable[[], bool] = lambda: False) -> tuple[Library, ScanReport | None]:
-    """The library index with the configured mood CSV imported and, if ``scan``, the configured
-    folders and playlists rescanned (the generated demo library when none is configured).
-    ``should_stop`` is polled between files, so a daemon asked to stop does not finish a long scan."""
-    lib = Library(cfg.library_path)
-    lc = cfg.library
-    folders, playlists = [Path(f) for f in lc.folders], [Path(p) for p in lc.playlists]
-    if not folders and not playlists:
-        demo = cfg.state_dir / "demo-music"
-        make_demo_library(demo, should_stop=should_stop)
-        folders = [demo]
-        log.info("no music folders configured: using the generated demo library in %s", demo)
-    csv_name = csv or lc.csv
-    mood_csv = Path(csv_name).expanduser() if csv_name else None
-    if mood_csv is not None:
-        try:
-            imported, rejected = lib.import_csv(mood_csv)
-            log.info("mood CSV %s: %d rows imported, %d rejected", mood_csv, imported, rejected)
-        except (OSError, ValueError) as e:
-            log.error("library.csv: %s", e)
-            mood_csv = None
-    if not scan and lib.recovered_from is None:
-        return lib, None
-
-    def check_stop(path: Path) -> None:
-        if should_stop():
-            raise InterruptedError("stopped during the library scan")
-
-    log.info("scanning the library: %s", ", ".join(str(f) for f in [*folders, *playlists]))
-    report = scan_library(lib, folders, playlists, analyze=lc.analyze, min_track_s=lc.min_track_s,
-                          progress=progress, jobs=lc.scan_jobs, on_file=check_stop)
-    log.info("library scan: %s", report)
-    if mood_csv is not None:
-        unmatched = lib.unmatched_placements(str(mood_csv))
-        if unmatched:
-            log.warning("mood CSV %s: %d rows match no track in the library: %s", mood_csv, len(unmatched),
-                        "; ".join(unmatched[:20]) + (" …" if len(unmatched) > 20 else ""))
-        report.unmatched_csv = unmatched
-    return lib, report
+EARLY_SKIP_S = 20.0  # a skip this soon after a track started counts as a mild dislike of it
 
 
 class MusicController(threading.Thread):
     def __init__(self, cfg: Config, guard: PlaybackGuard | None = None,
                  publish: Callable[[dict[str, Any]], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, controls: Controls | None = None,
-                 on_fault: Callable[[str], None] | None = None) -> None:
+                 on_fault: Callable[[str], None] | None = None, profile: ListenerProfile | None = None,
+                 on_refuse: Callable[[str], None] | None = None) -> None:
         super().__init__(name="music", daemon=True)
         self.cfg = cfg
         self.pc = cfg.player
         self.guard = guard or PlaybackGuard()
         self.publish = publish
         self.on_fault = on_fault  # a problem a person must know about (…/error)
+        self.on_refuse = on_refuse  # a player command that cannot act, and why (…/error)
         self.unplayable: set[int] = set()
         self._retry_at = -float("inf")
         self.start_error: str | None = None  # why the stage is not running yet, while it retries
@@ -101,6 +62,8 @@ class MusicController(threading.Thread):
         self.controls = controls or Controls(self.pc.mode, self.pc.volume, self.pc.fixed_mood)
         self.queue: list[Track] = []
         self.current: Track | None = None
+        self.started_at = 0.0  # when the current track started (clock)
+        self.profile = profile or ListenerProfile(None)  # likes and dislikes
         self.history: deque[int] = deque(maxlen=max(1, self.pc.history))
         self.position: Point | None = None  # the listener, from the fused state
         self.planned_from: Point = (0.0, 0.0)
@@ -153,15 +116,18 @@ class MusicController(threading.Thread):
         return (v, a)
 
     def _open_library(self) -> Library:
-        lib, _ = open_library(self.cfg, scan=self.cfg.library.scan_on_start, should_stop=self.stop_event.is_set)
+        lib, _ = open_library(self.cfg, rescan=self.cfg.library.scan_on_start, should_stop=self.stop_event.is_set)
         return lib
 
     def _replan(self, reason: str) -> None:
         assert self.library is not None
         tracks = self.library.tracks()
         recent = set(self.history) | self.unplayable | ({self.current.id} if self.current else set())
+        banned, likes = self.profile.banned(), self.profile.preferences()
         p = plan(self.mode, self.planned_from, tracks, recent, n=self.pc.queue_length,
-                 target=self.pc.regulate_target, step=self.pc.regulate_step, fixed=self._fixed_point())
+                 target=self.pc.regulate_target, step=self.pc.regulate_step, fixed=self._fixed_point(),
+                 prefer={t.id: likes[t.path] for t in tracks if t.path in likes},
+                 banned={t.id for t in tracks if t.path in banned})
         self.queue = p.tracks
         titles = ", ".join(t.title for t in p.tracks) or "nothing"
         self._decide(f"{reason}; {p.reason}; queue: {titles}")
@@ -187,7 +153,7 @@ class MusicController(threading.Thread):
                         log.warning("cannot record that %s is unplayable in the library index (%s); "
                                     "skipping it until the daemon restarts", track.path, db_error)
                 continue
-            self.current = track
+            self.current, self.started_at = track, self.clock()
             self.history.append(track.id)
             self.played = [*self.played[-99:], track.title]
             self._decide(f"playing '{track.title}' by {track.artist or 'unknown'} (v={track.valence:+.2f} "
@@ -223,7 +189,42 @@ class MusicController(threading.Thread):
                     self._play_next("play requested")
             elif action == "skip" and self.mode != "off":
                 self.user_paused = False
+                if self.current is not None and self.clock() - self.started_at < EARLY_SKIP_S:
+                    self._opinion("skip")
                 self._play_next("skip requested")
+            elif action in ("like", "dislike"):
+                self._opinion(str(action), cmd.target)
+
+    def _named(self, name: str) -> Track | None:
+        assert self.library is not None
+        tracks = self.library.tracks(playable_only=False)
+        return next((t for t in tracks if t.path == name), None) or next(
+            (t for t in tracks if t.title.casefold() == name.casefold()), None)
+
+    def _opinion(self, kind: str, target: str = "") -> None:
+        """Like, dislike or an early skip of the current track (or of the named one), kept in the
+        listener profile. A dislike of the playing track skips it now; a disliked track stays out of
+        every queue until it is liked again."""
+        playing = self.current if self.player.current is not None else None
+        track = self._named(target) if target else playing
+        if track is None:
+            why = f"no track {target!r} in the library" if target else "no track is playing"
+            log.warning("%s: %s", kind, why)
+            if self.on_refuse is not None:
+                self.on_refuse(f"'{kind}' does nothing: {why}")
+            return
+        op = self.profile.track_feedback(track.path, kind)
+        what = {"like": "liked", "dislike": "disliked", "skip": "skipped early (a mild dislike)"}[kind]
+        self._decide(f"'{track.title}' {what}: {op.likes} likes, {op.dislikes} dislikes, {op.skips} early skips")
+        if kind == "dislike":
+            self.queue = [t for t in self.queue if t.path != track.path]
+            if track is not playing:
+                return
+            if self.mode != "off":
+                self.user_paused = False
+                self._play_next(f"'{track.title}' disliked")
+            else:
+                self.player.stop()
 
     def _follow_listener(self, now: float) -> None:
         state = self._latest
@@ -272,7 +273,7 @@ class MusicController(threading.Thread):
 
     def _rescan(self) -> None:
         assert self.library is not None
-        new, _ = open_library(self.cfg, scan=True, should_stop=self.stop_event.is_set)  # raises: the old one stays
+        new, _ = open_library(self.cfg, rescan=True, should_stop=self.stop_event.is_set)  # raises: the old one stays
         self.library, old = new, self.library
         old.close()
         self._retry_at = -float("inf")  # new music may be playable now

@@ -5,18 +5,21 @@ Everything happens on the valence/arousal plane where both emotions and tracks l
 - regulate: the iso principle from music therapy: the first track meets the listener where they
   are, each next one steps toward the target by at most ``regulate_step``.
 - fixed: the tracks nearest the chosen mood. off: nothing.
-Recently played tracks are left out (while enough others remain).
+Recently played tracks are left out (while enough others remain); disliked ones always. The
+listener's opinion of a track moves it at most ``PREFERENCE_REACH`` nearer (liked) or farther
+(skipped early): likes make a track more likely *near its mood*, never far from it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from emomusic.music.library import Track
 
 Point = tuple[float, float]
+PREFERENCE_REACH = 0.15  # valence/arousal distance a full like (+1) is worth
 
 
 @dataclass(frozen=True)
@@ -40,24 +43,29 @@ def iso_path(start: Point, target: Point, step: float, n: int) -> list[Point]:
     return out
 
 
-def pick(waypoints: Sequence[Point], tracks: Sequence[Track], avoid: set[int]) -> list[Track]:
-    """For each waypoint, the nearest track not yet used (nor recently played, if others remain)."""
+def pick(waypoints: Sequence[Point], tracks: Sequence[Track], avoid: set[int],
+         prefer: Mapping[int, float] | None = None, banned: Collection[int] = ()) -> list[Track]:
+    """For each waypoint, the nearest track not yet used (nor recently played, if others remain),
+    distances shortened by the listener's preference; banned tracks never."""
+    prefer = prefer or {}
     chosen: list[Track] = []
-    used: set[int] = set()
+    used: set[int] = set(banned)
     for w in waypoints:
         pool = [t for t in tracks if t.id not in used and t.id not in avoid]
         if not pool:
             pool = [t for t in tracks if t.id not in used]
         if not pool:
             break
-        best = min(pool, key=lambda t: (distance((t.valence, t.arousal), w), t.id))
+        best = min(pool, key=lambda t: (distance((t.valence, t.arousal), w) - PREFERENCE_REACH * prefer.get(t.id, 0.0),
+                                        t.id))
         chosen.append(best)
         used.add(best.id)
     return chosen
 
 
 def plan(mode: str, position: Point, tracks: Sequence[Track], recent: set[int], *, n: int,
-         target: Point, step: float, fixed: Point) -> Plan:
+         target: Point, step: float, fixed: Point, prefer: Mapping[int, float] | None = None,
+         banned: Collection[int] = ()) -> Plan:
     """The upcoming queue for ``mode`` with the listener at ``position``."""
     if mode == "off" or not tracks:
         return Plan([], [], "player off" if mode == "off" else "library is empty")
@@ -73,4 +81,6 @@ def plan(mode: str, position: Point, tracks: Sequence[Track], recent: set[int], 
         reason = f"fixed: nearest to v={fixed[0]:+.2f} a={fixed[1]:+.2f}"
     else:
         raise ValueError(f"unknown mode {mode!r}")
-    return Plan(pick(waypoints, tracks, recent), waypoints, reason)
+    if banned:
+        reason += f"; {len(banned)} disliked left out"
+    return Plan(pick(waypoints, tracks, recent, prefer, banned), waypoints, reason)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emomusic.config import Config
+from emomusic.music.demo import make_demo_library
 from emomusic.music.library import Library, ScanReport, iter_audio_files
 from emomusic.music.moods import mood_to_va
 from emomusic.music.tags import TagError, read_tags
@@ -230,3 +232,45 @@ def _finish(write: Any, p: _Pending, report: ScanReport, bar: Progress, workers:
     report.updated += p.existed
     report.added += not p.existed
     bar.step()
+
+
+def open_library(cfg: Config, *, rescan: bool, csv: str = "", progress: bool = False,
+                 should_stop: Callable[[], bool] = lambda: False) -> tuple[Library, ScanReport | None]:
+    """The library index with the configured mood CSV imported and, if ``scan``, the configured
+    folders and playlists rescanned if ``rescan`` (the generated demo library when none is configured).
+    ``should_stop`` is polled between files, so a daemon asked to stop does not finish a long scan."""
+    lib = Library(cfg.library_path)
+    lc = cfg.library
+    folders, playlists = [Path(f) for f in lc.folders], [Path(p) for p in lc.playlists]
+    if not folders and not playlists:
+        demo = cfg.state_dir / "demo-music"
+        make_demo_library(demo, should_stop=should_stop)
+        folders = [demo]
+        log.info("no music folders configured: using the generated demo library in %s", demo)
+    csv_name = csv or lc.csv
+    mood_csv = Path(csv_name).expanduser() if csv_name else None
+    if mood_csv is not None:
+        try:
+            imported, rejected = lib.import_csv(mood_csv)
+            log.info("mood CSV %s: %d rows imported, %d rejected", mood_csv, imported, rejected)
+        except (OSError, ValueError) as e:
+            log.error("library.csv: %s", e)
+            mood_csv = None
+    if not rescan and lib.recovered_from is None:
+        return lib, None
+
+    def check_stop(path: Path) -> None:
+        if should_stop():
+            raise InterruptedError("stopped during the library scan")
+
+    log.info("scanning the library: %s", ", ".join(str(f) for f in [*folders, *playlists]))
+    report = scan(lib, folders, playlists, analyze=lc.analyze, min_track_s=lc.min_track_s,
+                          progress=progress, jobs=lc.scan_jobs, on_file=check_stop)
+    log.info("library scan: %s", report)
+    if mood_csv is not None:
+        unmatched = lib.unmatched_placements(str(mood_csv))
+        if unmatched:
+            log.warning("mood CSV %s: %d rows match no track in the library: %s", mood_csv, len(unmatched),
+                        "; ".join(unmatched[:20]) + (" …" if len(unmatched) > 20 else ""))
+        report.unmatched_csv = unmatched
+    return lib, report

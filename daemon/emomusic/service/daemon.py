@@ -19,7 +19,9 @@ from typing import Any, Protocol
 
 from emomusic.commands import CONTROLS_FILE, Command, Controls
 from emomusic.config import Config
+from emomusic.config.fusion import FEEDBACK_MODALITY
 from emomusic.fusion.fuser import Fusion
+from emomusic.listener.profile import PROFILE_FILE, ListenerProfile
 from emomusic.messages import FusedState, Observation, redact
 from emomusic.queues import DropOldestQueue, RateLimiter, StreamGate
 from emomusic.service.systemd import Notifier
@@ -89,6 +91,7 @@ class Daemon:
         self.stop_event = stop_event or threading.Event()  # the CLI's, so a SIGTERM during set-up counts
         self.controls = Controls.restore(cfg.player.mode, cfg.player.volume, cfg.player.fixed_mood,
                                          cfg.state_dir / CONTROLS_FILE)
+        self.profile = ListenerProfile(cfg.state_dir / PROFILE_FILE)  # feedback, calibration, track likes
         self.sinks: list[StateSink] = list(sinks)
         self.commands: queue.Queue[Command] = queue.Queue(maxsize=100)
         self.dropped_commands = 0
@@ -115,7 +118,8 @@ class Daemon:
 
             publish = self.bridge.publish_player if self.bridge is not None else None
             on_fault = functools.partial(self.bridge.publish_fault, "music") if self.bridge is not None else None
-            self.player = MusicController(cfg, self.playback, publish, controls=self.controls, on_fault=on_fault)
+            self.player = MusicController(cfg, self.playback, publish, controls=self.controls, on_fault=on_fault,
+                                          profile=self.profile, on_refuse=functools.partial(self._refuse, "player/set"))
             self.sinks.append(self.player)
         factories = ANALYZERS if analyzers is None else analyzers
         self._build_stages(factories, camera, microphone)
@@ -217,6 +221,7 @@ class Daemon:
                 log.exception("sink %s failed", type(sink).__name__)
 
     def _fuse(self, obs: Observation, now: float) -> None:
+        obs = self.profile.calibrate(obs)  # this listener's correction of the model's reading
         try:
             with self._fusion_lock:
                 self.fusion.add(obs)
@@ -273,15 +278,27 @@ class Daemon:
     # -- commands -------------------------------------------------------------------------------
     def apply_command(self, cmd: Command) -> None:
         log.info("command: %s %s", cmd.kind, cmd.value)
+        if cmd.kind == "feedback":
+            self._feel(str(cmd.value))
+            return
         self.controls.apply(cmd)
-        if cmd.kind == "player" and cmd.value in ("play", "skip", "toggle") and (
-                self.player is None or self.controls.mode == "off"):
+        if cmd.kind == "player" and cmd.value in ("play", "skip", "toggle", "like", "dislike") and (
+                self.player is None or (self.controls.mode == "off" and cmd.value not in ("like", "dislike"))):
             why = ("no music stage is running (player.enabled is false)" if self.player is None else
                    "the music mode is off: set a mode first (match, regulate or fixed)")
             self._refuse("player/set", f"'{cmd.value}' does nothing: {why}")
         if self.player is not None:
             self.player.apply(cmd)
         self._publish_controls()
+
+    def _feel(self, label: str) -> None:
+        """The listener says how they feel: the state follows at once (strong evidence that fades
+        slowly), and each modality's calibration learns from what it read just before."""
+        now = self.clock()
+        paired = self.profile.feel(label, now)
+        log.info("listener feels %s: calibration pairs now %s", label,
+                 ", ".join(f"{m} {n}" for m, n in paired.items()) or "none (no recent face or voice)")
+        self.submit_observation(Observation(FEEDBACK_MODALITY, now, {label: 1.0}, 1.0))
 
     def _refuse(self, subtopic: str, why: str) -> None:
         """A valid command that cannot act now: say why, in the log and on …/error."""
@@ -345,6 +362,7 @@ class Daemon:
                 break
             self.apply_command(cmd)
         now = time.monotonic()
+        self.profile.refresh()  # one stat(): `emomusic profile --reset` while we run
         for source in self.sources:
             source.check_stall(now)
         if self.bridge is not None:

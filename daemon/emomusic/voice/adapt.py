@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from emomusic.listener.store import write_json
 
 log = logging.getLogger("emomusic.voice")
 
@@ -136,11 +137,8 @@ class SpeakerAdapter:
         state = {"version": STATE_VERSION, "dim": int(self.prior_mean.size), "voices": [
             {"weight": round(v.weight, 3), "mean": v.mean.round(6).tolist(), "var": v.var.round(6).tolist(),
              "centroid": v.centroid.round(6).tolist(), "last_heard": round(v.last_heard, 1)} for v in self.voices]}
-        tmp = self.path.with_name(self.path.name + ".tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(state))
-            os.replace(tmp, self.path)
+            write_json(self.path, state)
             self._dirty = 0
         except OSError as e:
             log.warning("voice adaptation state %s not saved (%s); kept in memory", self.path, e.strerror)
