@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -313,3 +314,115 @@ def test_simulated_feedback_corrects_a_speaker_the_model_misreads() -> None:
     fair = {f"s{k}": [clip(y, 0) for y in (0, 1, 2) for _ in range(6)] for k in range(4)}
     read_right = simulate(fair, labels, 2, seed=0)
     assert read_right["after"] >= read_right["before"] - 0.05  # little feedback cannot make things much worse
+
+
+# -- closed-loop regulation (issue #19) -------------------------------------------------------------
+def grid_tracks() -> list[Any]:
+    from emomusic.music.library import Track
+
+    points = [(v / 4, a / 4) for v in range(-4, 5) for a in range(-4, 5)]
+    return [Track(i + 1, f"/m/{i + 1}.ogg", f"t{i + 1}", f"artist {i // 3}", 180.0, v, a, "tag", "")
+            for i, (v, a) in enumerate(points)]
+
+
+def test_a_track_that_agitates_this_listener_stops_being_chosen_to_calm_them(tmp_path: Path) -> None:
+    from emomusic.listener.effects import Candidate
+    from emomusic.music.policy import plan
+
+    tracks = grid_tracks()
+    start, target = (-0.5, 0.5), (0.5, -0.5)
+
+    def first(effects: Any) -> Any:
+        return plan("regulate", start, tracks, set(), n=4, target=target, step=0.4, fixed=(0, 0),
+                    effects=effects, continuing=True).tracks[0]
+
+    profile = ListenerProfile(tmp_path / PROFILE_FILE)
+    chosen = first(profile.effects)  # no plays yet: the open loop's choice
+    assert chosen == plan("regulate", start, tracks, set(), n=4, target=target, step=0.4, fixed=(0, 0),
+                          continuing=True).tracks[0]
+    assert (chosen.valence, chosen.arousal) == (-0.25, 0.25)  # placed a step toward calm
+    told_calming = Candidate(chosen.path, (chosen.valence, chosen.arousal), chosen.artist)
+    for _ in range(3):  # ...but every time it played, this listener got more agitated
+        profile.observe_effect(told_calming, start, (-0.6, 0.7))
+    for other in tracks[::7]:  # other tracks did roughly what their placement says
+        s = (other.valence * 0.5, other.arousal * 0.5)
+        profile.observe_effect(Candidate(other.path, (other.valence, other.arousal), other.artist), s,
+                               (s[0] + 0.5 * (other.valence - s[0]), s[1] + 0.5 * (other.arousal - s[1])))
+    again = first(profile.effects)
+    assert again.path != chosen.path
+    assert again.valence - again.arousal >= -0.5  # and still as far toward calm as the first choice
+    restarted = ListenerProfile(tmp_path / PROFILE_FILE)  # what it learned survives a restart
+    assert first(restarted.effects).path == again.path and restarted.effects.plays == profile.effects.plays
+    assert restarted.summary()["effects"]["tracks"][chosen.path]["plays"] == 3
+    restarted.reset()
+    assert restarted.effects.plays == 0 and first(restarted.effects).path == chosen.path
+
+
+def test_only_a_play_heard_clearly_and_long_enough_counts(tmp_path: Path) -> None:
+    from emomusic.messages import FusedState
+    from emomusic.music.observer import PlayObserver
+
+    now = [0.0]
+    profile = ListenerProfile(tmp_path / PROFILE_FILE)
+    observer = PlayObserver(profile, lambda: now[0])
+    track = grid_tracks()[0]
+
+    def state(emotion: str, confidence: float, v: float, a: float) -> FusedState:
+        return FusedState(now[0], emotion, confidence, v, a, {}, {})
+
+    observer.started(track, state("angry", 0.8, -0.6, 0.8))
+    now[0] += 10.0  # skipped after 10 s of a 3-minute track: says nothing about its effect
+    observer.ended(state("angry", 0.8, -0.6, 0.8))
+    observer.started(track, state("unknown", 0.0, 0.0, 0.0))  # nobody there when it started
+    now[0] += 180.0
+    observer.ended(state("calm", 0.8, 0.4, -0.5))
+    assert profile.effects.plays == 0
+    observer.started(track, state("angry", 0.8, -0.6, 0.8))
+    now[0] += 180.0
+    observer.ended(state("calm", 0.6, 0.4, -0.5))
+    assert profile.effects.plays == 1
+    assert json.loads((tmp_path / PROFILE_FILE).read_text())["effects"]["tracks"][track.path]["n"] == 1
+
+
+def test_the_learned_effects_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from emomusic.listener import effects as effects_mod
+
+    monkeypatch.setattr(effects_mod, "MAX_TRACKS", 5)
+    e = effects_mod.Effects()
+    for i in range(20):
+        e.observe(effects_mod.Candidate(f"/m/{i}", (0.0, 0.0)), (0.0, 0.0), (0.1, 0.1))
+    assert len(e.tracks) == 5 and set(e.tracks) == {f"/m/{i}" for i in range(15, 20)} and e.plays == 20
+    assert effects_mod.Effects.from_json(json.loads(json.dumps(e.to_json()))).to_json() == e.to_json()
+
+
+def test_the_simulated_listener_prints_its_numbers() -> None:
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "simulate_listener.py"),
+                          "--seed", "3", "--episodes", "3"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["episodes"] == 3 and result["learning_tracks"] == 50
+    assert result["open_loop_s"] > 0 and result["closed_loop_s"] > 0 and "closed_loop_frozen_s" in result
+
+
+def test_the_daemon_learns_from_each_play_and_plans_with_it_after_a_restart(
+        broker: Broker, tmp_path: Path, supervised: Callable[..., Daemon]) -> None:
+    from emomusic.music.demo import synth_music, write_tagged
+
+    music = tmp_path / "music"
+    music.mkdir()
+    for i, mood in enumerate(("calm", "sad", "happy")):
+        write_tagged(music / f"{i}.ogg", synth_music(3.0, 90, False, 0.5, seed=i), f"Song {i}", mood, rate=16000)
+    cfg = daemon_config(broker, tmp_path, "listener", microphone={"enabled": False},
+                        player={"enabled": True, "fade_ms": 0, "mode": "regulate"},
+                        library={"folders": [str(music)], "min_track_s": 0})
+    daemon = supervised(cfg, analyzers=factories(face="sad"))  # a sad face throughout
+    end = time.monotonic() + 60
+    while time.monotonic() < end and not any("closed loop" in d for d in daemon.player.decisions):
+        time.sleep(0.2)
+    assert daemon.profile.effects.plays >= 1  # a whole 3 s track heard with a clear state
+    assert any("closed loop" in d for d in daemon.player.decisions)
+    plays = daemon.profile.effects.plays
+    daemon.request_stop()
+    daemon.player.join(10)
+    again = Daemon(cfg, analyzers={})
+    assert again.profile.effects.plays >= plays

@@ -170,6 +170,10 @@ def test_regulate_starts_at_the_listener_and_steps_toward_the_target() -> None:
     assert min(dists) < 0.3 and dists[: reached + 1] == sorted(dists[: reached + 1], reverse=True)
     # once the target is reached, the queue stays near it (no track twice)
     assert all(d <= 0.5 + 1e-9 for d in dists[reached:]) and len({t.id for t in p.tracks}) == 6
+    # A re-plan after a track has played steps on: the listener has been met already (else every
+    # re-plan would queue the track nearest the listener again and never lead anywhere).
+    on = plan("regulate", (-1.0, 1.0), GRID, set(), n=6, target=(0.5, -0.5), step=0.5, fixed=(0, 0), continuing=True)
+    assert on.tracks[0].id == p.tracks[1].id and on.waypoints[0] == pytest.approx(p.waypoints[1])
 
 
 def test_fixed_and_off() -> None:

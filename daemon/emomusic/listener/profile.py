@@ -2,8 +2,8 @@
 
 Kept in ``<state_dir>/listener.json`` (written atomically on every change): the feedback events
 ("I feel sad", like, dislike, early skip), each modality's calibration with the (model output,
-stated emotion) pairs it was fitted on, and an opinion per track. Labels and numbers only: no frame,
-no audio, no embedding of either.
+stated emotion) pairs it was fitted on, an opinion per track, and what each track was seen to do
+to the listener (listener/effects.py). Labels and numbers only: no frame, no audio, no embedding.
 
 The file is the truth: ``emomusic profile --reset`` deletes it while the daemon runs, and the daemon,
 which checks the file's stamp before every change and every few seconds, starts afresh too.
@@ -24,6 +24,7 @@ import numpy as np
 
 from emomusic.labels import ALL_LABELS
 from emomusic.listener.calibration import Calibration, fit
+from emomusic.listener.effects import Candidate, Effects
 from emomusic.listener.store import file_stamp, write_json
 from emomusic.messages import Observation
 
@@ -78,6 +79,7 @@ class ListenerProfile:
         self.pairs: dict[str, _Pairs] = {}
         self.calibration: dict[str, Calibration] = {}
         self.tracks: dict[str, TrackOpinion] = {}
+        self.effects = Effects()
 
     # -- the flow of observations -----------------------------------------------------------------
     def calibrate(self, obs: Observation) -> Observation:
@@ -145,6 +147,13 @@ class ListenerProfile:
             self.save()
             return op
 
+    def observe_effect(self, track: Candidate, start: tuple[float, float], end: tuple[float, float]) -> None:
+        """The listener went from ``start`` to ``end`` while ``track`` played; saved."""
+        with self._lock:
+            self.refresh()
+            self.effects.observe(track, start, end, round(self.wall(), 3))
+            self.save()
+
     def banned(self) -> set[str]:
         with self._lock:
             return {p for p, op in self.tracks.items() if op.banned}
@@ -170,6 +179,9 @@ class ListenerProfile:
                 "track_feedback": {k: sum(e["kind"] == k for e in self.events) for k in TRACK_KINDS},
                 "calibration": {m: c.to_json() for m, c in self.calibration.items()},
                 "tracks": {p: dataclasses.asdict(op) for p, op in self.tracks.items()},
+                "effects": {"plays": self.effects.plays, "drift": [round(float(x), 4) for x in self.effects.drift],
+                            "tracks": {p: {"plays": r.n, "mean_move": [round(x / r.n, 4) for x in r.move]}
+                                       for p, r in self.effects.tracks.items()}},
                 "events": self.events[-20:],
             }
 
@@ -181,6 +193,7 @@ class ListenerProfile:
             "pairs": {m: {"labels": list(p.labels), "probs": p.probs, "truth": p.truth} for m, p in self.pairs.items()},
             "calibration": {m: c.to_json() for m, c in self.calibration.items()},
             "tracks": {path: dataclasses.asdict(op) for path, op in self.tracks.items()},
+            "effects": self.effects.to_json(),
         }
 
     def save(self) -> None:
@@ -215,6 +228,7 @@ class ListenerProfile:
                                            [int(i) for i in p["truth"]])
                 self.calibration = {m: Calibration.from_json(c) for m, c in data.get("calibration", {}).items()}
                 self.tracks = {str(path): TrackOpinion(**op) for path, op in data.get("tracks", {}).items()}
+                self.effects = Effects.from_json(data.get("effects", {}))
             except (OSError, ValueError, KeyError, TypeError) as e:
                 aside = self.path.with_name(f"{self.path.name}.unusable-{int(self.wall())}")
                 log.warning("%s: listener profile unusable (%s); moved aside to %s, starting afresh",

@@ -23,6 +23,7 @@ from emomusic.config import Config
 from emomusic.listener.profile import ListenerProfile
 from emomusic.messages import FusedState
 from emomusic.music.library import Library, Track
+from emomusic.music.observer import PlayObserver
 from emomusic.music.policy import Point, distance, plan
 from emomusic.music.scan import open_library
 from emomusic.queues import RateLimiter
@@ -63,7 +64,8 @@ class MusicController(threading.Thread):
         self.queue: list[Track] = []
         self.current: Track | None = None
         self.started_at = 0.0  # when the current track started (clock)
-        self.profile = profile or ListenerProfile(None)  # likes and dislikes
+        self.profile = profile or ListenerProfile(None)  # likes, dislikes, what tracks do to the listener
+        self.observer = PlayObserver(self.profile, clock)
         self.history: deque[int] = deque(maxlen=max(1, self.pc.history))
         self.position: Point | None = None  # the listener, from the fused state
         self.planned_from: Point = (0.0, 0.0)
@@ -127,13 +129,15 @@ class MusicController(threading.Thread):
         p = plan(self.mode, self.planned_from, tracks, recent, n=self.pc.queue_length,
                  target=self.pc.regulate_target, step=self.pc.regulate_step, fixed=self._fixed_point(),
                  prefer={t.id: likes[t.path] for t in tracks if t.path in likes},
-                 banned={t.id for t in tracks if t.path in banned})
+                 banned={t.id for t in tracks if t.path in banned}, effects=self.profile.effects,
+                 continuing=self.current is not None)
         self.queue = p.tracks
         titles = ", ".join(t.title for t in p.tracks) or "nothing"
         self._decide(f"{reason}; {p.reason}; queue: {titles}")
 
     def _play_next(self, reason: str) -> None:
         assert self.library is not None
+        self.observer.ended(self._latest)
         for _ in range(len(self.queue) + 3):
             if not self.queue:
                 self._replan(reason)
@@ -154,6 +158,7 @@ class MusicController(threading.Thread):
                                     "skipping it until the daemon restarts", track.path, db_error)
                 continue
             self.current, self.started_at = track, self.clock()
+            self.observer.started(track, self._latest)
             self.history.append(track.id)
             self.played = [*self.played[-99:], track.title]
             self._decide(f"playing '{track.title}' by {track.artist or 'unknown'} (v={track.valence:+.2f} "
@@ -281,6 +286,7 @@ class MusicController(threading.Thread):
 
     def _queue_after_track_end(self) -> None:
         title = self.current.title if self.current else "track"
+        self.observer.ended(self._latest)  # before the re-plan: it plans with what this play showed
         self._replan(f"'{title}' ended")
         self._play_next("next in queue")
 

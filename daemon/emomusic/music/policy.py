@@ -3,7 +3,8 @@
 Everything happens on the valence/arousal plane where both emotions and tracks live.
 - match: the tracks nearest the listener's current position.
 - regulate: the iso principle from music therapy: the first track meets the listener where they
-  are, each next one steps toward the target by at most ``regulate_step``.
+  are, each next one steps toward the target by at most ``regulate_step``. A re-plan while the
+  session goes on (a track has played) starts one step on: the listener has been met already.
 - fixed: the tracks nearest the chosen mood. off: nothing.
 Recently played tracks are left out (while enough others remain); disliked ones always. The
 listener's opinion of a track moves it at most ``PREFERENCE_REACH`` nearer (liked) or farther
@@ -16,10 +17,14 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from emomusic.listener.effects import PULL, Candidate, Effects
 from emomusic.music.library import Track
 
 Point = tuple[float, float]
 PREFERENCE_REACH = 0.15  # valence/arousal distance a full like (+1) is worth
+EXPLORE = 0.25  # closed loop: how much an untried track's uncertainty counts in its favour (sd units)
 
 
 @dataclass(frozen=True)
@@ -63,19 +68,70 @@ def pick(waypoints: Sequence[Point], tracks: Sequence[Track], avoid: set[int],
     return chosen
 
 
+def learned_pick(mode: str, position: Point, tracks: Sequence[Track], avoid: set[int], *, n: int,
+                 target: Point, step: float, effects: Effects, prefer: Mapping[int, float],
+                 banned: Collection[int]) -> tuple[list[Track], list[Point]]:
+    """Closed loop: track after track, the one whose *learned* effect is expected to bring the listener
+    nearest the target (regulate) or to keep them where they are (match), optimistic about what is
+    untried (a contextual bandit with an upper confidence bound), among the tracks within the iso
+    principle's largest step of where the listener is expected to be. With effects exactly as placed
+    this picks what the open loop would, or a track that gets as far within the same step."""
+    catalogue = [Candidate(t.path, (t.valence, t.arousal), t.artist) for t in tracks]
+    heard = {t.id: effects.response(c, catalogue) for t, c in zip(tracks, catalogue, strict=True)}
+    goal = target if mode == "regulate" else position
+    chosen: list[Track] = []
+    path: list[Point] = []
+    used: set[int] = set(banned)
+    pos = position
+    for _ in range(n):
+        pool = [t for t in tracks if t.id not in used and t.id not in avoid]
+        pool = pool or [t for t in tracks if t.id not in used]
+        if not pool:
+            break
+        # The iso step, on where each track draws *this* listener: no farther than a step from them,
+        # or than the open-loop choice (the track nearest the next waypoint) where the library is sparse.
+        waypoint = iso_path(pos, goal, step, 2)[1] if mode == "regulate" else pos
+        near = min(pool, key=lambda t: (distance(tuple(heard[t.id][0]), waypoint), t.id))
+        reach = max(step, distance(tuple(heard[near.id][0]), pos)) + 1e-9
+        scored = []
+        for t in pool:
+            point, sd = heard[t.id]
+            if distance(tuple(point), pos) > reach:
+                continue
+            after = np.clip(np.asarray(pos) + PULL * (point - np.asarray(pos)), -1, 1)
+            cost = distance((float(after[0]), float(after[1])), goal) - EXPLORE * sd
+            if mode == "match":
+                cost += distance(tuple(point), pos)
+            scored.append((cost - PREFERENCE_REACH * prefer.get(t.id, 0.0), t.id, t, after))
+        _, _, best, after = min(scored, key=lambda s: (s[0], s[1]))
+        chosen.append(best)
+        used.add(best.id)
+        path.append(pos)
+        pos = (float(after[0]), float(after[1]))
+    return chosen, path
+
+
 def plan(mode: str, position: Point, tracks: Sequence[Track], recent: set[int], *, n: int,
          target: Point, step: float, fixed: Point, prefer: Mapping[int, float] | None = None,
-         banned: Collection[int] = ()) -> Plan:
-    """The upcoming queue for ``mode`` with the listener at ``position``."""
+         banned: Collection[int] = (), effects: Effects | None = None, continuing: bool = False) -> Plan:
+    """The upcoming queue for ``mode`` with the listener at ``position``; with learned ``effects``
+    (any play observed) regulate and match plan in closed loop, else on placements alone.
+    ``continuing``: a track has played in this session (regulate steps on from the listener)."""
+    if effects is not None and effects.plays > 0 and mode in ("match", "regulate") and tracks:
+        picked, path = learned_pick(mode, position, tracks, recent, n=n, target=target, step=step,
+                                    effects=effects, prefer=prefer or {}, banned=banned)
+        goal = f"toward v={target[0]:+.2f} a={target[1]:+.2f}" if mode == "regulate" else "keeping them there"
+        return Plan(picked, path, f"{mode} (closed loop, {effects.plays} plays learned): from v={position[0]:+.2f} "
+                                  f"a={position[1]:+.2f} {goal}, steps of at most {step:.2f}")
     if mode == "off" or not tracks:
         return Plan([], [], "player off" if mode == "off" else "library is empty")
     if mode == "match":
         waypoints = [position] * n
         reason = f"match: nearest to the listener at v={position[0]:+.2f} a={position[1]:+.2f}"
     elif mode == "regulate":
-        waypoints = iso_path(position, target, step, n)
+        waypoints = iso_path(position, target, step, n + 1)[1:] if continuing else iso_path(position, target, step, n)
         reason = (f"regulate: from v={position[0]:+.2f} a={position[1]:+.2f} toward v={target[0]:+.2f} "
-                  f"a={target[1]:+.2f} in steps of {step:.2f}")
+                  f"a={target[1]:+.2f} in steps of {step:.2f}{', one step on' if continuing else ''}")
     elif mode == "fixed":
         waypoints = [fixed] * n
         reason = f"fixed: nearest to v={fixed[0]:+.2f} a={fixed[1]:+.2f}"
