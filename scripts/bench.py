@@ -1,6 +1,7 @@
 """Benchmarks: per-stage latency, the whole daemon's CPU and memory, and the seeds' model sizes.
 
     python scripts/bench.py [--out docs/PERFORMANCE.md] [--quick]
+    python scripts/bench.py --web     # the web stage's CPU, idle and with a page open
 
 Not a test: it measures and writes docs/PERFORMANCE.md with the machine's description.
 - Per stage (median of repeated runs, one thread): capture decode, face detection (full and short
@@ -385,6 +386,54 @@ def scan_rate(folders: list[Path], jobs: int) -> dict[str, Any]:
             "tracks_per_s": round(report.seen / wall, 1), "jobs": jobs or os.cpu_count()}
 
 
+def web_idle(seconds: float = 60.0) -> dict[str, float]:
+    """CPU of the web stage's thread (% of one core) with no page open, then with one page open
+    (server-sent events), while the state changes twice a second as it does live."""
+    import threading
+    import urllib.request
+
+    from emomusic.config import parse_config
+    from emomusic.messages import FusedState
+    from emomusic.web.server import WebServer
+
+    cfg = parse_config({"web": {"port": 0}}, env={})
+    server = WebServer(cfg, lambda cmd: None, lambda: None)
+    assert server.start()
+    stop = threading.Event()
+
+    def states() -> None:
+        k = 0
+        while not stop.wait(0.5):
+            k += 1
+            server.on_state(FusedState(time.time(), "happy", 0.5 + 0.01 * (k % 10), 0.6, 0.4, {"happy": 1.0}, {}))
+
+    def ticks() -> int:
+        tid = server._thread.native_id
+        fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    hz = os.sysconf("SC_CLK_TCK")
+    threading.Thread(target=states, daemon=True).start()
+    out = {}
+    t0, c0 = time.monotonic(), ticks()
+    time.sleep(seconds)
+    out["idle_no_page_percent_of_one_core"] = round(100 * (ticks() - c0) / hz / (time.monotonic() - t0), 2)
+
+    def page() -> None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/api/events") as r:
+            while not stop.is_set():
+                r.readline()
+
+    threading.Thread(target=page, daemon=True).start()
+    time.sleep(2)
+    t0, c0 = time.monotonic(), ticks()
+    time.sleep(seconds)
+    out["one_page_open_percent_of_one_core"] = round(100 * (ticks() - c0) / hz / (time.monotonic() - t0), 2)
+    stop.set()
+    server.stop()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "PERFORMANCE.md")
@@ -396,7 +445,11 @@ def main() -> int:
     ap.add_argument("--scan", type=Path, nargs="+", metavar="FOLDER",
                     help="only the library scan rate over these music folders (fresh index), printed as JSON")
     ap.add_argument("--jobs", type=int, default=0, help="with --scan: worker processes (0 = one per core)")
+    ap.add_argument("--web", action="store_true", help="only the web stage's CPU, idle and with a page open, as JSON")
     args = ap.parse_args()
+    if args.web:
+        print(json.dumps(web_idle(30.0 if args.quick else 60.0)))
+        return 0
     if args.memory:
         print(json.dumps(full_daemon_memory()))
         return 0

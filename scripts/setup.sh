@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-dev}"
-bash scripts/system-deps.sh
+bash scripts/system-deps.sh "$extras"
 stamp=".venv/.installed-$extras"
 target=".[$extras]"
 [ "$extras" = runtime ] && target="."

@@ -61,7 +61,7 @@ def main() -> int:
         host, port = args.mqtt.rsplit(":", 1)
         data["mqtt"] = {"host": host, "port": int(port)}
     cfg = parse_config(data, env={})
-    daemon = Daemon(cfg, camera=video, microphone=audio, fast=True, loop=True, mqtt=bool(args.mqtt))
+    daemon = Daemon(cfg, camera=video, microphone=audio, fast=True, loop=True, mqtt=bool(args.mqtt), web=False)
     runner = threading.Thread(target=daemon.run, daemon=True)
     start = time.monotonic()
     runner.start()

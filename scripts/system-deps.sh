@@ -4,6 +4,8 @@
 #   mosquitto      - the MQTT broker the tests start (and the daemon can use locally)
 #   libportaudio2  - PortAudio, for sounddevice (microphone)
 #   espeak-ng      - generated speech for the sample media and the voice tests
+#   chromium       - only with "dev": the browser the page's tests drive (Playwright, no browser download)
+# Usage: scripts/system-deps.sh [EXTRAS]
 set -euo pipefail
 missing=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
@@ -12,6 +14,9 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(
 # ldconfig with SIGPIPE on a long listing, and the package would be "missing" and reinstalled.
 ldconfig -p 2>/dev/null | grep 'libportaudio.so.2' >/dev/null || missing+=(libportaudio2)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+if [ "${1:-}" = dev ]; then
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing system packages: ${missing[*]}" >&2
 SUDO=""

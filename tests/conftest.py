@@ -191,6 +191,7 @@ def daemon_config(broker: Broker | None, tmp_path: Path, device_id: str, **secti
         "mqtt": {"host": "127.0.0.1", "port": broker.port if broker else free_port(), "heartbeat_s": 1.0,
                  "min_interval_s": 0.1},
         "player": {"enabled": False},
+        "web": {"enabled": False},
     }
     for key, value in sections.items():
         data[key] = data.get(key, {}) | value

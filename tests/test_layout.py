@@ -22,11 +22,13 @@ RANK = {
     "face": 3, "voice": 3,
     "fusion": 4,
     "mqtt": 5, "music": 5,
-    "service": 6,
-    "cli": 7,
-    "__main__": 8,
+    "analyze": 6,
+    "web": 7,
+    "service": 8,
+    "cli": 9,
+    "__main__": 10,
 }
-STAGES = ("sources", "face", "voice", "fusion", "mqtt", "music", "service", "cli")
+STAGES = ("sources", "face", "voice", "fusion", "mqtt", "music", "analyze", "web", "service", "cli")
 
 
 def modules() -> list[Path]:

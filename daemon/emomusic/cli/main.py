@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from emomusic import __version__
+from emomusic.cli.analyze import cmd_analyze
 from emomusic.cli.common import find_config, path_problems
 from emomusic.cli.doctor import cmd_doctor
 from emomusic.cli.library import cmd_library, cmd_scan
@@ -83,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument("--config")
     fe.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the daemon's availability")
     fe.set_defaults(what="feedback")
+    an = sub.add_parser("analyze", help="the emotion in a photo and/or a voice clip, and songs for it (no daemon)")
+    an.add_argument("--image", help="a photo with a face (JPEG, PNG, ...)")
+    an.add_argument("--audio", help="a voice clip (WAV, FLAC, OGG)")
+    an.add_argument("--mode", choices=["match", "regulate"], default="match")
+    an.add_argument("-n", type=int, default=5, help="how many songs")
+    an.add_argument("--config")
     pr = sub.add_parser("profile", help="print the listener profile (feedback, calibration, track likes) as JSON")
     pr.add_argument("--config")
     pr.add_argument("--reset", action="store_true", help="forget it all (a running daemon forgets too)")
@@ -96,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": cmd_run, "demo": lambda a: cmd_run(a, demo=True), "check-config": cmd_check_config,
         "status": cmd_status, "doctor": cmd_doctor, "replay": cmd_replay, "scan": cmd_scan,
         "library": cmd_library, "send": cmd_send, "feel": cmd_send, "profile": cmd_profile,
+        "analyze": cmd_analyze,
     }
     try:
         return commands[args.command](args)

@@ -63,7 +63,7 @@ def run_replay(cfg: Config, video: str | None, audio: str | None, jsonl: Path, f
         sink = JsonlSink(out, t0=0.0 if fast else time.monotonic())
         # voices are adapted to in memory only: a recording must not change what the daemon has learned
         analyzers = {**ANALYZERS, "voice": lambda c, guard: VoiceAnalyzer(c, guard=guard, persist=False)}
-        daemon = Daemon(cfg, camera=video, microphone=audio, fast=fast, loop=False, mqtt=False, music=False,
+        daemon = Daemon(cfg, camera=video, microphone=audio, fast=fast, loop=False, mqtt=False, music=False, web=False,
                         sinks=[sink], analyzers=analyzers)
         daemon.run()
     if daemon.failures():

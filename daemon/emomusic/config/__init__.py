@@ -21,6 +21,7 @@ from emomusic.config.mqtt import PASSWORD_ENV, MqttConfig
 from emomusic.config.music import LibraryConfig, PlayerConfig
 from emomusic.config.perception import FaceConfig, ModelsConfig, VoiceConfig
 from emomusic.config.sources import CameraConfig, MicrophoneConfig
+from emomusic.config.web import WEB_PASSWORD_ENV, WebConfig
 
 # Environment variables that override a key, for what differs per host (systemd EnvironmentFile=).
 ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
@@ -29,6 +30,8 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "EMOMUSIC_MQTT_USERNAME": ("mqtt", "username"),
     "EMOMUSIC_DEVICE_ID": ("device", "id"),
     "EMOMUSIC_STATE_DIR": ("device", "state_dir"),
+    "EMOMUSIC_WEB_HOST": ("web", "host"),
+    "EMOMUSIC_WEB_PORT": ("web", "port"),
 }
 
 
@@ -72,14 +75,20 @@ class Config(Section):
     library: LibraryConfig = Field(default_factory=LibraryConfig)
     player: PlayerConfig = Field(default_factory=PlayerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
 
     # Resolved at load time, not part of the file.
     _mqtt_password: str | None = PrivateAttr(None)
+    _web_password: str | None = PrivateAttr(None)
     _origin: str = PrivateAttr("defaults")
 
     @property
     def mqtt_password(self) -> str | None:
         return self._mqtt_password
+
+    @property
+    def web_password(self) -> str | None:
+        return self._web_password
 
     @property
     def origin(self) -> str:
@@ -125,15 +134,26 @@ def _format_errors(origin: str, err: ValidationError, env_keys: dict[tuple[str, 
     return "\n".join(lines)
 
 
-def _read_secret(path: str) -> str:
+def _read_secret(path: str, key: str = "mqtt.password_file") -> str:
     try:
         return Path(path).read_text(encoding="utf-8").strip()
     except PermissionError as e:
         raise ConfigError(
-            f"mqtt.password_file: {path} is not readable by this user (uid {os.getuid()}): {e.strerror}"
+            f"{key}: {path} is not readable by this user (uid {os.getuid()}): {e.strerror}"
         ) from e
     except OSError as e:
-        raise ConfigError(f"mqtt.password_file: cannot read {path}: {e.strerror or e}") from e
+        raise ConfigError(f"{key}: cannot read {path}: {e.strerror or e}") from e
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_config(data: dict[str, Any], origin: str = "config", env: dict[str, str] | None = None) -> Config:
@@ -161,6 +181,12 @@ def parse_config(data: dict[str, Any], origin: str = "config", env: dict[str, st
         raise ConfigError("\n".join(problems))
     password = env.get(PASSWORD_ENV) or (_read_secret(cfg.mqtt.password_file) if cfg.mqtt.password_file else None)
     cfg._mqtt_password = password
+    cfg._web_password = env.get(WEB_PASSWORD_ENV) or (
+        _read_secret(cfg.web.password_file, "web.password_file") if cfg.web.password_file else None)
+    if cfg.web.enabled and not cfg.web_password and not _loopback(cfg.web.host):
+        src = f" (from {used[('web', 'host')]})" if ("web", "host") in used else ""
+        raise ConfigError(f"{origin}: web.host{src}: {cfg.web.host} is reachable from other machines, so the page "
+                          f"needs a password: set {WEB_PASSWORD_ENV} or web.password_file (or keep the host 127.0.0.1)")
     cfg._origin = origin
     return cfg
 

@@ -81,6 +81,17 @@ class FaceAnalyzer:
         tracks = self.tracker.update(item.t, dets, probs, qualities)
         return self.observe(item.t, dets, tracks, qualities)
 
+    def photo(self, image: np.ndarray) -> Observation | None:
+        """One still image (``emomusic analyze``, the web page): every face found, both views
+        averaged, no window; None when no face is found."""
+        bgr = to_bgr8(image)
+        dets = self.detector.detect(bgr) if bgr is not None else []
+        if bgr is None or not dets:
+            return None
+        probs = self.classifier.classify([align_face(bgr, d.box, d.keypoints) for d in dets], "both")
+        qualities = [face_quality(d, self.cfg.min_face_px) for d in dets]
+        return self.observe(0.0, dets, FaceTracker(self.cfg.window_s).update(0.0, dets, probs, qualities), qualities)
+
     def observe(self, t: float, dets: list[Detection], tracks: list[Track], qualities: list[float]) -> Observation:
         """Pool the chosen face(s) over the window and weigh the result."""
         if self.cfg.faces == "largest":  # detections come largest first

@@ -25,7 +25,7 @@ from emomusic.listener.profile import PROFILE_FILE, ListenerProfile
 from emomusic.messages import FusedState, Observation, redact
 from emomusic.queues import DropOldestQueue, RateLimiter, StreamGate
 from emomusic.service.systemd import Notifier
-from emomusic.service.workers import Analyzer, AnalyzerWorker
+from emomusic.service.workers import ANALYZERS, MODALITY_OF, SOURCE_OF, AnalyzerFactory, AnalyzerWorker
 from emomusic.sources.base import Source
 from emomusic.sources.camera import CameraSource
 from emomusic.sources.microphone import AudioFileSource, MicrophoneSource
@@ -35,29 +35,6 @@ from emomusic.sources.samples import SampleMediaError
 from emomusic.voice.vad import PlaybackGuard
 
 log = logging.getLogger("emomusic.app")
-
-# An analyzer factory gets the config and the playback guard (what the player says it is playing,
-# so the voice analyzer does not take the daemon's own music for a voice).
-AnalyzerFactory = Callable[[Config, PlaybackGuard], Analyzer]
-
-
-def _face_analyzer(cfg: Config, playback: PlaybackGuard) -> Analyzer:
-    from emomusic.face.analyzer import FaceAnalyzer
-
-    return FaceAnalyzer(cfg)
-
-
-def _voice_analyzer(cfg: Config, playback: PlaybackGuard) -> Analyzer:
-    from emomusic.voice.analyzer import VoiceAnalyzer
-
-    return VoiceAnalyzer(cfg, guard=playback)
-
-
-# Analyzer factories by modality (tests swap in their own).
-ANALYZERS: dict[str, AnalyzerFactory] = {"face": _face_analyzer, "voice": _voice_analyzer}
-SOURCE_OF = {"face": "camera", "voice": "microphone"}
-MODALITY_OF = {v: k for k, v in SOURCE_OF.items()}
-
 
 class StateSink(Protocol):
     """Anything that wants every fused state (MQTT, the player, a JSONL writer)."""
@@ -81,6 +58,7 @@ class Daemon:
         analyzers: dict[str, AnalyzerFactory] | None = None,
         notifier: Notifier | None = None,
         music: bool = True,
+        web: bool = True,
         stop_event: threading.Event | None = None,
     ) -> None:
         self.cfg = cfg
@@ -121,6 +99,12 @@ class Daemon:
             self.player = MusicController(cfg, self.playback, publish, controls=self.controls, on_fault=on_fault,
                                           profile=self.profile, on_refuse=functools.partial(self._refuse, "player/set"))
             self.sinks.append(self.player)
+        self.web: Any = None
+        if cfg.web.enabled and web:
+            from emomusic.web.server import WebServer
+
+            self.web = WebServer(cfg, self.submit_command, self._player_view, self.profile.banned)
+            self.sinks.append(self.web)
         factories = ANALYZERS if analyzers is None else analyzers
         self._build_stages(factories, camera, microphone)
 
@@ -312,10 +296,15 @@ class Daemon:
             self.bridge.publish_controls(self.controls.mode, self.controls.volume, self.controls.mood)
 
     # -- lifecycle ------------------------------------------------------------------------------
+    def _player_view(self) -> tuple[dict[str, Any], list[Any]] | None:
+        return None if self.player is None else (self.player.status(), list(self.player.queue))
+
     def start(self) -> None:
         self._publish_controls()
         if self.bridge is not None:
             self.bridge.start()
+        if self.web is not None:
+            self.web.start()  # a port already taken is logged; the rest runs without the page
         self._fusion_thread.start()
         if self.player is not None:
             self.player.start()
@@ -391,6 +380,8 @@ class Daemon:
                 self.player.join(max(0.5, end - time.monotonic()))
         if self.bridge is not None:
             self.bridge.stop()
+        if self.web is not None:
+            self.web.stop()
         log.info("stopped")
 
     # -- for replay and status --------------------------------------------------------------------

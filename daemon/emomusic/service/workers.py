@@ -14,9 +14,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from emomusic.config import Config
 from emomusic.messages import Observation
 from emomusic.queues import DropOldestQueue
 from emomusic.sources.base import StatusCallback
+from emomusic.voice.vad import PlaybackGuard
 
 
 class Analyzer(Protocol):
@@ -121,3 +123,26 @@ class AnalyzerWorker(threading.Thread):
         self.disabled = True
         self.log.error("%s", msg, exc_info=True)
         self._status("disabled", msg)
+
+
+# An analyzer factory gets the config and the playback guard (what the player says it is playing,
+# so the voice analyzer does not take the daemon's own music for a voice).
+AnalyzerFactory = Callable[[Config, PlaybackGuard], Analyzer]
+
+
+def _face_analyzer(cfg: Config, playback: PlaybackGuard) -> Analyzer:
+    from emomusic.face.analyzer import FaceAnalyzer
+
+    return FaceAnalyzer(cfg)
+
+
+def _voice_analyzer(cfg: Config, playback: PlaybackGuard) -> Analyzer:
+    from emomusic.voice.analyzer import VoiceAnalyzer
+
+    return VoiceAnalyzer(cfg, guard=playback)
+
+
+# Analyzer factories by modality (tests swap in their own).
+ANALYZERS: dict[str, AnalyzerFactory] = {"face": _face_analyzer, "voice": _voice_analyzer}
+SOURCE_OF = {"face": "camera", "voice": "microphone"}
+MODALITY_OF = {v: k for k, v in SOURCE_OF.items()}

@@ -96,7 +96,15 @@ class VoiceAnalyzer:
         )
 
     def process(self, item: AudioChunk) -> Observation | None:
-        windows = self.windower.feed(item.samples, item.t)
+        return self.observe(self.windower.feed(item.samples, item.t))
+
+    def clip(self, samples: np.ndarray) -> Observation | None:
+        """One whole recording (``emomusic analyze``, the web page), to its last window; None
+        without speech."""
+        return self.observe(self.windower.feed(samples, 0.0) + self.windower.flush())
+
+    def observe(self, windows: list[SpeechWindow]) -> Observation | None:
+        """One observation for windows of speech: pooled by each window's confidence."""
         if not windows:
             return None
         probs = self.classifier.classify([w.samples for w in windows])

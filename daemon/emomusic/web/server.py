@@ -1,0 +1,269 @@
+"""The page the daemon serves, and its JSON API (aiohttp, in a thread of its own).
+
+A sink like MQTT: it keeps the latest fused state and one point a second of the last ten minutes.
+Commands go through the same parsing and validation as MQTT's, into the daemon's command queue.
+Uploads to /api/analyze are analysed in memory (analyze/snapshot.py) and never stored. With a
+password (EMOMUSIC_WEB_PASSWORD or web.password_file) every route asks for HTTP basic auth; the
+config refuses a non-loopback host without one. Idle with no page open, the stage does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from emomusic.analyze.snapshot import AnalyzeError, Snapshot
+from emomusic.commands import COMMAND_TOPICS, Command, PayloadError, parse_command
+from emomusic.config import Config
+from emomusic.messages import FusedState
+from emomusic.music.library import Library, Track
+
+log = logging.getLogger("emomusic.web")
+
+STATIC = Path(__file__).parent / "static"
+HISTORY_S = 600  # the timeline shows the last ten minutes, one point a second
+EVENT_POLL_S = 0.5  # a connected page gets a new state at most this often
+KEEPALIVE_S = 15.0
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class WebServer:
+    """Serves the page; ``submit`` takes validated commands, ``player`` gives the music stage's
+    status and queue (None without a music stage), ``banned`` the disliked tracks' paths."""
+
+    def __init__(self, cfg: Config, submit: Callable[[Command], None],
+                 player: Callable[[], tuple[dict[str, Any], list[Track]] | None],
+                 banned: Callable[[], set[str]] = set) -> None:
+        self.cfg = cfg
+        self.submit = submit
+        self.player = player
+        self.banned = banned
+        self.snapshot = Snapshot(cfg)
+        self.latest: FusedState | None = None
+        self.latest_at = 0.0
+        self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_S)
+        self.port = cfg.web.port
+        self.error: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="web", daemon=True)
+
+    # -- the sink side (fusion thread) --------------------------------------------------------------
+    def on_state(self, state: FusedState) -> None:
+        now = time.time()
+        self.latest, self.latest_at = state, now
+        if not self.history or now - self.history[-1]["t"] >= 1.0:
+            self.history.append({"t": round(now, 1), "emotion": state.emotion, "confidence": round(state.confidence, 3),
+                                 "valence": None if state.emotion == "unknown" else round(state.valence, 3),
+                                 "arousal": None if state.emotion == "unknown" else round(state.arousal, 3)})
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> bool:
+        """Listen; False (and ``error`` says why, logged once) if it cannot, e.g. the port is taken."""
+        self._thread.start()
+        self._ready.wait(timeout)
+        return self.error is None and self._ready.is_set()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread.ident is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        runner = web.AppRunner(self.app(), access_log=None)
+        try:
+            loop.run_until_complete(runner.setup())
+            site = web.TCPSite(runner, self.cfg.web.host, self.cfg.web.port)
+            loop.run_until_complete(site.start())
+            server = getattr(site, "_server", None)
+            if server is not None and server.sockets:
+                self.port = server.sockets[0].getsockname()[1]
+            log.info("web page on http://%s:%d/%s", self.cfg.web.host, self.port,
+                     " (password required)" if self.cfg.web_password else "")
+        except OSError as e:
+            self.error = f"web page not served: cannot listen on {self.cfg.web.host}:{self.cfg.web.port}: " \
+                         f"{e.strerror or e} (set web.port or EMOMUSIC_WEB_PORT, or web.enabled = false)"
+            log.error("%s", self.error)
+            self._ready.set()
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+    # -- the app --------------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        limit = int(self.cfg.web.max_upload_mb * 1024 * 1024)
+        app = web.Application(middlewares=[self._auth, self._errors], client_max_size=limit)
+        app.router.add_get("/", self._index)
+        app.router.add_static("/static/", STATIC)
+        app.router.add_get("/api/state", self._state)
+        app.router.add_get("/api/history", self._history)
+        app.router.add_get("/api/events", self._events)
+        app.router.add_get("/api/player", self._player)
+        app.router.add_get("/api/library", self._library)
+        app.router.add_post("/api/command", self._command)
+        app.router.add_post("/api/analyze", self._analyze)
+        return app
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        password = self.cfg.web_password
+        if password and not _password_matches(request.headers.get("Authorization", ""), password):
+            return web.json_response({"error": "this page needs its password (HTTP basic auth, any user name)"},
+                                     status=401, headers={"WWW-Authenticate": 'Basic realm="emomusic"'})
+        return await handler(request)
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"upload too large: the limit is {self.cfg.web.max_upload_mb:g} MB "
+                          "(web.max_upload_mb)")
+        except web.HTTPNotFound:
+            return _error(404, f"no such page or API: {request.path}")
+        except web.HTTPMethodNotAllowed as e:
+            return _error(405, f"{request.method} not allowed on {request.path}; use {', '.join(e.allowed_methods)}")
+
+    # -- routes ---------------------------------------------------------------------------------------
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    def state_json(self) -> dict[str, Any]:
+        s = self.latest
+        return {"state": None if s is None else s.to_json(),
+                "age_s": None if s is None else round(time.time() - self.latest_at, 1)}
+
+    async def _state(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.state_json())
+
+    async def _history(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"now": round(time.time(), 1), "points": list(self.history)})
+
+    def player_json(self) -> dict[str, Any]:
+        got = self.player()
+        if got is None:
+            return {"status": None, "queue": []}
+        status, queue = got
+        return {"status": status, "queue": [{"title": t.title, "artist": t.artist, "valence": round(t.valence, 3),
+                                             "arousal": round(t.arousal, 3)} for t in queue]}
+
+    async def _player(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.player_json())
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: the state and the player whenever either changed."""
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        last, quiet = None, 0.0
+        try:
+            while True:
+                payload = json.dumps({**self.state_json(), "player": self.player_json()})
+                changed = payload != last
+                if changed:
+                    await resp.write(f"data: {payload}\n\n".encode())
+                    last, quiet = payload, 0.0
+                elif quiet >= KEEPALIVE_S:
+                    await resp.write(b": keepalive\n\n")
+                    quiet = 0.0
+                await asyncio.sleep(EVENT_POLL_S)
+                quiet += EVENT_POLL_S
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return resp
+
+    def library_json(self) -> dict[str, Any]:
+        lib = Library(self.cfg.library_path)
+        try:
+            tracks = lib.tracks()
+        finally:
+            lib.close()
+        banned = self.banned()
+        return {"tracks": [{"title": t.title, "artist": t.artist, "path": t.path, "valence": round(t.valence, 3),
+                            "arousal": round(t.arousal, 3), "placement": t.source, "mood": t.mood,
+                            "banned": t.path in banned} for t in tracks]}
+
+    async def _library(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(await asyncio.get_running_loop().run_in_executor(None, self.library_json))
+
+    async def _command(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, 'expected a JSON body {"topic": "player/set", "payload": "skip"}')
+        if not isinstance(body, dict) or not isinstance(body.get("topic"), str) or "payload" not in body:
+            return _error(400, 'expected a JSON body {"topic": "player/set", "payload": "skip"}')
+        topic = body["topic"]
+        if topic not in COMMAND_TOPICS:
+            return _error(400, f"unknown topic {topic[:40]!r}; expected one of {', '.join(COMMAND_TOPICS)}")
+        payload = body["payload"]
+        raw = payload if isinstance(payload, str) else json.dumps(payload)
+        try:
+            cmd = parse_command(topic, raw.encode(), self.cfg.mqtt.max_payload_bytes)
+        except PayloadError as e:
+            return _error(400, f"{topic}: {e}")
+        self.submit(cmd)
+        return web.json_response({"accepted": {"kind": cmd.kind, "value": cmd.value, "target": cmd.target}})
+
+    async def _analyze(self, request: web.Request) -> web.StreamResponse:
+        if not request.content_type.startswith("multipart/"):
+            return _error(415, "expected multipart/form-data with a file field image and/or audio")
+        form = await request.post()
+        files: dict[str, bytes | None] = {}
+        for field in ("image", "audio"):
+            part = form.get(field)
+            files[field] = part.file.read() if isinstance(part, web.FileField) else None
+        mode = str(form.get("mode") or "match")
+        try:
+            n = max(1, min(20, int(str(form.get("n") or 5))))
+        except ValueError:
+            return _error(400, "n: expected a whole number of songs")
+        try:
+            tracks = await asyncio.get_running_loop().run_in_executor(None, self._tracks)
+            result = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: self.snapshot.analyze(files["image"], files["audio"], mode=mode, n=n, tracks=tracks))
+        except AnalyzeError as e:
+            return _error(400, str(e))
+        return web.json_response(result)
+
+    def _tracks(self) -> list[Track]:
+        lib = Library(self.cfg.library_path)
+        try:
+            banned = self.banned()
+            return [t for t in lib.tracks() if t.path not in banned]
+        finally:
+            lib.close()
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _password_matches(header: str, password: str) -> bool:
+    if not header.startswith("Basic "):
+        return False
+    try:
+        _, _, given = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return hmac.compare_digest(given.encode(), password.encode())

@@ -1,0 +1,245 @@
+// emomusic's page: no build step, no library, nothing fetched from the internet.
+"use strict";
+
+const EMOTIONS = {
+  neutral: [0, 0], calm: [0.5, -0.6], happy: [0.8, 0.5], surprised: [0.3, 0.8], sad: [-0.7, -0.5],
+  angry: [-0.6, 0.8], fearful: [-0.7, 0.7], disgust: [-0.7, 0.3], contempt: [-0.5, 0.2],
+};
+const SOURCE_COLOURS = { tag: "#2c7be5", csv: "#8a3ffc", analysis: "#e5832c", playlist: "#33a02c" };
+const $ = (id) => document.getElementById(id);
+const svgNS = "http://www.w3.org/2000/svg";
+
+function el(tag, attrs = {}, text = "") {
+  const e = document.createElementNS(svgNS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text) e.textContent = text;
+  return e;
+}
+
+// -- tabs ---------------------------------------------------------------------------------------------
+document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click", () => {
+  document.querySelectorAll("nav button, .tab").forEach((x) => x.classList.remove("active"));
+  b.classList.add("active");
+  $(b.dataset.tab).classList.add("active");
+  if (b.dataset.tab === "library") loadLibrary();
+}));
+
+for (const [name, [v, a]] of Object.entries(EMOTIONS)) {
+  $("labels").appendChild(el("text", { x: v, y: -a, class: "emo", "text-anchor": "middle" }, name));
+}
+document.querySelectorAll("select.emotions").forEach((s) => {
+  for (const name of Object.keys(EMOTIONS)) s.appendChild(new Option(name, name));
+});
+
+// -- now ----------------------------------------------------------------------------------------------
+let history = [];
+
+function showState(data) {
+  const s = data.state;
+  if (!s) { $("emotion").textContent = "waiting…"; return; }
+  $("emotion").textContent = s.emotion;
+  $("confidence").textContent = `confidence ${(s.confidence * 100).toFixed(0)} %`;
+  const me = $("me");
+  if (s.valence === null) {
+    $("va").textContent = "no one seen or heard";
+    me.setAttribute("visibility", "hidden");
+  } else {
+    $("va").textContent = `valence ${s.valence.toFixed(2)}, arousal ${s.arousal.toFixed(2)}`;
+    me.setAttribute("cx", s.valence); me.setAttribute("cy", -s.arousal); me.setAttribute("visibility", "visible");
+    history.push({ t: Date.now() / 1000, valence: s.valence, arousal: s.arousal });
+  }
+  const ul = $("modalities");
+  ul.replaceChildren();
+  for (const [name, m] of Object.entries(s.modalities)) {
+    const li = document.createElement("li");
+    li.textContent = `${name}: ${m.emotion} (weight ${m.weight.toFixed(2)}, ${m.age_s.toFixed(1)} s ago)`;
+    ul.appendChild(li);
+  }
+  drawTimeline();
+}
+
+function drawTimeline() {
+  const now = Date.now() / 1000;
+  history = history.filter((p) => now - p.t <= 600);
+  const pts = (key) => history.filter((p) => p[key] !== null)
+    .map((p) => `${(600 - (now - p.t)).toFixed(1)},${(60 - p[key] * 55).toFixed(1)}`).join(" ");
+  $("tl-v").setAttribute("points", pts("valence"));
+  $("tl-a").setAttribute("points", pts("arousal"));
+}
+
+async function api(path, options) {
+  const r = await fetch(path, options);
+  const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
+  if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
+  return body;
+}
+
+// -- music --------------------------------------------------------------------------------------------
+function showPlayer(p) {
+  const s = p.status;
+  if (!s) { $("playing").textContent = "no music stage"; return; }
+  $("playing").textContent = s.title || (s.state === "error" ? "error" : "nothing");
+  $("playing-detail").textContent = s.state === "error" ? s.error
+    : `${s.state}${s.artist ? " · " + s.artist : ""}${s.track_valence !== null ? ` · v=${s.track_valence} a=${s.track_arousal} (${s.placement})` : ""}`;
+  if (document.activeElement !== $("mode")) $("mode").value = s.mode;
+  if (document.activeElement !== $("volume")) { $("volume").value = s.volume; $("volume-value").textContent = `${s.volume} %`; }
+  if (document.activeElement !== $("mood")) $("mood").value = s.fixed_mood;
+  const q = $("queue");
+  q.replaceChildren();
+  for (const t of p.queue) {
+    const li = document.createElement("li");
+    li.textContent = `${t.title} — ${t.artist || "unknown"}`;
+    q.appendChild(li);
+  }
+}
+
+async function command(topic, payload) {
+  try {
+    await api("/api/command", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ topic, payload }) });
+    $("command-answer").textContent = `sent ${payload} to ${topic}`;
+  } catch (e) {
+    $("command-answer").textContent = e.message;
+  }
+}
+document.querySelectorAll("[data-cmd]").forEach((b) => b.addEventListener("click", () => command(b.dataset.cmd, b.dataset.payload)));
+$("mode").addEventListener("change", (e) => command("mode/set", e.target.value));
+$("mood").addEventListener("change", (e) => command("mood/set", e.target.value));
+$("volume").addEventListener("input", (e) => { $("volume-value").textContent = `${e.target.value} %`; });
+$("volume").addEventListener("change", (e) => command("volume/set", e.target.value));
+$("feel-send").addEventListener("click", () => command("feedback/set", $("feel").value));
+
+// -- live updates -------------------------------------------------------------------------------------
+function connect() {
+  const es = new EventSource("/api/events");
+  es.onopen = () => $("live").classList.add("on");
+  es.onmessage = (e) => { const d = JSON.parse(e.data); showState(d); showPlayer(d.player); };
+  es.onerror = () => { $("live").classList.remove("on"); es.close(); setTimeout(connect, 3000); };
+}
+api("/api/history").then((h) => {
+  history = h.points.filter((p) => p.valence !== null).map((p) => ({ t: p.t - h.now + Date.now() / 1000, valence: p.valence, arousal: p.arousal }));
+  drawTimeline();
+}).catch(() => {});
+connect();
+
+// -- library ------------------------------------------------------------------------------------------
+let tracks = [];
+async function loadLibrary() {
+  try { tracks = (await api("/api/library")).tracks; } catch (e) { $("library-count").textContent = e.message; return; }
+  const g = $("dots");
+  g.replaceChildren();
+  const sources = {};
+  tracks.forEach((t, i) => {
+    sources[t.placement] = (sources[t.placement] || 0) + 1;
+    const c = el("circle", { cx: t.valence, cy: -t.arousal, r: 0.035, fill: SOURCE_COLOURS[t.placement] || "#888", "data-i": i });
+    c.appendChild(el("title", {}, `${t.title} — ${t.artist || "unknown"} (${t.placement})${t.banned ? " · disliked" : ""}`));
+    g.appendChild(c);
+  });
+  const legend = $("sources");
+  legend.replaceChildren("placed by: ");
+  for (const [k, n] of Object.entries(sources)) {
+    const span = Object.assign(document.createElement("span"), { textContent: `● ${k} ${n}  ` });
+    span.style.color = SOURCE_COLOURS[k] || "#888";
+    legend.appendChild(span);
+  }
+  filterLibrary();
+}
+function filterLibrary() {
+  const q = $("search").value.trim().toLowerCase();
+  const list = $("tracks");
+  list.replaceChildren();
+  let shown = 0;
+  tracks.forEach((t, i) => {
+    const hit = !q || `${t.title} ${t.artist}`.toLowerCase().includes(q);
+    document.querySelector(`#dots circle[data-i="${i}"]`).classList.toggle("hidden", !hit);
+    if (!hit) return;
+    shown += 1;
+    const li = document.createElement("li");
+    li.textContent = `${t.title} — ${t.artist || "unknown"} · v=${t.valence} a=${t.arousal} · ${t.placement}${t.banned ? " · disliked" : ""}`;
+    list.appendChild(li);
+  });
+  $("library-count").textContent = `${shown} of ${tracks.length} tracks`;
+}
+$("search").addEventListener("input", filterLibrary);
+
+// -- analyze ------------------------------------------------------------------------------------------
+let recording = null;
+
+function wav(samples, rate) {  // Float32 mono -> 16-bit PCM WAV
+  const buf = new ArrayBuffer(44 + samples.length * 2);
+  const v = new DataView(buf);
+  const str = (o, s) => { for (let i = 0; i < s.length; i++) v.setUint8(o + i, s.charCodeAt(i)); };
+  str(0, "RIFF"); v.setUint32(4, 36 + samples.length * 2, true); str(8, "WAVEfmt ");
+  v.setUint32(16, 16, true); v.setUint16(20, 1, true); v.setUint16(22, 1, true); v.setUint32(24, rate, true);
+  v.setUint32(28, rate * 2, true); v.setUint16(32, 2, true); v.setUint16(34, 16, true); str(36, "data");
+  v.setUint32(40, samples.length * 2, true);
+  samples.forEach((s, i) => v.setInt16(44 + i * 2, Math.max(-1, Math.min(1, s)) * 32767, true));
+  return new Blob([buf], { type: "audio/wav" });
+}
+
+$("record").addEventListener("click", async () => {
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const ctx = new AudioContext();
+    const src = ctx.createMediaStreamSource(stream);
+    const node = ctx.createScriptProcessor(4096, 1, 1);
+    const chunks = [];
+    node.onaudioprocess = (e) => chunks.push(new Float32Array(e.inputBuffer.getChannelData(0)));
+    src.connect(node); node.connect(ctx.destination);
+    $("recorded").textContent = "recording…";
+    await new Promise((r) => setTimeout(r, 5000));
+    node.disconnect(); src.disconnect(); stream.getTracks().forEach((t) => t.stop());
+    const all = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
+    let o = 0; for (const c of chunks) { all.set(c, o); o += c.length; }
+    recording = wav(all, ctx.sampleRate);
+    await ctx.close();
+    $("recorded").textContent = `recorded ${(all.length / ctx.sampleRate).toFixed(1)} s (used instead of a file)`;
+  } catch (e) {
+    $("recorded").textContent = `cannot record: ${e.message}`;
+  }
+});
+
+$("analyze-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const form = new FormData(ev.target);
+  if (recording) form.set("audio", recording, "recording.wav");
+  for (const k of ["image", "audio"]) { const f = form.get(k); if (f && f.size === 0) form.delete(k); }
+  const out = $("result");
+  out.textContent = "analysing…";
+  try {
+    showResult(await api("/api/analyze", { method: "POST", body: form }));
+  } catch (e) {
+    out.replaceChildren(Object.assign(document.createElement("p"), { className: "error", textContent: e.message }));
+  }
+});
+
+function showResult(r) {
+  const out = $("result");
+  out.replaceChildren();
+  const h = document.createElement("div");
+  h.className = "big";
+  h.id = "result-emotion";
+  h.textContent = r.emotion;
+  out.appendChild(h);
+  const p = document.createElement("p");
+  p.className = "muted";
+  p.textContent = r.valence === null ? r.reason
+    : `confidence ${(r.confidence * 100).toFixed(0)} % · valence ${r.valence} · arousal ${r.arousal}`;
+  out.appendChild(p);
+  for (const [name, m] of Object.entries(r.modalities)) {
+    const d = document.createElement("p");
+    d.textContent = m.emotion ? `${name}: ${m.emotion} (confidence ${m.confidence})` : `${name}: ${m.error}`;
+    out.appendChild(d);
+  }
+  if (r.recommendations.length) {
+    const t = document.createElement("table");
+    t.id = "recommendations";
+    t.innerHTML = "<tr><th>song</th><th>artist</th><th>why</th></tr>";
+    for (const s of r.recommendations) {
+      const row = t.insertRow();
+      [s.title, s.artist || "unknown", s.why].forEach((x) => { row.insertCell().textContent = x; });
+    }
+    out.appendChild(Object.assign(document.createElement("p"), { textContent: r.reason }));
+    out.appendChild(t);
+  }
+}
