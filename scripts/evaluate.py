@@ -211,6 +211,7 @@ def scenario_metrics(rows: list[dict[str, Any]], truth: list[tuple[float, float,
         "face_accuracy": round(hits["face"] / max(1, n), 4),
         "voice_accuracy": round(hits["voice"] / max(1, n), 4),
         "median_reaction_s": round(float(np.median(reached_times)), 2) if reached_times else None,
+        "p90_reaction_s": round(float(np.percentile(reached_times, 90)), 2) if reached_times else None,
         "median_reaction_after_change_s": round(float(np.median(after_change)), 2) if after_change else None,
         "segments_never_reached": sum(r is None for r in reactions),
         "flips_per_min": round(flips / minutes, 2),
@@ -254,6 +255,7 @@ def eval_scenario(args: argparse.Namespace) -> dict[str, Any]:
                         "flips_beyond_truth_per_min")}
     return {"scenarios": len(per_dir), **pooled,
             "median_reaction_s": round(float(np.median(reactions)), 2) if reactions else None,
+            "p90_reaction_s": round(float(np.percentile(reactions, 90)), 2) if reactions else None,
             "median_reaction_after_change_s": round(float(np.median(after)), 2) if after else None,
             "segments_never_reached": sum(m["segments_never_reached"] for m in per_dir)}
 

@@ -9,6 +9,11 @@ Each segment has one emotion present in both: the video (MJPG AVI, 640x480, 15 f
 image of that emotion at a random position and scale on a plain or noisy background, drifting a
 little; the 16 kHz WAV plays clips of the same emotion with pauses between them. Writes
 DIR/video.avi, DIR/audio.wav and DIR/truth.csv (start_s,end_s,emotion).
+
+With ``--gaps`` segments after the first are also (seeded, a quarter each) as a room is: the
+listener *looks away* (no face for 5-10 s in the middle), is *silent* (no speech in the whole
+segment), *two people talk* (every other clip is another emotion, 6 dB quieter: someone else in the
+room), or none of these. ``gaps.csv`` says which segment had what.
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ def main() -> int:
     ap.add_argument("--speakers", default="",
                     help="only clips of these speakers (the CSV's speaker column), e.g. 17,18,19,20: speakers a "
                     "model under test has not heard")
+    ap.add_argument("--gaps", action="store_true", help="look-away, silent and two-voice segments (see above)")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
 
@@ -90,10 +96,15 @@ def main() -> int:
     writer = cv2.VideoWriter(str(args.out / "video.avi"), cv2.VideoWriter.fourcc(*"MJPG"), FPS, SIZE)
     audio_parts: list[np.ndarray] = []
     truth = []
+    gaps = []
     w, h = SIZE
+    gap_rng = np.random.default_rng([args.seed, 7])  # its own stream: without --gaps, scenarios stay as they were
     for k, emotion in enumerate(emotions):
         start = k * args.segment_s
         truth.append((start, start + args.segment_s, emotion))
+        gap = str(gap_rng.choice(["none", "look_away", "silent", "two_voices"])) if args.gaps and k else "none"
+        gaps.append((k, gap))
+        away = (int(gap_rng.uniform(5, 8) * FPS), int(gap_rng.uniform(10, 15) * FPS)) if gap == "look_away" else (0, 0)
         # video: one face image of this emotion, drifting slowly
         idx = rng.choice([i for i, lab in enumerate(face_labels) if lab == emotion])
         face = images[idx]
@@ -110,13 +121,20 @@ def main() -> int:
             dx = int(20 * np.sin(i / FPS * 0.7))
             dy = int(10 * np.sin(i / FPS * 1.1))
             x, y = int(x0) + 20 + dx, int(y0) + 20 + dy
-            frame[y : y + side, x : x + side] = face
+            if not away[0] <= i < away[1]:
+                frame[y : y + side, x : x + side] = face
             writer.write(frame)
         # audio: clips of this emotion separated by pauses, filling the segment
         seg = np.zeros(int(args.segment_s * RATE), np.int16)
         pos = int(rng.uniform(0.3, 1.0) * RATE)
-        while pos < seg.size:
-            clip = read_audio_file(voices[emotion][int(rng.integers(len(voices[emotion])))])
+        others = [e for e in voices if e != emotion]
+        n_clip = 0
+        while pos < seg.size and gap != "silent":
+            said = emotion if gap != "two_voices" or n_clip % 2 == 0 else str(gap_rng.choice(others))
+            clip = read_audio_file(voices[said][int(rng.integers(len(voices[said])))])
+            if said != emotion:
+                clip = (clip * 0.5).astype(np.int16)
+            n_clip += 1
             if pos + clip.size > seg.size:
                 break
             seg[pos : pos + clip.size] = clip
@@ -128,6 +146,9 @@ def main() -> int:
         wr = csv.writer(f)
         wr.writerow(["start_s", "end_s", "emotion"])
         wr.writerows([(f"{a:.1f}", f"{b:.1f}", e) for a, b, e in truth])
+    if args.gaps:
+        with open(args.out / "gaps.csv", "w", newline="") as f:
+            csv.writer(f).writerows([("segment", "gap"), *gaps])
     print(f"wrote {args.out}/video.avi, audio.wav, truth.csv: {', '.join(emotions)}")
     return 0
 

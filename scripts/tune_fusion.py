@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ def observe(cfg: Config, scenario: Path) -> list[Observation]:
                 out.append(obs)
         i += 1
     cap.release()
-    voice = VoiceAnalyzer(cfg)
+    voice = VoiceAnalyzer(cfg, persist=False)  # a fresh voice per scenario, as replay reads it; nothing saved
     audio = read_audio_file(scenario / "audio.wav")
     block = int(cfg.microphone.block_ms * 16)
     for k in range(0, len(audio), block):
@@ -92,6 +93,10 @@ def main() -> int:
     ap.add_argument("--hold", default="0,0.5,1,2")
     ap.add_argument("--margin", default="0.05,0.1,0.2")
     ap.add_argument("--face-window", default="1,2")
+    ap.add_argument("--jump", default="1", help="jump_margin values (1 = no jump)")
+    ap.add_argument("--reliability", default="", help="face:voice pairs, e.g. 0.82:0.57,1:1 (default: the config's)")
+    ap.add_argument("--max-flips", type=float, default=None,
+                    help="rank only settings with at most this many flips/min beyond the truth first")
     ap.add_argument("--top", type=int, default=15)
     args = ap.parse_args()
     base = load_config(args.config) if args.config else load_config(None, env={})
@@ -103,19 +108,29 @@ def main() -> int:
     for window in floats(args.face_window):
         cfg = base.model_copy(update={"face": base.face.model_copy(update={"window_s": window})})
         observed = {d: observe(cfg, d) for d in args.dirs}
-        grid = itertools.product(floats(args.face_tau), floats(args.voice_tau), floats(args.hold), floats(args.margin))
-        for face_tau, voice_tau, hold, margin in grid:
+        rels = [tuple(float(x) for x in pair.split(":")) for pair in args.reliability.split(",")] if args.reliability \
+            else [(cfg.fusion.reliability["face"], cfg.fusion.reliability["voice"])]
+        grid = itertools.product(floats(args.face_tau), floats(args.voice_tau), floats(args.hold), floats(args.margin),
+                                 floats(args.jump), rels)
+        for face_tau, voice_tau, hold, margin, jump, (rel_face, rel_voice) in grid:
             tau = {**cfg.fusion.tau_s, "face": face_tau, "voice": voice_tau}
-            fusion = cfg.fusion.model_copy(update={"tau_s": tau, "hold_s": hold, "margin": margin})
+            rel = {**cfg.fusion.reliability, "face": rel_face, "voice": rel_voice}
+            fusion = cfg.fusion.model_copy(update={"tau_s": tau, "hold_s": hold, "margin": margin,
+                                                   "jump_margin": jump, "reliability": rel})
             run = cfg.model_copy(update={"fusion": fusion})
             ms = [scenario_metrics(replay(run, observed[d]), truths[d]) for d in args.dirs]
             mean = {k: round(float(np.mean([m[k] for m in ms if m[k] is not None])), 3)
-                    for k in ("fused_accuracy", "face_accuracy", "voice_accuracy", "median_reaction_s",
-                              "flips_beyond_truth_per_min")}
+                    for k in ("fused_accuracy", "face_accuracy", "voice_accuracy", "flips_beyond_truth_per_min")}
+            reactions = [r for m in ms for r in m["reactions_s"] if r is not None]
             results.append({"face_window_s": window, "face_tau_s": face_tau, "voice_tau_s": voice_tau,
-                            "hold_s": hold, "margin": margin, **mean,
+                            "hold_s": hold, "margin": margin, "jump_margin": jump,
+                            "reliability": [rel_face, rel_voice], **mean,
+                            "median_reaction_s": round(float(np.median(reactions)), 2) if reactions else None,
+                            "p90_reaction_s": round(float(np.percentile(reactions, 90)), 2) if reactions else None,
                             "never_reached": sum(m["segments_never_reached"] for m in ms)})
-    results.sort(key=lambda r: (-r["fused_accuracy"], r["median_reaction_s"]))
+    cap = math.inf if args.max_flips is None else args.max_flips
+    results.sort(key=lambda r: (r["flips_beyond_truth_per_min"] > cap, -r["fused_accuracy"],
+                                r["median_reaction_s"] or math.inf))
     for r in results[: args.top]:
         print(json.dumps(r))
     return 0

@@ -89,7 +89,7 @@ def test_reliability_and_confidence_weight_the_modalities() -> None:
 
 
 def test_hysteresis_needs_margin_and_hold_time() -> None:
-    f = Fusion(cfg(tau_s=0.5, hold_s=2.0, margin=0.1))
+    f = Fusion(cfg(tau_s=0.5, hold_s=2.0, margin=0.1, jump_margin=1.0))
     f.add(obs("face", 0.0, "happy"))
     assert f.update(0.0).emotion == "happy"
     # Sadness takes the lead clearly from t=10: the label follows only after the hold time.
@@ -103,6 +103,16 @@ def test_hysteresis_needs_margin_and_hold_time() -> None:
     assert labels[13.0] == "sad"
 
 
+def test_a_clear_jump_skips_the_hold_but_a_small_lead_waits_for_it() -> None:
+    f = Fusion(cfg(tau_s=0.5, hold_s=2.0, margin=0.1, jump_margin=0.5))
+    f.add(Observation("face", 0.0, {"happy": 0.9, "sad": 0.1}, 1.0))
+    assert f.update(0.0).emotion == "happy"
+    f.add(Observation("face", 5.0, {"happy": 0.4, "sad": 0.6}, 1.0))  # leads by 0.2: held
+    assert f.update(5.0).emotion == "happy"
+    f.add(Observation("face", 10.0, {"happy": 0.05, "sad": 0.95}, 1.0))  # leads by 0.9: at once
+    assert f.update(10.0).emotion == "sad"
+
+
 def test_a_lead_below_the_margin_never_switches() -> None:
     f = Fusion(cfg(margin=0.3, hold_s=0.0))
     f.add(Observation("face", 0.0, {"happy": 0.6, "sad": 0.4}, 1.0))
@@ -113,7 +123,7 @@ def test_a_lead_below_the_margin_never_switches() -> None:
 
 
 def test_flapping_leader_resets_the_hold() -> None:
-    f = Fusion(cfg(tau_s=0.1, hold_s=1.0))
+    f = Fusion(cfg(tau_s=0.1, hold_s=1.0, jump_margin=1.0))
     f.add(obs("face", 0.0, "happy"))
     f.update(0.0)
     for i in range(40):  # alternates every 0.5 s: never held for 1 s

@@ -163,3 +163,38 @@ def test_a_missing_or_undecodable_file_played_once_is_one_line_and_exit_1(tmp_pa
     assert res.returncode == 1
     last = res.stderr.strip().splitlines()[-1]
     assert "input failed" in last and "gone.avi does not exist" in last and "notes.wav cannot be decoded" in last
+
+
+def test_make_scenario_gaps_look_away_fall_silent_and_talk_over(tmp_path: Path) -> None:
+    npz = tmp_path / "faces.npz"
+    np.savez(npz, images=np.stack([np.full((48, 48), SHADE[e], np.uint8) for e in ("happy", "sad")]),
+             labels=np.array(["happy", "sad"]))
+    t = np.arange(16000) / 16000
+    voices = write_voices(tmp_path / "voices", {e: [0.3 * np.sin(2 * np.pi * hz * t)] * 2 for e, hz in TONE_HZ.items()})
+    out = tmp_path / "gaps"
+    res = make_scenario(npz, voices, out, "--segments", "8", "--segment-s", "16", "--seed", "2", "--gaps")
+    assert res.returncode == 0, res.stderr
+    with open(out / "gaps.csv", newline="") as f:
+        gaps = [r["gap"] for r in csv.DictReader(f)]
+    assert gaps[0] == "none" and {"look_away", "silent", "two_voices"} <= set(gaps), gaps
+    with open(out / "truth.csv", newline="") as f:
+        truth = [r["emotion"] for r in csv.DictReader(f)]
+    frames = read_video(out / "video.avi")
+    audio, rate = sf.read(out / "audio.wav", dtype="float32")
+    for k, gap in enumerate(gaps):
+        seg = audio[k * 16 * rate : (k + 1) * 16 * rate]
+        faces = [((f.mean(axis=2) > 235) | (f.mean(axis=2) < 12)).sum() > 0.9 * 150 * 150
+                 for f in frames[k * 240 : (k + 1) * 240 : 15]]
+        if gap == "silent":
+            assert np.abs(seg).max() < 1e-4, k
+        else:
+            assert np.abs(seg).max() > 0.25, k
+        assert all(faces) == (gap != "look_away"), (k, gap)  # only a look-away has seconds without the face
+        spectrum = np.abs(np.fft.rfft(seg))
+        freqs = np.fft.rfftfreq(seg.size, 1 / rate)
+        other = next(e for e in TONE_HZ if e != truth[k])
+        said, overheard = (spectrum[np.abs(freqs - TONE_HZ[e]) < 5].max() for e in (truth[k], other))
+        if gap == "two_voices":
+            assert 0.2 * said < overheard < said, k  # someone else, quieter
+        elif gap != "silent":
+            assert overheard < 0.01 * said, k

@@ -29,14 +29,16 @@ FEEDBACK_MODALITY = "listener"  # the listener's own word ("I feel sad"): eviden
 
 class FusionConfig(Section):
     tau_s: dict[str, float] = Field(
-        default_factory=lambda: {"face": 1.0, "voice": 1.5, "external": 10.0},
+        default_factory=lambda: {"face": 1.0, "voice": 3.0, "external": 10.0},
         description="Per-modality time constant of the exponential evidence decay (one number = all modalities).",
     )
     stale_after_s: float = Field(10.0, gt=0, description="A modality silent this long contributes nothing.")
-    margin: float = Field(0.1, ge=0, le=1, description="A new leader must beat the current label by this much...")
-    hold_s: float = Field(0.5, ge=0, description="...for this long before the published label changes.")
+    margin: float = Field(0.2, ge=0, le=1, description="A new leader must beat the current label by this much...")
+    hold_s: float = Field(1.0, ge=0, description="...for this long before the published label changes.")
+    jump_margin: float = Field(0.5, ge=0, le=1, description="A new leader ahead by more than this takes over at "
+                               "once, without the hold: a clear change is not held back (1 = never).")
     reliability: dict[str, float] = Field(
-        default_factory=lambda: {"face": 0.82, "voice": 0.57, "external": 0.5},
+        default_factory=lambda: {"face": 0.81, "voice": 0.65, "external": 0.5},
         description="Per-modality weight; defaults are the models' measured accuracy (models/README.md).",
     )
     circumplex: dict[str, VA] = Field(default_factory=lambda: dict(DEFAULT_CIRCUMPLEX))

@@ -8,7 +8,8 @@ what weighs a modality is ``reliability × mean confidence × freshness`` with
 
 The published label has hysteresis: a new leader must beat the current label by ``margin``
 for ``hold_s`` before it takes over, so the state (and the music following it) does not flap.
-The listener's own word (modality ``listener``, "I feel sad") is the exception: it is obeyed at once.
+Two exceptions: the listener's own word (modality ``listener``, "I feel sad") is obeyed at once, and
+so is a new leader ahead by more than ``jump_margin`` (the evidence jumped: a clear change).
 """
 
 from __future__ import annotations
@@ -142,8 +143,12 @@ class Fusion:
         if self.label == UNKNOWN or self.label not in probs or told:
             self.label, self._candidate = leader, None  # nothing to hold on to: react at once
             return
-        if leader == self.label or probs[leader] - probs[self.label] < self.cfg.margin:
+        lead = probs[leader] - probs[self.label]
+        if leader == self.label or lead < self.cfg.margin:
             self._candidate = None
+            return
+        if lead > self.cfg.jump_margin:
+            self.label, self._candidate = leader, None
             return
         if self._candidate != leader:
             self._candidate, self._candidate_since = leader, now

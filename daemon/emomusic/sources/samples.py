@@ -4,8 +4,9 @@ Nothing here comes from a dataset: the video is drawn from one bundled public-do
 speech is espeak-ng's (when it is installed) or a synthetic voiced signal, so the demo carries no
 licence question. The two files tell one short story (:data:`STORY`), cut to the same length so they
 loop in step: the listener smiles and chats (happy), leaves the room and talks slowly, low and quietly
-(sad, from the voice alone), and comes back with a straight face and flat speech (neutral). A first
-run thus shows the fused state change, and the music re-plan after it, with the reasons in the log.
+(sad, from the voice alone), and comes back to read quietly with a straight face (neutral, from the
+face alone). A first run thus shows the fused state change, and the music re-plan after it, with the
+reasons in the log.
 Each scene outlasts ``player.dwell_s`` (30 s).
 """
 
@@ -31,7 +32,7 @@ from emomusic.audio import RATE, write_wav
 log = logging.getLogger("emomusic.samples")
 
 VIDEO_NAME = "sample_video.avi"
-AUDIO_NAME = "sample_speech.wav"
+AUDIO_NAME = "sample_speech_v2.wav"  # v2: the neutral scene is silent (an older track is not reused)
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,9 @@ STORY = (
     Scene("sad", 40.0, None,  # the listener has left the room: the voice alone, slow, low and quiet
           ("I am so tired. Let us sit down quietly for a while.", "The evening is slow and peaceful."),
           ("-s", "80", "-p", "0", "-a", "70", "-g", "5")),
-    Scene("neutral", 40.0, "straight", ("The meeting is at three. I will bring the papers.",
-                                        "The train leaves from platform two."), ("-s", "160", "-p", "50")),
+    # back in view with a straight face, reading quietly: the face alone (espeak-ng's flat voice reads
+    # to the voice model as angry or disgusted, whatever its settings: docs/PROOF.md, issue #21)
+    Scene("neutral", 40.0, "straight", ()),
 )
 VIDEO_SECONDS, VIDEO_FPS = sum(scene.seconds for scene in STORY), 10.0
 FRAME_BYTES = 16_000  # one 640x480 MJPG frame of the sample, about (for the free-space check)
@@ -117,11 +119,14 @@ def make_speech_track(path: Path, seed: int = 0, story: tuple[Scene, ...] | None
         for k, scene in enumerate(story):
             n = int(scene.seconds * RATE)
             said = [np.zeros(int(1.0 * RATE), np.float32)]
-            while sum(x.size for x in said) < n:
+            while scene.sentences and sum(x.size for x in said) < n:
                 if should_stop():
                     raise InterruptedError("stopped while generating the sample speech")
                 said += _utterances(scene.sentences, scene.voice, rng, 110 + 30 * k)
-            parts.append(np.concatenate(said)[:n])
+            scene_audio = np.zeros(n, np.float32)  # a silent scene is silence (room noise) to its end
+            heard = np.concatenate(said)[:n]
+            scene_audio[: heard.size] = heard
+            parts.append(scene_audio)
     audio = np.concatenate(parts)
     audio += 0.003 * rng.standard_normal(audio.size).astype(np.float32)
     write_wav(path, (np.clip(audio, -1, 1) * 32767).astype(np.int16))
