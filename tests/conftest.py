@@ -20,6 +20,22 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+# Every daemon under test serves its page on a free port, never on 8088, where the user's own daemon
+# (or anything else) may listen: daemons started as processes read the variable, in-process configs
+# built with an explicit env get the default below.
+os.environ["EMOMUSIC_WEB_PORT"] = "0"
+
+
+def _web_on_a_free_port() -> None:
+    from emomusic.config import Config
+    from emomusic.config.web import WebConfig
+
+    WebConfig.model_fields["port"].default = 0
+    WebConfig.model_rebuild(force=True)
+    Config.model_rebuild(force=True)
+
+
+_web_on_a_free_port()
 
 
 def free_port() -> int:

@@ -20,9 +20,11 @@ def error_of(data: dict, env: dict[str, str] | None = None) -> str:
 
 
 def test_shipped_config_is_valid_and_equals_the_defaults() -> None:
-    shipped = load_config(ROOT / "config.toml", env={})
-    defaults = parse_config({}, env={})
-    assert shipped.model_dump() == defaults.model_dump()
+    shipped = load_config(ROOT / "config.toml", env={}).model_dump()
+    defaults = parse_config({}, env={}).model_dump()
+    # the tests serve the page on a free port (conftest.py); the shipped file says the real default
+    assert shipped["web"].pop("port") == 8088 and defaults["web"].pop("port") == 0
+    assert shipped == defaults
 
 
 @pytest.mark.parametrize(
