@@ -275,3 +275,29 @@ def test_the_page_shows_the_live_state_and_its_controls_reach_the_daemon(
     assert page.text_content("#result-emotion") == "happy"
     assert page.locator("#recommendations tr").count() >= 2  # a header and songs
     page.screenshot(path=str(tmp_path / "analyze.png"))
+
+
+def test_recording_in_the_browser_is_sent_as_a_wav_and_analysed(site: tuple[Daemon, str]) -> None:
+    """Chromium's fake microphone (a beep) stands in for a person: the page records 5 s, encodes a
+    WAV and the daemon analyses it; a beep has no speech, which the result says."""
+    from playwright.sync_api import sync_playwright
+
+    _, base = site
+    assert shutil.which(CHROMIUM), f"{CHROMIUM} is required (scripts/system-deps.sh dev installs Debian's chromium)"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--use-fake-device-for-media-stream",
+                                                             "--use-fake-ui-for-media-stream"])
+        try:
+            page = b.new_context(permissions=["microphone"]).new_page()
+            page.goto(base)
+            page.click("nav button[data-tab=analyze]")
+            page.click("#record")
+            page.wait_for_function("document.getElementById('recorded').textContent.startsWith('recorded')",
+                                   timeout=20000)
+            assert "used instead of a file" in page.text_content("#recorded")
+            page.click("#analyze-go")
+            page.wait_for_function("document.getElementById('result-emotion') !== null", timeout=30000)
+            assert page.text_content("#result-emotion") == "unknown"
+            assert "voice: no speech found in the clip" in page.text_content("#result")
+        finally:
+            b.close()
