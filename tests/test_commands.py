@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from hypothesis import given
@@ -20,6 +21,11 @@ from emomusic.commands import Command, PayloadError, parse_command, parse_extern
         ("volume/set", b"42.6", Command("volume", 43)),
         ("player/set", b" skip\n", Command("player", "skip")),
         ("player/set", b"Pause", Command("player", "pause")),
+        ("player/set", b"Dislike", Command("player", "dislike")),
+        ("player/set", b'{"action": "like", "track": " Song 2 "}', Command("player", "like", "Song 2")),
+        ("feedback/set", b"sad", Command("feedback", "sad")),
+        ("feedback/set", b'"Happiness"', Command("feedback", "happy")),
+        ("feedback/set", b'{"emotion": "fear"}', Command("feedback", "fearful")),
     ],
 )
 def test_valid_commands(topic: str, payload: bytes, expected: Command) -> None:
@@ -40,10 +46,16 @@ def test_valid_commands(topic: str, payload: bytes, expected: Command) -> None:
         ("player/set", b'"unterminated', "not a JSON string"),
         ("player/set", b'"5', "not a JSON string"),
         ("other/set", b"x", "unknown command topic"),
+        ("feedback/set", b"bored", "expected one of neutral"),
+        ("feedback/set", b'{"feeling": "sad"}', 'expected an emotion label or {"emotion"'),
+        ("feedback/set", b'{"emotion": 3}', 'expected an emotion label or {"emotion"'),
+        ("player/set", b'{"action": "skip", "track": "x"}', 'expected {"action": "like" or "dislike"'),
+        ("player/set", b'{"action": "like"}', 'expected {"action": "like" or "dislike"'),
+        ("player/set", b"love", "expected one of play, pause, toggle, skip, like, dislike"),
     ],
 )
 def test_invalid_commands_say_why(topic: str, payload: bytes, reason: str) -> None:
-    with pytest.raises(PayloadError, match=reason):
+    with pytest.raises(PayloadError, match=re.escape(reason)):
         parse_command(topic, payload, 1024)
 
 

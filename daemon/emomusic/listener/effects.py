@@ -20,7 +20,7 @@ placement). Only sums are kept (a few numbers per track), at most ``MAX_TRACKS``
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,11 @@ PRIOR_PLAYS = 2.0  # a track's own plays outweigh its neighbours' after this man
 NEIGHBOUR_RADIUS = 0.35  # placements this close share what they learned (same artist: always)
 NOISE_SD = 0.25  # the spread of one play's move around its expectation (valence/arousal units)
 MAX_TRACKS = 5000
+
+
+def arrival(position: tuple[float, float], response: np.ndarray) -> np.ndarray:
+    """Where one play of a track drawing toward ``response`` is expected to leave the listener."""
+    return np.clip(np.asarray(position) + PULL * (response - np.asarray(position)), -1, 1)
 
 
 def _zeros() -> list[float]:
@@ -92,14 +97,14 @@ class Effects:
         while len(self.tracks) > MAX_TRACKS:
             self.tracks.pop(next(iter(self.tracks)))
 
-    def effect(self, c: Candidate, catalogue: Iterable[Candidate]) -> tuple[np.ndarray, float]:
+    def _effect(self, c: Candidate, known: list[tuple[Candidate, TrackRecord]], drift: np.ndarray) -> tuple[
+            np.ndarray, float]:
         """The track's learned shift of its response point beyond the drift, and the uncertainty
-        (sd) of the move it causes: its own plays shrunk toward its neighbours'."""
-        drift = self.drift
+        (sd) of the move it causes: its own plays shrunk toward its neighbours' (``known``: the
+        catalogue's tracks that have plays)."""
         num, weight = np.zeros(2), 0.0
-        for other in catalogue:
-            rec = self.tracks.get(other.key)
-            if rec is None or other.key == c.key:
+        for other, rec in known:
+            if other.key == c.key:
                 continue
             if math.dist(other.placement, c.placement) < NEIGHBOUR_RADIUS or (c.artist and other.artist == c.artist):
                 num += rec.n * (rec.shift(PULL) - drift)
@@ -108,22 +113,22 @@ class Effects:
         own = self.tracks.get(c.key)
         n = own.n if own else 0
         est = ((n * (own.shift(PULL) - drift) if own else 0.0) + PRIOR_PLAYS * prior) / (n + PRIOR_PLAYS)
-        known = n + PRIOR_PLAYS * min(1.0, weight / PRIOR_PLAYS)  # neighbours count as much as they know
-        return est, NOISE_SD / math.sqrt(1.0 + known)
+        seen = n + PRIOR_PLAYS * min(1.0, weight / PRIOR_PLAYS)  # neighbours count as much as they know
+        return est, NOISE_SD / math.sqrt(1.0 + seen)
 
-    def response(self, c: Candidate, catalogue: Iterable[Candidate]) -> tuple[np.ndarray, float]:
-        """Where ``c`` draws this listener (its placement, until plays say otherwise), and the sd of
-        the move it causes."""
+    def responses(self, catalogue: Sequence[Candidate]) -> dict[str, tuple[np.ndarray, float]]:
+        """Per track of ``catalogue`` (by key): where it draws this listener (its placement, until
+        plays say otherwise) and the sd of the move it causes. Neighbours are looked for among the
+        tracks that have plays only, so a re-plan costs the library times the tracks heard."""
         if not self.plays:
-            return np.asarray(c.placement, dtype=float), NOISE_SD
-        effect, sd = self.effect(c, catalogue)
-        return np.asarray(c.placement) + self.drift + effect, sd
-
-    def predict(self, c: Candidate, position: tuple[float, float], catalogue: Iterable[Candidate]) -> tuple[
-            np.ndarray, float]:
-        """Where the listener is expected after ``c`` starting at ``position``, and the sd of that."""
-        response, sd = self.response(c, catalogue)
-        return np.clip(np.asarray(position) + PULL * (response - np.asarray(position)), -1, 1), sd
+            return {c.key: (np.asarray(c.placement, dtype=float), NOISE_SD) for c in catalogue}
+        drift = self.drift
+        known = [(c, self.tracks[c.key]) for c in catalogue if c.key in self.tracks]
+        out = {}
+        for c in catalogue:
+            effect, sd = self._effect(c, known, drift)
+            out[c.key] = (np.asarray(c.placement) + drift + effect, sd)
+        return out
 
     # -- persistence ----------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

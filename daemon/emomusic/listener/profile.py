@@ -160,7 +160,7 @@ class ListenerProfile:
 
     def preferences(self) -> dict[str, float]:
         with self._lock:
-            return {p: op.preference() for p, op in self.tracks.items() if op.preference() != 0}
+            return {p: pref for p, op in self.tracks.items() if (pref := op.preference()) != 0}
 
     def _event(self, event: dict[str, Any]) -> None:
         self.events = [*self.events, {"t": round(self.wall(), 3), **event}][-MAX_EVENTS:]
@@ -168,6 +168,7 @@ class ListenerProfile:
     # -- what the CLI shows -----------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         with self._lock:
+            stored = self.to_json()
             feelings: dict[str, int] = {}
             for e in self.events:
                 if e["kind"] == "feel":
@@ -177,8 +178,8 @@ class ListenerProfile:
                 "feedback": sum(feelings.values()),
                 "feelings": feelings,
                 "track_feedback": {k: sum(e["kind"] == k for e in self.events) for k in TRACK_KINDS},
-                "calibration": {m: c.to_json() for m, c in self.calibration.items()},
-                "tracks": {p: dataclasses.asdict(op) for p, op in self.tracks.items()},
+                "calibration": stored["calibration"],
+                "tracks": stored["tracks"],
                 "effects": {"plays": self.effects.plays, "drift": [round(float(x), 4) for x in self.effects.drift],
                             "tracks": {p: {"plays": r.n, "mean_move": [round(x / r.n, 4) for x in r.move]}
                                        for p, r in self.effects.tracks.items()}},

@@ -14,13 +14,12 @@ from emomusic.listener.effects import Candidate
 from emomusic.listener.profile import ListenerProfile
 from emomusic.messages import FusedState
 from emomusic.music.library import Track
+from emomusic.music.policy import Point
 
 log = logging.getLogger("emomusic.music")
 
 EFFECT_MIN_S = 30.0
 EFFECT_CONFIDENCE = 0.3  # the state must be this sure, at the start and at the end
-
-Point = tuple[float, float]
 
 
 def listener_at(state: FusedState | None) -> Point | None:

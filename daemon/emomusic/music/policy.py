@@ -17,9 +17,7 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
-from emomusic.listener.effects import PULL, Candidate, Effects
+from emomusic.listener.effects import Candidate, Effects, arrival
 from emomusic.music.library import Track
 
 Point = tuple[float, float]
@@ -48,6 +46,11 @@ def iso_path(start: Point, target: Point, step: float, n: int) -> list[Point]:
     return out
 
 
+def _pool(tracks: Sequence[Track], used: set[int], avoid: set[int]) -> list[Track]:
+    """The tracks still free: not yet used, nor recently played while others remain."""
+    return [t for t in tracks if t.id not in used and t.id not in avoid] or [t for t in tracks if t.id not in used]
+
+
 def pick(waypoints: Sequence[Point], tracks: Sequence[Track], avoid: set[int],
          prefer: Mapping[int, float] | None = None, banned: Collection[int] = ()) -> list[Track]:
     """For each waypoint, the nearest track not yet used (nor recently played, if others remain),
@@ -56,9 +59,7 @@ def pick(waypoints: Sequence[Point], tracks: Sequence[Track], avoid: set[int],
     chosen: list[Track] = []
     used: set[int] = set(banned)
     for w in waypoints:
-        pool = [t for t in tracks if t.id not in used and t.id not in avoid]
-        if not pool:
-            pool = [t for t in tracks if t.id not in used]
+        pool = _pool(tracks, used, avoid)
         if not pool:
             break
         best = min(pool, key=lambda t: (distance((t.valence, t.arousal), w) - PREFERENCE_REACH * prefer.get(t.id, 0.0),
@@ -76,16 +77,15 @@ def learned_pick(mode: str, position: Point, tracks: Sequence[Track], avoid: set
     untried (a contextual bandit with an upper confidence bound), among the tracks within the iso
     principle's largest step of where the listener is expected to be. With effects exactly as placed
     this picks what the open loop would, or a track that gets as far within the same step."""
-    catalogue = [Candidate(t.path, (t.valence, t.arousal), t.artist) for t in tracks]
-    heard = {t.id: effects.response(c, catalogue) for t, c in zip(tracks, catalogue, strict=True)}
+    learned = effects.responses([Candidate(t.path, (t.valence, t.arousal), t.artist) for t in tracks])
+    heard = {t.id: learned[t.path] for t in tracks}
     goal = target if mode == "regulate" else position
     chosen: list[Track] = []
     path: list[Point] = []
     used: set[int] = set(banned)
     pos = position
     for _ in range(n):
-        pool = [t for t in tracks if t.id not in used and t.id not in avoid]
-        pool = pool or [t for t in tracks if t.id not in used]
+        pool = _pool(tracks, used, avoid)
         if not pool:
             break
         # The iso step, on where each track draws *this* listener: no farther than a step from them,
@@ -98,7 +98,7 @@ def learned_pick(mode: str, position: Point, tracks: Sequence[Track], avoid: set
             point, sd = heard[t.id]
             if distance(tuple(point), pos) > reach:
                 continue
-            after = np.clip(np.asarray(pos) + PULL * (point - np.asarray(pos)), -1, 1)
+            after = arrival(pos, point)
             cost = distance((float(after[0]), float(after[1])), goal) - EXPLORE * sd
             if mode == "match":
                 cost += distance(tuple(point), pos)

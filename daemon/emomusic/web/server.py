@@ -192,12 +192,16 @@ class WebServer:
             pass
         return resp
 
-    def library_json(self) -> dict[str, Any]:
+    def _library_tracks(self) -> list[Track]:
+        """The index's playable tracks, read on a connection of this call's own (an executor thread)."""
         lib = Library(self.cfg.library_path)
         try:
-            tracks = lib.tracks()
+            return lib.tracks()
         finally:
             lib.close()
+
+    def library_json(self) -> dict[str, Any]:
+        tracks = self._library_tracks()
         banned = self.banned()
         return {"tracks": [{"title": t.title, "artist": t.artist, "path": t.path, "valence": round(t.valence, 3),
                             "arousal": round(t.arousal, 3), "placement": t.source, "mood": t.mood,
@@ -247,12 +251,8 @@ class WebServer:
         return web.json_response(result)
 
     def _tracks(self) -> list[Track]:
-        lib = Library(self.cfg.library_path)
-        try:
-            banned = self.banned()
-            return [t for t in lib.tracks() if t.path not in banned]
-        finally:
-            lib.close()
+        banned = self.banned()
+        return [t for t in self._library_tracks() if t.path not in banned]
 
 
 def _error(status: int, message: str) -> web.Response:
