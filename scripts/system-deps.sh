@@ -5,6 +5,7 @@
 #   libportaudio2  - PortAudio, for sounddevice (microphone)
 #   espeak-ng      - generated speech for the sample media and the voice tests
 #   chromium       - only with "dev": the browser the page's tests drive (Playwright, no browser download)
+#   mpd            - only with "dev": the real MPD the MPD backend's tests start
 # Usage: scripts/system-deps.sh [EXTRAS]
 set -euo pipefail
 missing=()
@@ -16,6 +17,7 @@ ldconfig -p 2>/dev/null | grep 'libportaudio.so.2' >/dev/null || missing+=(libpo
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 if [ "${1:-}" = dev ]; then
     [ -x /usr/bin/chromium ] || missing+=(chromium)
+    command -v mpd >/dev/null 2>&1 || [ -x /usr/bin/mpd ] || missing+=(mpd)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing system packages: ${missing[*]}" >&2

@@ -249,7 +249,7 @@ def test_dislike_skips_now_keeps_the_track_out_and_like_lets_it_back(
         time.sleep(0.5)
     assert first not in daemon.player.played[1:] and all(t.path != path for t in daemon.player.queue)
     skips = json.loads(cli(conf, "profile").stdout)["track_feedback"]
-    assert skips == {"like": 0, "dislike": 1, "skip": 2}  # the skips came seconds after the start: mild dislikes
+    assert skips == {"like": 0, "dislike": 1, "skip": 2, "pick": 0}  # skips seconds after the start: mild dislikes
     daemon.request_stop()
     daemon.player.join(10)  # pygame's mixer is one per process: the next daemon gets it after this one
     restarted = supervised(cfg, analyzers={})  # the ban survives a restart

@@ -183,6 +183,9 @@ def test_fixed_and_off() -> None:
 
 
 class FakePlayer:
+    online = True
+    error = None
+
     def __init__(self) -> None:
         self.current: Path | None = None
         self.paused = False
@@ -210,6 +213,12 @@ class FakePlayer:
 
     def finished(self) -> bool:
         return self.current is not None and self.done
+
+    def poll(self) -> list[object]:
+        return []
+
+    def set_next(self, paths: list[str]) -> None:
+        pass
 
 
 def state(v: float, a: float) -> FusedState:

@@ -51,6 +51,24 @@ def check_broker(cfg: Config, timeout: float = 5.0) -> tuple[bool, str]:
     return True, f"connected {how}"
 
 
+def check_mpd(cfg: Config) -> tuple[bool, str]:
+    """The player MPD: reachable, accepting the password, and how many songs it knows."""
+    from emomusic.music.mpd_client import MpdAddress, MpdError, close, connect
+
+    addr = MpdAddress.from_config(cfg)
+    try:
+        client = connect(addr)
+    except MpdError as e:
+        return False, str(e)
+    try:
+        return True, f"{addr}: MPD {client.mpd_version}, {client.stats().get('songs', '?')} songs, " \
+                     f"{client.status().get('state', '?')}"
+    except Exception as e:  # noqa: BLE001 - anything MPD answers here is a diagnosis
+        return False, f"{addr}: {e}"
+    finally:
+        close(client)
+
+
 def run_doctor(cfg: Config) -> int:
     problems = 0
     print(f"config: {cfg.origin}; device id {cfg.device_id}; state dir {cfg.state_dir}")
@@ -82,6 +100,10 @@ def run_doctor(cfg: Config) -> int:
         _line(False, key, detail)
     if not paths:
         _line(True, "paths", "every file and folder the config names is there")
+    if cfg.player.enabled and cfg.player.backend == "mpd":
+        ok, detail = check_mpd(cfg)
+        problems += not ok
+        _line(ok, "MPD", detail)
     ok, detail = check_broker(cfg)
     if not ok:
         problems += cfg.mqtt.enabled

@@ -18,7 +18,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator
 from emomusic.config.base import Section
 from emomusic.config.fusion import FusionConfig
 from emomusic.config.mqtt import PASSWORD_ENV, MqttConfig
-from emomusic.config.music import LibraryConfig, PlayerConfig
+from emomusic.config.music import MPD_PASSWORD_ENV, LibraryConfig, PlayerConfig
 from emomusic.config.perception import FaceConfig, ModelsConfig, VoiceConfig
 from emomusic.config.sources import CameraConfig, MicrophoneConfig
 from emomusic.config.web import WEB_PASSWORD_ENV, WebConfig
@@ -80,6 +80,7 @@ class Config(Section):
     # Resolved at load time, not part of the file.
     _mqtt_password: str | None = PrivateAttr(None)
     _web_password: str | None = PrivateAttr(None)
+    _mpd_password: str | None = PrivateAttr(None)
     _origin: str = PrivateAttr("defaults")
 
     @property
@@ -89,6 +90,10 @@ class Config(Section):
     @property
     def web_password(self) -> str | None:
         return self._web_password
+
+    @property
+    def mpd_password(self) -> str | None:
+        return self._mpd_password
 
     @property
     def origin(self) -> str:
@@ -173,6 +178,11 @@ def parse_config(data: dict[str, Any], origin: str = "config", env: dict[str, st
         del mqtt["password"]  # reported with every other problem, not instead of them
         problems.append(f"{origin}: mqtt.password: not allowed inline; "
                         f"put it in {PASSWORD_ENV} or a file named by mqtt.password_file")
+    mpd = data.get("player", {}).get("mpd") if isinstance(data.get("player"), dict) else None
+    if isinstance(mpd, dict) and "password" in mpd:
+        data["player"] = {**data["player"], "mpd": {k: v for k, v in mpd.items() if k != "password"}}
+        problems.append(f"{origin}: player.mpd.password: not allowed inline; "
+                        f"put it in {MPD_PASSWORD_ENV} or a file named by player.mpd.password_file")
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
@@ -183,6 +193,9 @@ def parse_config(data: dict[str, Any], origin: str = "config", env: dict[str, st
     cfg._mqtt_password = password
     cfg._web_password = env.get(WEB_PASSWORD_ENV) or (
         _read_secret(cfg.web.password_file, "web.password_file") if cfg.web.password_file else None)
+    mpd_file = cfg.player.mpd.password_file
+    cfg._mpd_password = env.get(MPD_PASSWORD_ENV) or (
+        _read_secret(mpd_file, "player.mpd.password_file") if mpd_file else None)
     if cfg.web.enabled and not cfg.web_password and not _loopback(cfg.web.host):
         src = f" (from {used[('web', 'host')]})" if ("web", "host") in used else ""
         raise ConfigError(f"{origin}: web.host{src}: {cfg.web.host} is reachable from other machines, so the page "

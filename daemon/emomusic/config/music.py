@@ -10,6 +10,7 @@ from emomusic.config.base import VA, Section
 from emomusic.config.fusion import DEFAULT_CIRCUMPLEX
 
 MODES = ("match", "regulate", "fixed", "off")
+MPD_PASSWORD_ENV = "EMOMUSIC_MPD_PASSWORD"
 
 
 class LibraryConfig(Section):
@@ -25,8 +26,24 @@ class LibraryConfig(Section):
     scan_on_start: bool = Field(True, description="Incremental rescan when the daemon starts.")
 
 
+class MpdConfig(Section):
+    """The MPD (or Mopidy with mopidy-mpd) that plays when ``player.backend = "mpd"``."""
+
+    host: str = Field("localhost", min_length=1, description="Host name, IP address or a socket path.")
+    port: int = Field(6600, ge=1, le=65535)
+    password_file: str = Field("", description=f"File holding MPD's password; or set {MPD_PASSWORD_ENV}. Never inline.")
+    music_directory: str = Field(
+        "", description="MPD's music_directory as seen from here: its files are read for tags and audio analysis. "
+        "Empty = placement by the mood CSV only.")
+    queue: Literal["append", "own"] = Field(
+        "append", description="append: keep the user's queue, the daemon's picks go after the current song; "
+        "own: the daemon manages the whole queue.")
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Network timeout of one MPD command.")
+
+
 class PlayerConfig(Section):
     enabled: bool = Field(True, description="Play music (SDL's dummy driver is used when there is no sound card).")
+    backend: Literal["pygame", "mpd"] = Field("pygame", description="pygame: play here; mpd: steer an MPD/Mopidy.")
     mode: Literal["match", "regulate", "fixed", "off"] = "match"
     volume: int = Field(60, ge=0, le=100, description="Percent.")
     fixed_mood: str = Field("calm", description="The mood played in 'fixed' mode (a canonical emotion label).")
@@ -37,6 +54,7 @@ class PlayerConfig(Section):
     replan_distance: float = Field(0.25, gt=0, le=2, description="How far the state must move to count as new.")
     history: int = Field(20, ge=0, le=1000, description="Recently played tracks are not repeated.")
     fade_ms: int = Field(1500, ge=0, le=10000)
+    mpd: MpdConfig = Field(default_factory=MpdConfig)
 
     @field_validator("fixed_mood")
     @classmethod

@@ -37,7 +37,8 @@ PAIR_WINDOW_S = 20.0  # a statement is paired with each modality's raw output of
 MAX_PAIRS = 200  # per modality, newest kept
 MAX_EVENTS = 500
 MAX_TRACKS = 5000
-TRACK_KINDS = ("like", "dislike", "skip")  # skip: an early skip, a mild dislike
+TRACK_KINDS = ("like", "dislike", "skip", "pick")  # skip: an early skip, a mild dislike; pick: chosen by hand
+#                                                   on another player (MPD), a mild like
 
 
 @dataclasses.dataclass
@@ -45,12 +46,13 @@ class TrackOpinion:
     likes: int = 0
     dislikes: int = 0
     skips: int = 0
+    picks: int = 0
     banned: bool = False  # disliked and not liked since: never queued
     t: float = 0.0  # wall time of the last event
 
     def preference(self) -> float:
         """-1 (avoid) .. +1 (prefer) for planning near the track's mood; a ban is separate."""
-        return float(np.clip(self.likes - self.dislikes - 0.5 * self.skips, -2, 2) / 2)
+        return float(np.clip(self.likes + 0.5 * self.picks - self.dislikes - 0.5 * self.skips, -2, 2) / 2)
 
 
 @dataclasses.dataclass
@@ -127,7 +129,7 @@ class ListenerProfile:
         return counts
 
     def track_feedback(self, path: str, kind: str) -> TrackOpinion:
-        """Like, dislike (bans the track) or an early skip, for the track at ``path``; saved."""
+        """Like, dislike (bans the track), an early skip or a hand pick, for the track at ``path``; saved."""
         if kind not in TRACK_KINDS:
             raise ValueError(f"expected one of {', '.join(TRACK_KINDS)}, got {kind!r}")
         with self._lock:
@@ -137,8 +139,10 @@ class ListenerProfile:
                 op.likes, op.banned = op.likes + 1, False
             elif kind == "dislike":
                 op.dislikes, op.banned = op.dislikes + 1, True
-            else:
+            elif kind == "skip":
                 op.skips += 1
+            else:
+                op.picks += 1
             op.t = round(self.wall(), 3)
             self.tracks[path] = op  # newest last: the oldest opinions go first when the cap is reached
             while len(self.tracks) > MAX_TRACKS:

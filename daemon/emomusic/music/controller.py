@@ -9,6 +9,7 @@ repeated. Every decision is logged with its reason, and the player's state goes 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import sqlite3
 import threading
@@ -23,28 +24,26 @@ from emomusic.config import Config
 from emomusic.listener.profile import ListenerProfile
 from emomusic.messages import FusedState
 from emomusic.music.library import Library, Track
+from emomusic.music.lifecycle import RetryingStage
 from emomusic.music.observer import PlayObserver
+from emomusic.music.player import PlayerEvent, PlayerOffline, open_player
 from emomusic.music.policy import Point, distance, plan
 from emomusic.music.scan import open_library
-from emomusic.queues import RateLimiter
 from emomusic.voice.vad import PlaybackGuard
 
 log = logging.getLogger("emomusic.music")
 
-START_RETRY_MIN_S = 5.0  # a stage that cannot start (state dir read-only, disk full) retries with backoff
-START_RETRY_MAX_S = 300.0
-STEP_ERROR_REPORT_S = 300.0  # the same error in the loop is logged once per this many seconds
 EMPTY_RETRY_S = 30.0  # with nothing playable (empty library, every file gone), how often to look again
 EARLY_SKIP_S = 20.0  # a skip this soon after a track started counts as a mild dislike of it
 
 
-class MusicController(threading.Thread):
+class MusicController(RetryingStage):
     def __init__(self, cfg: Config, guard: PlaybackGuard | None = None,
                  publish: Callable[[dict[str, Any]], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, controls: Controls | None = None,
                  on_fault: Callable[[str], None] | None = None, profile: ListenerProfile | None = None,
                  on_refuse: Callable[[str], None] | None = None) -> None:
-        super().__init__(name="music", daemon=True)
+        super().__init__("music", clock)
         self.cfg = cfg
         self.pc = cfg.player
         self.guard = guard or PlaybackGuard()
@@ -53,12 +52,8 @@ class MusicController(threading.Thread):
         self.on_refuse = on_refuse  # a player command that cannot act, and why (…/error)
         self.unplayable: set[int] = set()
         self._retry_at = -float("inf")
-        self.start_error: str | None = None  # why the stage is not running yet, while it retries
-        self._step_errors = RateLimiter(burst=1, interval_s=STEP_ERROR_REPORT_S, clock=clock)
         self.clock = clock
         self.events: queue.Queue[Command] = queue.Queue(maxsize=100)
-        self.stop_event = threading.Event()
-        self.ready = threading.Event()
         self.rescan_event = threading.Event()
         self.controls = controls or Controls(self.pc.mode, self.pc.volume, self.pc.fixed_mood)
         self.queue: list[Track] = []
@@ -70,6 +65,7 @@ class MusicController(threading.Thread):
         self.position: Point | None = None  # the listener, from the fused state
         self.planned_from: Point = (0.0, 0.0)
         self._candidate_since: float | None = None
+        self._hold_until = -float("inf")  # a song chosen by hand on a shared player: no re-plan before
         self._latest: FusedState | None = None
         self.user_paused = False
         self.decisions: list[str] = []  # the reasons, newest last (bounded)
@@ -78,7 +74,7 @@ class MusicController(threading.Thread):
         self.player: Any = None
         self._last_published: dict[str, Any] | None = None
 
-    # The controls are set by whoever applies a command (the daemon); this stage only reads them.
+    # The controls are set by whoever applies a command (the daemon, or MPD's own volume); read here.
     @property
     def mode(self) -> str:
         return self.controls.mode
@@ -104,7 +100,6 @@ class MusicController(threading.Thread):
 
     def stop(self) -> None:
         self.stop_event.set()
-
     def request_rescan(self) -> None:
         self.rescan_event.set()
 
@@ -118,7 +113,9 @@ class MusicController(threading.Thread):
         return (v, a)
 
     def _open_library(self) -> Library:
-        lib, _ = open_library(self.cfg, rescan=self.cfg.library.scan_on_start, should_stop=self.stop_event.is_set)
+        # MPD's library is listed when MPD answers (the player's "back" event), not before starting.
+        rescan = self.cfg.library.scan_on_start and self.pc.backend != "mpd"
+        lib, _ = open_library(self.cfg, rescan=rescan, should_stop=self.stop_event.is_set)
         return lib
 
     def _replan(self, reason: str) -> None:
@@ -147,6 +144,9 @@ class MusicController(threading.Thread):
             track = self.queue.pop(0)
             try:
                 self.player.play(Path(track.path))
+            except PlayerOffline:  # MPD restarting: the track is fine, the player will come back
+                self.queue.insert(0, track)
+                return
             except Exception as e:  # deleted or corrupted since the scan: skip it for good
                 log.warning("skipping %s", e)
                 self.unplayable.add(track.id)  # remembered here too: the index may not be writable (disk full)
@@ -157,14 +157,56 @@ class MusicController(threading.Thread):
                         log.warning("cannot record that %s is unplayable in the library index (%s); "
                                     "skipping it until the daemon restarts", track.path, db_error)
                 continue
-            self.current, self.started_at = track, self.clock()
-            self.observer.started(track, self._latest)
-            self.history.append(track.id)
-            self.played = [*self.played[-99:], track.title]
-            self._decide(f"playing '{track.title}' by {track.artist or 'unknown'} (v={track.valence:+.2f} "
-                         f"a={track.arousal:+.2f}, placed by {track.source}): {reason}")
+            self._now_playing(track, reason)
             return
         self.current = None
+
+    def _now_playing(self, track: Track, reason: str) -> None:
+        self.current, self.started_at = track, self.clock()
+        self.played = [*self.played[-99:], track.title]
+        if track.id < 0:  # a song the library does not know (started on MPD by someone)
+            self._decide(f"playing '{track.title}' by {track.artist or 'unknown'} (not in the library): {reason}")
+            return
+        self.observer.started(track, self._latest)
+        self.history.append(track.id)
+        self._decide(f"playing '{track.title}' by {track.artist or 'unknown'} (v={track.valence:+.2f} "
+                     f"a={track.arousal:+.2f}, placed by {track.source}): {reason}")
+
+    # -- a player shared with people (MPD) --------------------------------------------------------
+    def _player_event(self, ev: PlayerEvent) -> None:
+        if ev.kind == "advanced":
+            self._other_song(ev)
+        elif ev.kind in ("paused", "resumed"):
+            self.user_paused = ev.kind == "paused"
+            self._decide(f"{ev.kind} on the player by someone else")
+        elif ev.kind == "volume" and ev.volume != self.controls.volume:
+            self.controls.volume = ev.volume
+            self.controls.save()
+        elif ev.kind in ("database", "back"):  # MPD's library, read again (incrementally) before what it plays
+            self._rescan()
+        elif ev.kind == "lost":
+            self._fault(ev.error)
+
+    def _other_song(self, ev: PlayerEvent) -> None:
+        """The player moved on by itself to the next pick, or a person chose a song: that one is
+        respected (never cut, no re-plan for dwell_s) and is a mild like."""
+        previous = self.current
+        if previous is not None and ev.by_hand and ev.ours and self.clock() - self.started_at < EARLY_SKIP_S:
+            self._opinion("skip")  # "next" pressed early on someone's phone
+        self.observer.ended(self._latest)
+        known = self.library.track(ev.path) if self.library is not None else None
+        track = known or Track(-1, ev.path, ev.title, ev.artist, 0.0, math.nan, math.nan, "none", "")
+        self.queue = [t for t in self.queue if t.path != ev.path]
+        if ev.by_hand and not ev.ours:
+            self._hold_until = self.clock() + self.pc.dwell_s
+            if known is not None:
+                self.profile.track_feedback(known.path, "pick")
+            self._now_playing(track, f"chosen by hand on the player: respected, no re-plan for {self.pc.dwell_s:.0f} s")
+            return
+        self._now_playing(track, "next in the player's queue")
+        if self.position is not None:
+            self.planned_from = self.position
+        self._replan(f"'{previous.title}' ended" if previous is not None else "following the player")
 
     # -- the loop ---------------------------------------------------------------------------------
     def _handle(self, cmd: Command) -> None:
@@ -202,9 +244,8 @@ class MusicController(threading.Thread):
 
     def _named(self, name: str) -> Track | None:
         assert self.library is not None
-        tracks = self.library.tracks(playable_only=False)
-        return next((t for t in tracks if t.path == name), None) or next(
-            (t for t in tracks if t.title.casefold() == name.casefold()), None)
+        return self.library.track(name) or next(
+            (t for t in self.library.tracks(playable_only=False) if t.title.casefold() == name.casefold()), None)
 
     def _opinion(self, kind: str, target: str = "") -> None:
         """Like, dislike or an early skip of the current track (or of the named one), kept in the
@@ -233,7 +274,7 @@ class MusicController(threading.Thread):
 
     def _follow_listener(self, now: float) -> None:
         state = self._latest
-        if state is None or state.emotion == "unknown":
+        if state is None or state.emotion == "unknown" or now < self._hold_until:
             return
         self.position = (state.valence, state.arousal)
         if distance(self.position, self.planned_from) < self.pc.replan_distance:
@@ -249,12 +290,18 @@ class MusicController(threading.Thread):
                          f"a={self.position[1]:+.2f} and held it for {self.pc.dwell_s:.0f} s")
 
     def step(self) -> None:
-        """One iteration: commands, the listener, the end of a track, the published state."""
+        """One iteration: the player's news, commands, the listener, the end of a track, the published state."""
+        for event in self.player.poll():
+            self._player_event(event)
         while True:
             try:
-                self._handle(self.events.get_nowait())
+                cmd = self.events.get_nowait()
+                self._handle(cmd)
             except queue.Empty:
                 break
+            except PlayerOffline as e:  # MPD restarting: say so, the command is not kept for later
+                if self.on_refuse is not None:
+                    self.on_refuse(f"'{cmd.value}' not done: {e}")
         if self.rescan_event.is_set():
             self.rescan_event.clear()
             self._rescan()
@@ -265,15 +312,16 @@ class MusicController(threading.Thread):
                 if self.position is not None:
                     self.planned_from = self.position
                 self._queue_after_track_end()
-            elif self.player.current is None and now >= self._retry_at:
-                if self.position is not None:
-                    self.planned_from = self.position
+            elif self.player.current is None and self.player.online and now >= self._retry_at:
+                self.planned_from = self.position or self.planned_from
                 self._play_next("starting")
                 if self.current is None:  # nothing playable: look again later, not four times a second
                     self._retry_at = now + EMPTY_RETRY_S
         # With SDL's dummy driver nothing is audible, so there is nothing for the microphone to hear.
         audible = self.player.playing and getattr(self.player, "driver", "") != "dummy"
         self.guard.set_playback(audible, self.volume / 100)
+        if self.mode != "off":
+            self.player.set_next([t.path for t in self.queue])  # MPD: the picks wait in its queue
         self._publish()
 
     def _rescan(self) -> None:
@@ -293,7 +341,8 @@ class MusicController(threading.Thread):
     def status(self) -> dict[str, Any]:
         cur = self.current if self.player is not None and self.player.current is not None else None
         state = "idle" if cur is None else ("paused" if self.player.paused else "playing")
-        if self.start_error is not None:
+        error = self.start_error or (self.player.error if self.player is not None else None)
+        if error is not None:
             state = "error"
         target: Point | None = None
         if self.mode == "regulate":
@@ -306,15 +355,15 @@ class MusicController(threading.Thread):
             "state": state,
             "title": cur.title if cur else None,
             "artist": cur.artist if cur else None,
-            "track_valence": round(cur.valence, 3) if cur else None,
-            "track_arousal": round(cur.arousal, 3) if cur else None,
-            "placement": cur.source if cur else None,
+            "track_valence": round(cur.valence, 3) if cur and cur.id >= 0 else None,
+            "track_arousal": round(cur.arousal, 3) if cur and cur.id >= 0 else None,
+            "placement": cur.source if cur and cur.id >= 0 else None,
             "queue": len(self.queue),
             "mode": self.mode,
             "fixed_mood": self.fixed_mood,
             "volume": self.volume,
             "target": [round(target[0], 3), round(target[1], 3)] if target else None,
-            "error": self.start_error,
+            "error": error,
         }
 
     def _publish(self) -> None:
@@ -327,63 +376,25 @@ class MusicController(threading.Thread):
         if self.on_fault is not None:
             self.on_fault(error)
 
-    def _start(self) -> bool:
-        """Open the library and the player, retrying with backoff until it works or a stop is asked
-        for: a read-only or full state dir must not switch the music off until someone restarts us."""
-        from emomusic.music.player import Player
+    def _open(self) -> None:
+        self.library = self._open_library()
+        if self.library.recovered_from is not None:
+            self._fault(f"library index was corrupt: moved aside to {self.library.recovered_from.name} "
+                        "and rebuilt by a rescan")
+        self.player = open_player(self.cfg, self.volume / 100, self.clock)
+        log.info("player ready (%s), mode %s", self.player.driver if self.pc.backend == "mpd"
+                 else f"SDL audio driver: {self.player.driver}", self.mode)
 
-        delay = START_RETRY_MIN_S
-        while not self.stop_event.is_set():
-            try:
-                self.library = self._open_library()
-                if self.library.recovered_from is not None:
-                    self._fault(f"library index was corrupt: moved aside to {self.library.recovered_from.name} "
-                                "and rebuilt by a rescan")
-                self.player = Player(self.pc.fade_ms, self.volume / 100)
-                if self.start_error is not None:
-                    log.info("music stage started after: %s", self.start_error)
-                self.start_error = None
-                log.info("player ready (SDL audio driver: %s), mode %s", self.player.driver, self.mode)
-                return True
-            except InterruptedError:
-                return False
-            except Exception as e:
-                if self.library is not None:
-                    self.library.close()
-                    self.library = None
-                error = f"{type(e).__name__}: {e}"
-                log.error("music stage could not start (%s); retrying in %.0f s", error, delay)
-                log.debug("start failure", exc_info=True)
-                if error != self.start_error:
-                    self._fault(f"could not start: {error}")
-                self.start_error = error
-                self._publish()
-            finally:
-                self.ready.set()
-            if self.stop_event.wait(delay):
-                return False
-            delay = min(delay * 2, START_RETRY_MAX_S)
-        return False
+    def _close_quietly(self) -> None:
+        if self.library is not None:
+            self.library.close()
+            self.library = None
 
-    def run(self) -> None:
-        try:
-            if not self._start():
-                return
-            while not self.stop_event.wait(0.25):
-                try:
-                    self.step()
-                except Exception as e:  # a library or SDL hiccup (a full disk) must not end the music
-                    error = f"{type(e).__name__}: {e}"
-                    if self._step_errors.allow(error):
-                        log.warning("music step failed: %s (the same error is logged again in %.0f s at most)",
-                                    error, STEP_ERROR_REPORT_S)
-                        log.debug("music step failure", exc_info=True)
-        finally:
-            if self.player is not None:
-                self.player.close()
-            if self.library is not None:
-                self.library.close()
-            # A clean stop leaves "idle" retained, not the last "playing" or "error".
-            self.start_error, self.current, self.queue = None, None, []
-            if self.publish is not None:
-                self.publish(self.status())
+    def _close(self) -> None:
+        if self.player is not None:
+            self.player.close()
+        self._close_quietly()
+        # A clean stop leaves "idle" retained, not the last "playing" or "error".
+        self.start_error, self.current, self.queue = None, None, []
+        if self.publish is not None:
+            self.publish(self.status())

@@ -320,6 +320,12 @@ class Library:
         return [Track(r["id"], r["path"], r["title"], r["artist"], r["duration_s"], r["valence"], r["arousal"],
                       r["source"], r["mood"]) for r in rows]
 
+    def track(self, path: str) -> Track | None:
+        """The indexed track at ``path`` (playable or not), or None."""
+        r = self.db.execute("SELECT * FROM tracks WHERE path=?", (path,)).fetchone()
+        return None if r is None else Track(r["id"], r["path"], r["title"], r["artist"], r["duration_s"],
+                                            r["valence"], r["arousal"], r["source"], r["mood"])
+
     def rows(self) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM tracks ORDER BY missing, artist, title, path").fetchall()
 

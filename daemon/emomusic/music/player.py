@@ -10,14 +10,42 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emomusic.config import Config
 
 log = logging.getLogger("emomusic.player")
 
 
 class PlaybackError(Exception):
     """A track that cannot be played (deleted, corrupt); the message names the file."""
+
+
+class PlayerOffline(Exception):
+    """The player cannot be reached now (an MPD restarting); nothing is wrong with the track."""
+
+
+@dataclass(frozen=True)
+class PlayerEvent:
+    """What happened on a player people share (MPD), not by the daemon's doing.
+
+    ``kind``: 'advanced' (another song plays: ``path``/``title``/``artist``; ``by_hand`` when a person
+    changed it mid-song, ``ours`` when it is one of the daemon's picks), 'paused', 'resumed',
+    'volume' (``volume`` in percent), 'database' (the player's library changed), 'lost' (``error``),
+    'back' (connected again)."""
+
+    kind: str
+    path: str = ""
+    title: str = ""
+    artist: str = ""
+    by_hand: bool = False
+    ours: bool = False
+    volume: int = 0
+    error: str = ""
 
 
 def import_pygame() -> Any:
@@ -42,6 +70,9 @@ _ABSENT = object()
 
 
 class Player:
+    online = True  # a local mixer is always there
+    error: str | None = None
+
     def __init__(self, fade_ms: int = 1500, volume: float = 0.6) -> None:
         pygame = import_pygame()
         self._pg = pygame
@@ -107,9 +138,27 @@ class Player:
     def position_s(self) -> float:
         return max(0.0, self._pg.mixer.music.get_pos() / 1000.0) if self.current else 0.0
 
+    def poll(self) -> list[PlayerEvent]:
+        """Nobody else steers this player: nothing ever happens behind the daemon's back."""
+        return []
+
+    def set_next(self, paths: Sequence[str]) -> None:
+        """The planned queue lives in the controller; this player only plays one track at a time."""
+
     def close(self) -> None:
         try:
             self._pg.mixer.music.stop()
             self._pg.mixer.quit()
         except self._pg.error:
             pass
+
+
+def open_player(cfg: Config, volume: float, clock: Callable[[], float]) -> Any:
+    """The configured player: pygame here, or the MPD that ``player.mpd`` names."""
+    if cfg.player.backend == "mpd":
+        from emomusic.music.mpd_client import MpdAddress
+        from emomusic.music.mpd_library import music_dir
+        from emomusic.music.mpd_player import MpdPlayer
+
+        return MpdPlayer(MpdAddress.from_config(cfg), cfg.player.mpd.queue, music_dir(cfg), volume, clock)
+    return Player(cfg.player.fade_ms, volume)

@@ -142,16 +142,19 @@ class _Pending:
     job: tuple[int, Future[Any]]
 
 
-def scan(lib: Library, folders: Iterable[Path], playlists: Iterable[Path] = (), *, analyze: bool = True,
+def scan(lib: Library, folders: Iterable[Path], playlists: Iterable[Path] = (), *,
+         files: list[Path] | None = None, analyze: bool = True,
          min_track_s: float = 30.0, progress: bool = False, jobs: int = 0,
          on_file: Callable[[Path], None] | None = None, analyser: Callable[[str], Any] = analyse) -> ScanReport:
     """Bring the index in line with the configured folders and playlists. ``on_file`` is called
     before each file (it may raise to stop the scan: what was committed stays consistent);
-    ``analyser`` (a module-level function, for the worker processes) places one file."""
+    ``analyser`` (a module-level function, for the worker processes) places one file; ``files``, when
+    given, is the whole library instead of the folders' and playlists' files (MPD's listing)."""
     t0 = time.monotonic()
     report = ScanReport()
-    files = list(iter_audio_files([Path(f).expanduser().resolve() for f in folders],
-                                  [Path(p).expanduser() for p in playlists]))
+    if files is None:
+        files = list(iter_audio_files([Path(f).expanduser().resolve() for f in folders],
+                                      [Path(p).expanduser() for p in playlists]))
     work: list[tuple[Path, os.stat_result, bool]] = []
     for path in files:
         report.seen += 1
@@ -236,13 +239,18 @@ def _finish(write: Any, p: _Pending, report: ScanReport, bar: Progress, workers:
 
 def open_library(cfg: Config, *, rescan: bool, csv: str = "", progress: bool = False,
                  should_stop: Callable[[], bool] = lambda: False) -> tuple[Library, ScanReport | None]:
-    """The library index with the configured mood CSV imported and, if ``scan``, the configured
-    folders and playlists rescanned if ``rescan`` (the generated demo library when none is configured).
+    """The library index with the configured mood CSV imported and, if ``rescan``, the configured
+    folders and playlists rescanned (the generated demo library when none is configured), or MPD's
+    database with ``player.backend = "mpd"`` (raises MpdError when MPD cannot be asked).
     ``should_stop`` is polled between files, so a daemon asked to stop does not finish a long scan."""
     lib = Library(cfg.library_path)
     lc = cfg.library
+    mpd = cfg.player.backend == "mpd"
     folders, playlists = [Path(f) for f in lc.folders], [Path(p) for p in lc.playlists]
-    if not folders and not playlists:
+    if mpd:
+        if folders or playlists:
+            log.warning("player.backend is mpd: the library is MPD's; library.folders and playlists are ignored")
+    elif not folders and not playlists:
         demo = cfg.state_dir / "demo-music"
         make_demo_library(demo, should_stop=should_stop)
         folders = [demo]
@@ -263,9 +271,18 @@ def open_library(cfg: Config, *, rescan: bool, csv: str = "", progress: bool = F
         if should_stop():
             raise InterruptedError("stopped during the library scan")
 
-    log.info("scanning the library: %s", ", ".join(str(f) for f in [*folders, *playlists]))
-    report = scan(lib, folders, playlists, analyze=lc.analyze, min_track_s=lc.min_track_s,
-                          progress=progress, jobs=lc.scan_jobs, on_file=check_stop)
+    if mpd:
+        from emomusic.music.mpd_library import scan_mpd
+
+        try:
+            report = scan_mpd(lib, cfg, progress=progress, on_file=check_stop)
+        except BaseException:
+            lib.close()
+            raise
+    else:
+        log.info("scanning the library: %s", ", ".join(str(f) for f in [*folders, *playlists]))
+        report = scan(lib, folders, playlists, analyze=lc.analyze, min_track_s=lc.min_track_s,
+                      progress=progress, jobs=lc.scan_jobs, on_file=check_stop)
     log.info("library scan: %s", report)
     if mood_csv is not None:
         unmatched = lib.unmatched_placements(str(mood_csv))

@@ -27,7 +27,7 @@ class TrackTags:
     mood: str
 
 
-def _first(value: Any) -> str:
+def first_value(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, list | tuple):
@@ -52,10 +52,10 @@ def _raw_mood_bpm(audio: Any) -> tuple[str, str]:
         upper = k.upper()
         if upper.startswith("TMOO") or upper == "MOOD" or upper.endswith(":MOOD"):
             frame = tags[key]
-            mood = _first(getattr(frame, "text", frame))
+            mood = first_value(getattr(frame, "text", frame))
         elif upper.startswith("TBPM") or upper in ("BPM", "TMPO") or upper.endswith(":BPM"):
             frame = tags[key]
-            bpm = _first(getattr(frame, "text", frame))
+            bpm = first_value(getattr(frame, "text", frame))
     return mood, bpm
 
 
@@ -81,10 +81,10 @@ def read_tags(path: Path) -> TrackTags:
         bpm = None
     get = easy.get if easy.tags is not None else (lambda k, d=None: d)
     return TrackTags(
-        title=_first(get("title")) or path.stem,
-        artist=_first(get("artist")),
-        album=_first(get("album")),
-        genre=_first(get("genre")),
+        title=first_value(get("title")) or path.stem,
+        artist=first_value(get("artist")),
+        album=first_value(get("album")),
+        genre=first_value(get("genre")),
         duration_s=duration,
         bpm=bpm if bpm and 20 <= bpm <= 300 else None,
         mood=mood,
