@@ -317,14 +317,12 @@ class Library:
     def tracks(self, playable_only: bool = True) -> list[Track]:
         where = "WHERE missing=0 AND error IS NULL AND skip IS NULL" if playable_only else ""
         rows = self.db.execute(f"SELECT * FROM tracks {where} ORDER BY artist, title, path").fetchall()
-        return [Track(r["id"], r["path"], r["title"], r["artist"], r["duration_s"], r["valence"], r["arousal"],
-                      r["source"], r["mood"]) for r in rows]
+        return [_track(r) for r in rows]
 
     def track(self, path: str) -> Track | None:
         """The indexed track at ``path`` (playable or not), or None."""
         r = self.db.execute("SELECT * FROM tracks WHERE path=?", (path,)).fetchone()
-        return None if r is None else Track(r["id"], r["path"], r["title"], r["artist"], r["duration_s"],
-                                            r["valence"], r["arousal"], r["source"], r["mood"])
+        return None if r is None else _track(r)
 
     def rows(self) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM tracks ORDER BY missing, artist, title, path").fetchall()
@@ -333,6 +331,16 @@ class Library:
         """A file that failed at play time (deleted or corrupted after the scan) is skipped from now on."""
         with self._tx():
             self.db.execute("UPDATE tracks SET error=? WHERE id=?", (error, track_id))
+
+
+def _track(r: sqlite3.Row) -> Track:
+    return Track(r["id"], r["path"], r["title"], r["artist"], r["duration_s"], r["valence"], r["arousal"],
+                 r["source"], r["mood"])
+
+
+def too_short(duration_s: float, min_track_s: float) -> str:
+    """Why a track is not queued: shorter than ``library.min_track_s`` (a stinger, a jingle)."""
+    return f"short ({duration_s:.0f} s < library.min_track_s {min_track_s:g} s)"
 
 
 class Writer:

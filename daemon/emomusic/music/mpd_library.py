@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from emomusic.config import Config
-from emomusic.music.library import Library, ScanReport
+from emomusic.music.library import Library, ScanReport, too_short
 from emomusic.music.mpd_client import MPD_PREFIX, MpdAddress, list_songs
 from emomusic.music.tags import TrackTags, first_value
 
@@ -79,7 +79,7 @@ def _index_tags(lib: Library, songs: list[dict[str, Any]], min_track_s: float,
             placed = lib.placement_for(str(key), tags.artist, tags.title)
             if duration < min_track_s:
                 write.track(key, st, tags, (0.0, 0.0), "none", "", None,
-                            skip=f"short ({duration:.0f} s < library.min_track_s {min_track_s:g} s)")
+                            skip=too_short(duration, min_track_s))
                 report.skipped += 1
             elif placed is not None:
                 write.track(key, st, tags, (placed["valence"], placed["arousal"]), "csv", placed["mood"], None)

@@ -241,9 +241,6 @@ class MpdPlayer:
         ended, self._ended = self._ended, False
         return ended
 
-    def position_s(self) -> float:
-        return 0.0
-
     # -- steering ---------------------------------------------------------------------------------
     def play(self, path: Path | str) -> None:
         """Play the library track ``path`` now: inserted after the current song and started."""

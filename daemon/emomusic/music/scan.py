@@ -26,7 +26,7 @@ from typing import Any
 
 from emomusic.config import Config
 from emomusic.music.demo import make_demo_library
-from emomusic.music.library import Library, ScanReport, iter_audio_files
+from emomusic.music.library import Library, ScanReport, iter_audio_files, too_short
 from emomusic.music.moods import mood_to_va
 from emomusic.music.tags import TagError, read_tags
 
@@ -189,8 +189,8 @@ def scan(lib: Library, folders: Iterable[Path], playlists: Iterable[Path] = (), 
                 placed = lib.placement_for(str(path), tags.artist, tags.title)
                 tag_va = mood_to_va(tags.mood) if tags.mood else None
                 if tags.duration_s < min_track_s:
-                    why = f"short ({tags.duration_s:.0f} s < library.min_track_s {min_track_s:g} s)"
-                    write.track(path, st, tags, (0.0, 0.0), "none", tags.mood, None, skip=why)
+                    write.track(path, st, tags, (0.0, 0.0), "none", tags.mood, None,
+                                skip=too_short(tags.duration_s, min_track_s))
                     report.skipped += 1
                 elif placed is not None:
                     write.track(path, st, tags, (placed["valence"], placed["arousal"]), "csv", placed["mood"], None)
