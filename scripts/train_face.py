@@ -197,6 +197,9 @@ def main() -> int:
     ap.add_argument("--smoothing", type=float, default=0.1)
     ap.add_argument("--balance", type=float, default=0.5, help="sampling weight = class count ** -balance")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--requantize", action="store_true",
+                    help="no training: quantize the existing fp32 model in --out again (after a change of "
+                         "model_export.quantize_int8)")
     args = ap.parse_args()
 
     import torch
@@ -211,6 +214,12 @@ def main() -> int:
     x_fv, x_rv = standardise(fv["x"]), standardise(rv["x"])
     print(f"train {len(x_tr)}, held out FER {len(x_fv)} + RAF {len(x_rv)}; ready in {time.time() - t0:.0f} s",
           flush=True)
+
+    if args.requantize:
+        fp32, int8 = args.out / "face_expression.onnx", args.out / "face_expression_int8.onnx"
+        quantize_int8(fp32, int8, x_tr[np.random.default_rng(args.seed).choice(len(x_tr), 512, replace=False)])
+        print(f"wrote {int8} ({int8.stat().st_size // 1024} KB) from {fp32}", flush=True)
+        return 0
 
     major = tr["y"].argmax(1)
     counts = np.bincount(major, minlength=8).astype(np.float64)
