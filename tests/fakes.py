@@ -1,17 +1,22 @@
-"""A test-only analyzer: answers with a fixed emotion for every item (the real ones come with the
-face and voice pipelines). Also a runner that registers it and calls the real CLI, so end-to-end
-tests run the daemon as a subprocess exactly as systemd would."""
+"""Test-only stand-ins at the edges: an analyzer that answers with a fixed emotion for every item (the
+real ones come with the face and voice pipelines), a player and a library for the music stage's logic.
+Also a runner that registers the analyzer and calls the real CLI, so end-to-end tests run the daemon
+as a subprocess exactly as systemd would."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from emomusic.labels import FACE_LABELS, VOICE_LABELS
 from emomusic.messages import Observation
+from emomusic.music.library import Track
 
 
 class ConstantAnalyzer:
+    latency_s = 0.0
+
     def __init__(self, modality: str, label: str, confidence: float = 0.9) -> None:
         self.modality = modality
         labels = FACE_LABELS if modality == "face" else VOICE_LABELS
@@ -22,6 +27,56 @@ class ConstantAnalyzer:
     def process(self, item: Any) -> Observation:
         self.items += 1
         return Observation(self.modality, item.t, dict(self.probabilities), self.confidence)
+
+
+class FakePlayer:
+    online = True
+    error = None
+
+    def __init__(self) -> None:
+        self.current: Path | None = None
+        self.paused = False
+        self.volume = 0.6
+        self.done = False
+
+    def play(self, path: Path) -> None:
+        self.current, self.paused, self.done = path, False, False
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def stop(self) -> None:
+        self.current = None
+
+    def set_volume(self, v: float) -> None:
+        self.volume = v
+
+    @property
+    def playing(self) -> bool:
+        return self.current is not None and not self.paused
+
+    def finished(self) -> bool:
+        return self.current is not None and self.done
+
+    def poll(self) -> list[object]:
+        return []
+
+    def set_next(self, paths: list[str]) -> None:
+        pass
+
+
+class FakeLibrary:
+    def __init__(self, tracks: list[Track]) -> None:
+        self._tracks = tracks
+
+    def tracks(self, playable_only: bool = True) -> list[Track]:
+        return list(self._tracks)
+
+    def track(self, path: str) -> Track | None:
+        return next((t for t in self._tracks if t.path == path), None)
 
 
 def factories(face: str = "happy", voice: str = "happy") -> dict[str, Any]:

@@ -175,6 +175,7 @@ def test_microphone_stall_stop_and_overflow_are_reported_and_the_stream_reopened
 # -- analyzers and models ---------------------------------------------------------------------------
 class RaisingAnalyzer:
     modality = "face"
+    latency_s = 0.0
 
     def process(self, item: Any) -> None:
         raise RuntimeError("simulated analyzer bug")

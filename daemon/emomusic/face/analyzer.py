@@ -13,13 +13,15 @@ import numpy as np
 
 from emomusic.config import Config
 from emomusic.face.detector import Detection, FaceDetector
-from emomusic.face.preprocess import align_face, standardise, to_bgr8
+from emomusic.face.preprocess import align_face, crop_locator, locate_in_crop, standardise, to_bgr8
 from emomusic.face.tracking import DetectionSchedule, FaceTracker, Track, face_quality
 from emomusic.labels import FACE_LABELS
 from emomusic.messages import Observation, VideoFrame
 from emomusic.runtime import Backend, load_classifier, peakedness, softmax
 
 REBUILD_FACE = "python scripts/train_face.py (see models/README.md)"
+CROP_MAX_PX = 256  # a still photo this small in which no face is found is read as one face crop...
+FLAT_STD = 8.0  # ...unless it is flat (a blank image is no face)
 
 
 class ExpressionClassifier:
@@ -53,6 +55,7 @@ class FaceAnalyzer:
     """VideoFrame -> Observation of the largest (or every) face's expression over the window."""
 
     modality = "face"
+    latency_s = 0.0  # an observation is stamped with its frame's time
 
     def __init__(self, cfg: Config, detector: FaceDetector | None = None,
                  classifier: ExpressionClassifier | None = None) -> None:
@@ -63,6 +66,8 @@ class FaceAnalyzer:
             threads=m.threads, models_dir=m.path,
         )
         self.classifier = classifier or ExpressionClassifier(m.path, m.backend, m.precision, m.threads)
+        self.cfg_models = m
+        self._locator: FaceDetector | None = None  # for still photos that are face crops (made when needed)
         self.tracker = FaceTracker(f.window_s)
         self.schedule = DetectionSchedule(self.detector, f.detect_every)
         self._views = 0  # frames classified; plain and mirrored views alternate
@@ -83,14 +88,30 @@ class FaceAnalyzer:
 
     def photo(self, image: np.ndarray) -> Observation | None:
         """One still image (``emomusic analyze``, the web page): every face found, both views
-        averaged, no window; None when no face is found."""
+        averaged, no window; None when no face is found. A small image in which the detector finds
+        no face (a tight crop: the detector wants context around a face) is read as one face crop,
+        located as the training photos were (``extras["read_as"]`` says so)."""
         bgr = to_bgr8(image)
         dets = self.detector.detect(bgr) if bgr is not None else []
+        if bgr is not None and not dets and max(bgr.shape[:2]) <= CROP_MAX_PX and bgr.std() >= FLAT_STD:
+            return self._crop(bgr)
         if bgr is None or not dets:
             return None
         probs = self.classifier.classify([align_face(bgr, d.box, d.keypoints) for d in dets], "both")
         qualities = [face_quality(d, self.cfg.min_face_px) for d in dets]
         return self.observe(0.0, dets, FaceTracker(self.cfg.window_s).update(0.0, dets, probs, qualities), qualities)
+
+    def _crop(self, bgr: np.ndarray) -> Observation:
+        if self._locator is None:
+            m = self.cfg_models
+            self._locator = crop_locator(m.backend, m.path)
+        box, keypoints = locate_in_crop(self._locator, bgr)
+        d = Detection(box, 0.5, keypoints)  # a face assumed, not detected: half the weight of a sure one
+        probs = self.classifier.classify([align_face(bgr, box, keypoints)], "both")
+        quality = face_quality(d, self.cfg.min_face_px)
+        obs = self.observe(0.0, [d], FaceTracker(self.cfg.window_s).update(0.0, [d], probs, [quality]), [quality])
+        obs.extras["read_as"] = "no face found: the whole image read as one face crop"
+        return obs
 
     def observe(self, t: float, dets: list[Detection], tracks: list[Track], qualities: list[float]) -> Observation:
         """Pool the chosen face(s) over the window and weigh the result."""

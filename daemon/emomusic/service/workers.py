@@ -25,6 +25,10 @@ class Analyzer(Protocol):
     """Turns one source item into an observation (or None when there is nothing to say)."""
 
     modality: str
+    # How far before the end of the item just processed an observation may still be stamped: the voice
+    # stamps a window's end, which the VAD may close a little after later audio arrived. A replay merges
+    # observations in stream-time order up to each worker's progress minus this (so none comes late).
+    latency_s: float
 
     def process(self, item: Any) -> Observation | None: ...
 
@@ -95,7 +99,7 @@ class AnalyzerWorker(threading.Thread):
                 self.processed += 1
                 if obs is not None:
                     self.outbox.put(obs, block=self.block_output)
-                self.progress_t = item_end(item)
+                self.progress_t = item_end(item) - analyzer.latency_s
             except Exception as e:  # an analyzer bug must not take the daemon down
                 now = time.monotonic()
                 self.failures = [f for f in self.failures if now - f < self.failure_window_s] + [now]

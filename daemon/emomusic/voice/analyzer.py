@@ -88,6 +88,9 @@ class VoiceAnalyzer:
                  guard: PlaybackGuard | None = None, persist: bool = True) -> None:
         v, m = cfg.voice, cfg.models
         self.cfg = v
+        # a window is stamped with its end, which the VAD (its ring and padding) may settle after up to a
+        # window's worth of later audio has arrived
+        self.latency_s = v.window_s
         adaptation = ((cfg.state_dir / ADAPTATION_FILE) if persist else True) if v.adapt else None
         self.classifier = classifier or VoiceClassifier(m.path, m.threads, adaptation)
         self.guard = guard or PlaybackGuard(v.music_margin_db)
