@@ -6,6 +6,7 @@
     python scripts/evaluate.py voice --labels DIR/labels.csv [--adapt] [--feedback N] [--seed N]
     python scripts/evaluate.py scenario --dir DIR     (a scenario from scripts/make_scenario.py)
     python scripts/evaluate.py music --labels FILE.csv [--jobs 2]
+    python scripts/evaluate.py story FILE.jsonl  (a replay of the sample story: exit 1 if a scene is unclear)
 
 A music CSV has at least ``path,quadrant`` (Russell quadrant 1-4: 1 = +valence +arousal, 2 = -valence
 +arousal, 3 = -valence -arousal, 4 = +valence -arousal; paths relative to the CSV). Each file takes the
@@ -304,6 +305,17 @@ def eval_music(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def eval_story(args: argparse.Namespace) -> dict[str, Any]:
+    """Each scene of the sample story in a replay (emomusic replay --jsonl): its lead over the runner-up."""
+    from emomusic.sources.samples import STORY_MARGIN, scene_readings
+
+    rows = [json.loads(line) for line in args.jsonl.read_text().splitlines() if line.strip()]
+    scenes = [{"scene": r.scene.shows, "states": r.states, "share": round(r.share, 3), "runner_up": r.runner_up,
+               "margin": round(r.margin, 3)} for r in scene_readings(rows)]
+    return {"margin_needed": STORY_MARGIN, "scenes": scenes,
+            "clear": all(s["margin"] >= STORY_MARGIN and s["states"] >= 10 for s in scenes)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -326,14 +338,16 @@ def main(argv: list[str] | None = None) -> int:
     mu = sub.add_parser("music", help="music placement (valence/arousal of songs)")
     mu.add_argument("--labels", type=Path, required=True, help="CSV with path,quadrant")
     mu.add_argument("--jobs", type=int, default=2, help="processes analysing audio")
+    st = sub.add_parser("story", help="the sample story in a replay: each scene's lead over its runner-up")
+    st.add_argument("jsonl", type=Path, help="emomusic replay --jsonl output of the sample media")
     f.add_argument("--backend", choices=["onnxruntime", "tflite"], default="onnxruntime")
     f.add_argument("--fp32", action="store_true", help="the fp32 model instead of int8")
     f.add_argument("--models", default=str(ROOT / "models"))
     args = ap.parse_args(argv)
     result = {"faces": eval_faces, "voice": eval_voice, "scenario": eval_scenario,
-              "music": eval_music}[args.what](args)
+              "music": eval_music, "story": eval_story}[args.what](args)
     print(json.dumps(result))
-    return 0
+    return 0 if result.get("clear", True) else 1
 
 
 if __name__ == "__main__":

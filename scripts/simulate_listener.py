@@ -1,6 +1,6 @@
 """A simulated listener for the closed-loop regulation: does learning what songs do pay off?
 
-    python scripts/simulate_listener.py --seed 1 [--listener misplaced|faithful] [--episodes 40]
+    python scripts/simulate_listener.py --seed 1 [--listener misplaced|faithful] [--episodes 40] [--step 0.3]
 
 The daemon's real parts run: the music policy (``music.policy.plan``, open loop = placements only,
 closed loop = with the learned ``listener.effects.Effects``) and fusion (``fusion.fuser.Fusion``: the
@@ -133,7 +133,8 @@ def run(seed: int, listener: str, episodes: int) -> dict[str, Any]:
         times["closed_loop"].append(episode(np.random.default_rng([seed, k]), tracks, response, effects))
         times["closed_loop_frozen"].append(
             episode(np.random.default_rng([seed, k]), tracks, response, frozen, learn=False))
-    out: dict[str, Any] = {"seed": seed, "listener": listener, "episodes": episodes, "learning_tracks": learned,
+    out: dict[str, Any] = {"seed": seed, "listener": listener, "step": STEP, "episodes": episodes,
+                           "learning_tracks": learned,
                            "learning_episodes": learning_episodes}
     for name, ts in times.items():
         out[f"{name}_s"] = round(float(np.mean(ts)), 1)
@@ -148,7 +149,10 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--listener", choices=["misplaced", "faithful"], default="misplaced")
     ap.add_argument("--episodes", type=int, default=40)
+    ap.add_argument("--step", type=float, default=STEP, help="player.regulate_step (default %(default)s)")
     args = ap.parse_args()
+    global STEP
+    STEP = args.step
     print(json.dumps(run(args.seed, args.listener, args.episodes)))
     return 0
 

@@ -25,9 +25,12 @@ from emomusic.music.scan import scan
 from emomusic.service.daemon import Daemon
 
 from conftest import Broker, Probe
+from fakes import FakePlayer
 
-QUADRANT = {"Sunrise Run": (1, 1), "Market Day": (1, 1), "Storm Front": (-1, 1), "Pressure": (-1, 1),
-            "Grey Harbour": (-1, -1), "Rain on Glass": (-1, -1), "Still Water": (1, -1), "Evening Porch": (1, -1)}
+QUADRANT = {"Sunrise Run": (1, 1), "Market Day": (1, 1), "Carnival": (1, 1), "Sunny Side": (1, 1),
+            "Storm Front": (-1, 1), "Pressure": (-1, 1), "Undertow": (-1, 1), "Fever": (-1, 1),
+            "Grey Harbour": (-1, -1), "Rain on Glass": (-1, -1), "Last Light": (-1, -1), "Long Winter": (-1, -1),
+            "Still Water": (1, -1), "Evening Porch": (1, -1), "Lullaby": (1, -1), "Warm Kitchen": (1, -1)}
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +53,9 @@ def test_scan_places_every_demo_piece_in_its_quadrant(tmp_path: Path, demo_dir: 
     (music / "broken.ogg").write_bytes(b"OggS" + bytes(200))  # corrupt: logged and skipped
     (music / "notes.txt").write_text("not music")
     report = scan(lib, [music], min_track_s=0)
-    assert (report.seen, report.added, report.failed) == (9, 8, 1)
+    assert (report.seen, report.added, report.failed) == (21, 20, 1)
     tracks = {t.title: t for t in lib.tracks()}
-    assert set(tracks) == set(QUADRANT)
+    assert set(tracks) == {title for title, *_ in DEMO_PIECES} and len(QUADRANT) == 16
     for title, (sv, sa) in QUADRANT.items():
         t = tracks[title]
         assert t.valence * sv > 0 and t.arousal * sa > 0, f"{title} at ({t.valence:+.2f}, {t.arousal:+.2f})"
@@ -67,17 +70,17 @@ def test_scan_places_every_demo_piece_in_its_quadrant(tmp_path: Path, demo_dir: 
 def test_rescan_is_incremental_and_marks_vanished_files(tmp_path: Path, demo_dir: Path) -> None:
     lib, music = fresh_library(tmp_path, demo_dir)
     scan(lib, [music], min_track_s=0)
-    assert scan(lib, [music], min_track_s=0).unchanged == 8
+    assert scan(lib, [music], min_track_s=0).unchanged == 20
     gone = next(music.glob("*Pressure*"))
     gone.unlink()
     retag = next(music.glob("*Market Day*"))
     audio = np.zeros(22050 * 3, np.float32) + 0.01
     write_tagged(retag, audio, "Market Day", "sad")
     r = scan(lib, [music], min_track_s=0)
-    assert (r.missing, r.updated, r.unchanged) == (1, 1, 6)
+    assert (r.missing, r.updated, r.unchanged) == (1, 1, 18)
     titles = {t.title: t for t in lib.tracks()}
     assert "Pressure" not in titles and titles["Market Day"].source == "tag" and titles["Market Day"].valence < 0
-    assert len(lib.tracks(playable_only=False)) == 8  # kept, only marked missing
+    assert len(lib.tracks(playable_only=False)) == 20  # kept, only marked missing
 
 
 def test_m3u_playlists_add_their_entries(tmp_path: Path, demo_dir: Path) -> None:
@@ -130,7 +133,7 @@ def test_library_survives_a_kill_during_a_scan(tmp_path: Path, demo_dir: Path) -
         scan(lib, [music], min_track_s=0, on_file=boom)
     lib.close()
     again = Library(tmp_path / "lib.db")
-    assert scan(again, [music], min_track_s=0).seen == 8 and len(again.tracks()) == 8
+    assert scan(again, [music], min_track_s=0).seen == 20 and len(again.tracks()) == 20
     assert sqlite3.connect(tmp_path / "lib.db").execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
@@ -162,14 +165,16 @@ def test_regulate_starts_at_the_listener_and_steps_toward_the_target() -> None:
     path = iso_path((-0.8, 0.8), (0.5, -0.4), 0.3, 8)
     assert path[0] == (-0.8, 0.8) and path[-1] == pytest.approx((0.5, -0.4))
     assert all(distance(a, b) <= 0.3 + 1e-9 for a, b in zip(path, path[1:], strict=False))
-    p = plan("regulate", (-1.0, 1.0), GRID, set(), n=6, target=(0.5, -0.5), step=0.5, fixed=(0, 0))
+    p = plan("regulate", (-1.0, 1.0), GRID, set(), n=9, target=(0.5, -0.5), step=0.5, fixed=(0, 0))
     pts = [(t.valence, t.arousal) for t in p.tracks]
     assert pts[0] == (-1.0, 1.0)
+    # each track within a step of where the listener is expected to be (the previous waypoint)
+    assert all(distance(x, w) <= 0.5 + 1e-9 for x, w in zip(pts[1:], p.waypoints, strict=False))
     dists = [distance(x, (0.5, -0.5)) for x in pts]
     reached = dists.index(min(dists))
     assert min(dists) < 0.3 and dists[: reached + 1] == sorted(dists[: reached + 1], reverse=True)
     # once the target is reached, the queue stays near it (no track twice)
-    assert all(d <= 0.5 + 1e-9 for d in dists[reached:]) and len({t.id for t in p.tracks}) == 6
+    assert all(d <= 0.5 + 1e-9 for d in dists[reached:]) and len({t.id for t in p.tracks}) == 9
     # A re-plan after a track has played steps on: the listener has been met already (else every
     # re-plan would queue the track nearest the listener again and never lead anywhere).
     on = plan("regulate", (-1.0, 1.0), GRID, set(), n=6, target=(0.5, -0.5), step=0.5, fixed=(0, 0), continuing=True)
@@ -180,45 +185,6 @@ def test_fixed_and_off() -> None:
     p = plan("fixed", (1, 1), GRID, set(), n=2, target=(0, 0), step=0.3, fixed=(-1.0, -1.0))
     assert (p.tracks[0].valence, p.tracks[0].arousal) == (-1.0, -1.0)
     assert plan("off", (0, 0), GRID, set(), n=3, target=(0, 0), step=0.3, fixed=(0, 0)).tracks == []
-
-
-class FakePlayer:
-    online = True
-    error = None
-
-    def __init__(self) -> None:
-        self.current: Path | None = None
-        self.paused = False
-        self.volume = 0.6
-        self.done = False
-
-    def play(self, path: Path) -> None:
-        self.current, self.paused, self.done = path, False, False
-
-    def pause(self) -> None:
-        self.paused = True
-
-    def resume(self) -> None:
-        self.paused = False
-
-    def stop(self) -> None:
-        self.current = None
-
-    def set_volume(self, v: float) -> None:
-        self.volume = v
-
-    @property
-    def playing(self) -> bool:
-        return self.current is not None and not self.paused
-
-    def finished(self) -> bool:
-        return self.current is not None and self.done
-
-    def poll(self) -> list[object]:
-        return []
-
-    def set_next(self, paths: list[str]) -> None:
-        pass
 
 
 def state(v: float, a: float) -> FusedState:

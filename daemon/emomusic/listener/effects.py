@@ -30,7 +30,13 @@ PULL = 0.5  # the open-loop model: a track moves the listener half-way to its pl
 PRIOR_PLAYS = 2.0  # a track's own plays outweigh its neighbours' after this many
 NEIGHBOUR_RADIUS = 0.35  # placements this close share what they learned (same artist: always)
 NOISE_SD = 0.25  # the spread of one play's move around its expectation (valence/arousal units)
+MAX_SHIFT = 0.6  # the farthest learning moves a track from its placement, after many plays
 MAX_TRACKS = 5000
+
+
+def shift_bound(plays: int) -> float:
+    """How far from its placement plays may move a track: grows with the evidence, never past MAX_SHIFT."""
+    return MAX_SHIFT * plays / (plays + PRIOR_PLAYS)
 
 
 def arrival(position: tuple[float, float], response: np.ndarray) -> np.ndarray:
@@ -88,7 +94,9 @@ class Effects:
     def observe(self, c: Candidate, start: tuple[float, float], end: tuple[float, float], wall: float = 0.0) -> None:
         """One play of ``c``: the listener went from ``start`` to ``end``."""
         s, p = np.asarray(start, dtype=float), np.asarray(c.placement, dtype=float)
-        move = np.asarray(end, dtype=float) - s
+        # the response point this play shows, kept on the plane (a large move over a short play would
+        # put it far outside): the move is the one that points there
+        move = (np.clip(s + (np.asarray(end, dtype=float) - s) / PULL, -1, 1) - s) * PULL
         rec = self.tracks.pop(c.key, None) or TrackRecord()
         rec.add(s, move, p)
         rec.t = wall
@@ -124,10 +132,15 @@ class Effects:
             return {c.key: (np.asarray(c.placement, dtype=float), NOISE_SD) for c in catalogue}
         drift = self.drift
         known = [(c, self.tracks[c.key]) for c in catalogue if c.key in self.tracks]
+        bound = shift_bound(self.plays)
         out = {}
         for c in catalogue:
             effect, sd = self._effect(c, known, drift)
-            out[c.key] = (np.asarray(c.placement) + drift + effect, sd)
+            shift = drift + effect
+            size = float(np.hypot(*shift))
+            if size > bound:
+                shift = shift * (bound / size)
+            out[c.key] = (np.asarray(c.placement) + shift, sd)
         return out
 
     # -- persistence ----------------------------------------------------------------------------------

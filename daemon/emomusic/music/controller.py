@@ -14,7 +14,6 @@ import queue
 import sqlite3
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,9 @@ from emomusic.messages import FusedState
 from emomusic.music.library import Library, Track
 from emomusic.music.lifecycle import RetryingStage
 from emomusic.music.observer import PlayObserver
+from emomusic.music.planner import Planner
 from emomusic.music.player import PlayerEvent, PlayerOffline, open_player
-from emomusic.music.policy import Point, distance, plan
+from emomusic.music.policy import Point
 from emomusic.music.scan import open_library
 from emomusic.voice.vad import PlaybackGuard
 
@@ -61,11 +61,7 @@ class MusicController(RetryingStage):
         self.started_at = 0.0  # when the current track started (clock)
         self.profile = profile or ListenerProfile(None)  # likes, dislikes, what tracks do to the listener
         self.observer = PlayObserver(self.profile, clock)
-        self.history: deque[int] = deque(maxlen=max(1, self.pc.history))
-        self.position: Point | None = None  # the listener, from the fused state
-        self.planned_from: Point = (0.0, 0.0)
-        self._candidate_since: float | None = None
-        self._hold_until = -float("inf")  # a song chosen by hand on a shared player: no re-plan before
+        self.planner = Planner(self.pc, cfg.fusion.circumplex, self.profile)
         self._latest: FusedState | None = None
         self.user_paused = False
         self.decisions: list[str] = []  # the reasons, newest last (bounded)
@@ -100,6 +96,7 @@ class MusicController(RetryingStage):
 
     def stop(self) -> None:
         self.stop_event.set()
+
     def request_rescan(self) -> None:
         self.rescan_event.set()
 
@@ -120,14 +117,7 @@ class MusicController(RetryingStage):
 
     def _replan(self, reason: str) -> None:
         assert self.library is not None
-        tracks = self.library.tracks()
-        recent = set(self.history) | self.unplayable | ({self.current.id} if self.current else set())
-        banned, likes = self.profile.banned(), self.profile.preferences()
-        p = plan(self.mode, self.planned_from, tracks, recent, n=self.pc.queue_length,
-                 target=self.pc.regulate_target, step=self.pc.regulate_step, fixed=self._fixed_point(),
-                 prefer={t.id: likes[t.path] for t in tracks if t.path in likes},
-                 banned={t.id for t in tracks if t.path in banned}, effects=self.profile.effects,
-                 continuing=self.current is not None)
+        p = self.planner.plan(self.mode, self.fixed_mood, self.library.tracks(), self.current, self.unplayable)
         self.queue = p.tracks
         titles = ", ".join(t.title for t in p.tracks) or "nothing"
         self._decide(f"{reason}; {p.reason}; queue: {titles}")
@@ -168,7 +158,7 @@ class MusicController(RetryingStage):
             self._decide(f"playing '{track.title}' by {track.artist or 'unknown'} (not in the library): {reason}")
             return
         self.observer.started(track, self._latest)
-        self.history.append(track.id)
+        self.planner.history.append(track.id)
         self._decide(f"playing '{track.title}' by {track.artist or 'unknown'} (v={track.valence:+.2f} "
                      f"a={track.arousal:+.2f}, placed by {track.source}): {reason}")
 
@@ -198,14 +188,13 @@ class MusicController(RetryingStage):
         track = known or Track(-1, ev.path, ev.title, ev.artist, 0.0, math.nan, math.nan, "none", "")
         self.queue = [t for t in self.queue if t.path != ev.path]
         if ev.by_hand and not ev.ours:
-            self._hold_until = self.clock() + self.pc.dwell_s
+            self.planner.hold(self.clock())
             if known is not None:
                 self.profile.track_feedback(known.path, "pick")
             self._now_playing(track, f"chosen by hand on the player: respected, no re-plan for {self.pc.dwell_s:.0f} s")
             return
         self._now_playing(track, "next in the player's queue")
-        if self.position is not None:
-            self.planned_from = self.position
+        self.planner.settle()
         self._replan(f"'{previous.title}' ended" if previous is not None else "following the player")
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -272,23 +261,6 @@ class MusicController(RetryingStage):
             else:
                 self.player.stop()
 
-    def _follow_listener(self, now: float) -> None:
-        state = self._latest
-        if state is None or state.emotion == "unknown" or now < self._hold_until:
-            return
-        self.position = (state.valence, state.arousal)
-        if distance(self.position, self.planned_from) < self.pc.replan_distance:
-            self._candidate_since = None
-            return
-        if self._candidate_since is None:
-            self._candidate_since = now
-        if now - self._candidate_since >= self.pc.dwell_s and self.mode in ("match", "regulate"):
-            old = self.planned_from
-            self.planned_from = self.position
-            self._candidate_since = None
-            self._replan(f"listener moved from v={old[0]:+.2f} a={old[1]:+.2f} to v={self.position[0]:+.2f} "
-                         f"a={self.position[1]:+.2f} and held it for {self.pc.dwell_s:.0f} s")
-
     def step(self) -> None:
         """One iteration: the player's news, commands, the listener, the end of a track, the published state."""
         for event in self.player.poll():
@@ -306,14 +278,16 @@ class MusicController(RetryingStage):
             self.rescan_event.clear()
             self._rescan()
         now = self.clock()
-        self._follow_listener(now)
+        moved = self.planner.follow(self._latest, now, self.mode)
+        if moved is not None:
+            self._replan(moved)
         if self.mode != "off" and not self.user_paused:
             if self.player.finished():
-                if self.position is not None:
-                    self.planned_from = self.position
+                self.planner.settle()
                 self._queue_after_track_end()
-            elif self.player.current is None and self.player.online and now >= self._retry_at:
-                self.planned_from = self.position or self.planned_from
+            elif self.player.current is None and self.player.online and now >= self._retry_at \
+                    and not (self.current is None and self.planner.waiting(now, self.mode)):
+                self.planner.settle()
                 self._play_next("starting")
                 if self.current is None:  # nothing playable: look again later, not four times a second
                     self._retry_at = now + EMPTY_RETRY_S
@@ -349,8 +323,8 @@ class MusicController(RetryingStage):
             target = self.pc.regulate_target
         elif self.mode == "fixed":
             target = self._fixed_point()
-        elif self.mode == "match" and self.position is not None:
-            target = self.planned_from
+        elif self.mode == "match" and self.planner.position is not None:
+            target = self.planner.planned_from
         return {
             "state": state,
             "title": cur.title if cur else None,

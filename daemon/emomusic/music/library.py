@@ -92,6 +92,7 @@ class ScanReport:
     missing: int = 0  # gone, or no longer in the configured folders/playlists
     seconds: float = 0.0
     unmatched_csv: list[str] = field(default_factory=list)  # mood CSV rows no track matched
+    problems: list[str] = field(default_factory=list)  # configured folders, playlists or CSV not usable
 
     def __str__(self) -> str:
         rate = (self.added + self.updated) / self.seconds if self.seconds > 0 else 0.0

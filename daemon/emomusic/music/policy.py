@@ -6,7 +6,9 @@ Everything happens on the valence/arousal plane where both emotions and tracks l
   are, each next one steps toward the target by at most ``regulate_step``. A re-plan while the
   session goes on (a track has played) starts one step on: the listener has been met already.
 - fixed: the tracks nearest the chosen mood. off: nothing.
-Recently played tracks are left out (while enough others remain); disliked ones always. The
+Recently played tracks are left out (at most half the library: :func:`no_repeat`); disliked ones
+always. Match never picks a track more than ``MATCH_TOLERANCE`` farther than the nearest free one;
+regulate never steps farther than ``regulate_step`` where a track within it exists. The
 listener's opinion of a track moves it at most ``PREFERENCE_REACH`` nearer (liked) or farther
 (skipped early): likes make a track more likely *near its mood*, never far from it.
 """
@@ -16,6 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from emomusic.listener.effects import Candidate, Effects, arrival
 from emomusic.music.library import Track
@@ -46,26 +50,53 @@ def iso_path(start: Point, target: Point, step: float, n: int) -> list[Point]:
     return out
 
 
+MATCH_TOLERANCE = PREFERENCE_REACH  # match: how much farther than the nearest free track a pick may be
+
+
+def no_repeat(history: Sequence[int], playable: int, limit: int) -> set[int]:
+    """The tracks not to queue again yet: the last ``min(limit, playable // 2)`` played. At most half
+    of what is playable, so a small library always leaves a choice near the listener."""
+    n = min(limit, playable // 2)
+    return set(history[max(0, len(history) - n) :]) if n > 0 else set()
+
+
 def _pool(tracks: Sequence[Track], used: set[int], avoid: set[int]) -> list[Track]:
     """The tracks still free: not yet used, nor recently played while others remain."""
     return [t for t in tracks if t.id not in used and t.id not in avoid] or [t for t in tracks if t.id not in used]
 
 
+def _within(pool: list[Track], of: Point, reach: float) -> list[Track]:
+    """The tracks placed within ``reach`` of ``of``; where there are none, the nearest (a sparse library)."""
+    near = [t for t in pool if distance((t.valence, t.arousal), of) <= reach + 1e-9]
+    return near or [min(pool, key=lambda t: (distance((t.valence, t.arousal), of), t.id))]
+
+
 def pick(waypoints: Sequence[Point], tracks: Sequence[Track], avoid: set[int],
-         prefer: Mapping[int, float] | None = None, banned: Collection[int] = ()) -> list[Track]:
+         prefer: Mapping[int, float] | None = None, banned: Collection[int] = (),
+         steps_from: Point | None = None, step: float = math.inf) -> list[Track]:
     """For each waypoint, the nearest track not yet used (nor recently played, if others remain),
-    distances shortened by the listener's preference; banned tracks never."""
+    distances shortened by the listener's preference; banned tracks never. Never more than
+    ``MATCH_TOLERANCE`` farther than the nearest free track. With ``steps_from`` (regulate: the
+    listener), each pick lies within ``step`` of where the listener is expected to be when it starts
+    (the first: ``steps_from``; the next: the previous waypoint), where any track does."""
     prefer = prefer or {}
     chosen: list[Track] = []
     used: set[int] = set(banned)
+    prev = steps_from
     for w in waypoints:
         pool = _pool(tracks, used, avoid)
         if not pool:
             break
+        if prev is not None:
+            pool = _within(pool, prev, step)
+        nearest = min(distance((t.valence, t.arousal), w) for t in pool)
+        pool = _within(pool, w, nearest + MATCH_TOLERANCE)
         best = min(pool, key=lambda t: (distance((t.valence, t.arousal), w) - PREFERENCE_REACH * prefer.get(t.id, 0.0),
                                         t.id))
         chosen.append(best)
         used.add(best.id)
+        if prev is not None:
+            prev = w
     return chosen
 
 
@@ -74,11 +105,14 @@ def learned_pick(mode: str, position: Point, tracks: Sequence[Track], avoid: set
                  banned: Collection[int]) -> tuple[list[Track], list[Point]]:
     """Closed loop: track after track, the one whose *learned* effect is expected to bring the listener
     nearest the target (regulate) or to keep them where they are (match), optimistic about what is
-    untried (a contextual bandit with an upper confidence bound), among the tracks within the iso
-    principle's largest step of where the listener is expected to be. With effects exactly as placed
-    this picks what the open loop would, or a track that gets as far within the same step."""
+    untried (a contextual bandit with an upper confidence bound). Regulate chooses among the tracks
+    that draw *this* listener no farther than the iso principle's step from where they are expected to
+    be (or the nearest, where none does); match among those no more than ``MATCH_TOLERANCE`` farther
+    than the nearest. With effects exactly as placed this picks what the open loop would, or a track
+    that gets as far within the same step."""
     learned = effects.responses([Candidate(t.path, (t.valence, t.arousal), t.artist) for t in tracks])
-    heard = {t.id: learned[t.path] for t in tracks}
+    heard = {t.id: (float(learned[t.path][0][0]), float(learned[t.path][0][1])) for t in tracks}
+    sds = {t.id: learned[t.path][1] for t in tracks}
     goal = target if mode == "regulate" else position
     chosen: list[Track] = []
     path: list[Point] = []
@@ -88,20 +122,18 @@ def learned_pick(mode: str, position: Point, tracks: Sequence[Track], avoid: set
         pool = _pool(tracks, used, avoid)
         if not pool:
             break
-        # The iso step, on where each track draws *this* listener: no farther than a step from them,
-        # or than the open-loop choice (the track nearest the next waypoint) where the library is sparse.
-        waypoint = iso_path(pos, goal, step, 2)[1] if mode == "regulate" else pos
-        near = min(pool, key=lambda t: (distance(tuple(heard[t.id][0]), waypoint), t.id))
-        reach = max(step, distance(tuple(heard[near.id][0]), pos)) + 1e-9
+        # regulate: a step from where the listener is expected to be; match: near where they are
+        anchor = pos if mode == "regulate" else position
+        nearest = min(distance(heard[t.id], anchor) for t in pool)
+        reach = max(step, nearest) if mode == "regulate" else nearest + MATCH_TOLERANCE
         scored = []
         for t in pool:
-            point, sd = heard[t.id]
-            if distance(tuple(point), pos) > reach:
+            if distance(heard[t.id], anchor) > reach + 1e-9:
                 continue
-            after = arrival(pos, point)
-            cost = distance((float(after[0]), float(after[1])), goal) - EXPLORE * sd
+            after = arrival(pos, np.asarray(heard[t.id]))
+            cost = distance((float(after[0]), float(after[1])), goal) - EXPLORE * sds[t.id]
             if mode == "match":
-                cost += distance(tuple(point), pos)
+                cost += distance(heard[t.id], pos)
             scored.append((cost - PREFERENCE_REACH * prefer.get(t.id, 0.0), t.id, t, after))
         _, _, best, after = min(scored, key=lambda s: (s[0], s[1]))
         chosen.append(best)
@@ -139,4 +171,5 @@ def plan(mode: str, position: Point, tracks: Sequence[Track], recent: set[int], 
         raise ValueError(f"unknown mode {mode!r}")
     if banned:
         reason += f"; {len(banned)} disliked left out"
-    return Plan(pick(waypoints, tracks, recent, prefer, banned), waypoints, reason)
+    steps_from = position if mode == "regulate" else None
+    return Plan(pick(waypoints, tracks, recent, prefer, banned, steps_from, step), waypoints, reason)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from emomusic.config import Config
-from emomusic.music.demo import make_demo_library
+from emomusic.music.demo import DEMO_FOLDER, make_demo_library
 from emomusic.music.library import Library, ScanReport, iter_audio_files, too_short
 from emomusic.music.moods import mood_to_va
 from emomusic.music.tags import TagError, read_tags
@@ -87,6 +87,21 @@ class Progress:
             self.bar.close()
 
 
+def die_with_parent(parent: int) -> None:
+    """Pool worker initializer: the worker is killed when the process that started it dies, so a scan
+    killed with SIGKILL (or a daemon killed mid-scan) leaves no analysing processes behind. Linux's
+    PR_SET_PDEATHSIG; elsewhere nothing."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the line above: nobody is left to serve
+        os._exit(1)
+
+
 class _Workers:
     """The analysis processes. A worker that dies (a decoder crashing on a broken file, the OOM
     killer) breaks the whole pool: a new pool takes the remaining work, each file the dead pool held
@@ -103,7 +118,8 @@ class _Workers:
             return _Inline()
         import multiprocessing
 
-        return ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=die_with_parent, initargs=(os.getpid(),))
 
     def submit(self, path: Path) -> tuple[int, Future[Any]]:
         return self.generation, self.pool.submit(self.analyser, str(path))
@@ -123,7 +139,8 @@ class _Workers:
         import multiprocessing
 
         log.warning("%s: an analysing process died; trying this file alone", path)
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as alone:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as alone:
             try:
                 return alone.submit(self.analyser, str(path)).result()
             except BrokenProcessPool:
@@ -251,10 +268,15 @@ def open_library(cfg: Config, *, rescan: bool, csv: str = "", progress: bool = F
         if folders or playlists:
             log.warning("player.backend is mpd: the library is MPD's; library.folders and playlists are ignored")
     elif not folders and not playlists:
-        demo = cfg.state_dir / "demo-music"
+        demo = cfg.state_dir / DEMO_FOLDER
         make_demo_library(demo, should_stop=should_stop)
         folders = [demo]
         log.info("no music folders configured: using the generated demo library in %s", demo)
+    # What the config names but is not there: the daemon logs it and goes on (a NAS may mount later);
+    # ``emomusic scan`` exits non-zero naming each (ScanReport.problems).
+    problems = [f"library.folders: {f} is not a folder (missing, or not mounted yet?)"
+                for f in folders if not f.expanduser().is_dir()]
+    problems += [f"library.playlists: {p} is not a file" for p in playlists if not p.expanduser().is_file()]
     csv_name = csv or lc.csv
     mood_csv = Path(csv_name).expanduser() if csv_name else None
     if mood_csv is not None:
@@ -263,6 +285,7 @@ def open_library(cfg: Config, *, rescan: bool, csv: str = "", progress: bool = F
             log.info("mood CSV %s: %d rows imported, %d rejected", mood_csv, imported, rejected)
         except (OSError, ValueError) as e:
             log.error("library.csv: %s", e)
+            problems.append(f"{'--csv' if csv else 'library.csv'}: {e}")
             mood_csv = None
     if not rescan and lib.recovered_from is None:
         return lib, None
@@ -284,6 +307,7 @@ def open_library(cfg: Config, *, rescan: bool, csv: str = "", progress: bool = F
         report = scan(lib, folders, playlists, analyze=lc.analyze, min_track_s=lc.min_track_s,
                       progress=progress, jobs=lc.scan_jobs, on_file=check_stop)
     log.info("library scan: %s", report)
+    report.problems = problems
     if mood_csv is not None:
         unmatched = lib.unmatched_placements(str(mood_csv))
         if unmatched:

@@ -1,13 +1,16 @@
 """Sample media for a machine with no camera or microphone: generated once into the state dir.
 
-Nothing here comes from a dataset: the video is drawn from one bundled public-domain portrait, the
+Nothing here comes from a dataset: the video is drawn from two bundled public-domain portraits, the
 speech is espeak-ng's (when it is installed) or a synthetic voiced signal, so the demo carries no
 licence question. The two files tell one short story (:data:`STORY`), cut to the same length so they
-loop in step: the listener smiles and chats (happy), leaves the room and talks slowly, low and quietly
-(sad, from the voice alone), and comes back to read quietly with a straight face (neutral, from the
+loop in step: the listener smiles and chats (happy), leaves the room and talks slowly in a low voice
+(sad, from the voice alone), then someone sits down to read with a straight face (neutral, from the
 face alone). A first run thus shows the fused state change, and the music re-plan after it, with the
-reasons in the log.
-Each scene outlasts ``player.dwell_s`` (30 s).
+reasons in the log. Each scene outlasts ``player.dwell_s`` (30 s).
+
+The voices and faces were chosen by measurement, not by ear: through the real models each settled
+scene leads its runner-up by a clear margin in fused probability (:func:`scene_margins`; the test
+asserts it on both backends), so the story reads the same on every CPU.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +35,9 @@ from emomusic.audio import RATE, write_wav
 
 log = logging.getLogger("emomusic.samples")
 
-VIDEO_NAME = "sample_video.avi"
-AUDIO_NAME = "sample_speech_v2.wav"  # v2: the neutral scene is silent (an older track is not reused)
+# Versioned names: a state dir holding an older story's media makes the new one rather than reuse them.
+VIDEO_NAME = "sample_video_v2.avi"
+AUDIO_NAME = "sample_speech_v3.wav"
 
 
 @dataclass(frozen=True)
@@ -41,20 +46,23 @@ class Scene:
 
     shows: str  # what the daemon is expected to make of it (README, tests)
     seconds: float
-    face: str | None  # "smile", "straight" (the portrait with its mouth turned), or None: nobody in view
+    face: str | None  # "smile", "straight" (the second portrait), or None: nobody in view
     sentences: tuple[str, ...]
     voice: tuple[str, ...] = ()  # espeak-ng options: speed, pitch, amplitude
 
 
+# espeak-ng's "Gene" variant, measured against the voice model among its voices, speeds and pitches:
+# at its lowest pitch and a slow pace it reads as sad by a wide margin (most others read as disgust);
+# high and fast it leans happy. The same voice in both scenes: one listener.
+HAPPY_VOICE = ("-v", "en+Gene", "-s", "180", "-p", "95")
+SAD_VOICE = ("-v", "en+Gene", "-s", "110", "-p", "0")
 STORY = (
     Scene("happy", 40.0, "smile", ("Good morning! I feel wonderful today, the sun is shining.",
-                                   "This is great news, I am so happy for you!")),
-    Scene("sad", 40.0, None,  # the listener has left the room: the voice alone, slow, low and quiet
+                                   "This is great news, I am so happy for you!"), HAPPY_VOICE),
+    Scene("sad", 40.0, None,  # the listener has left the room: the voice alone, slow and low
           ("I am so tired. Let us sit down quietly for a while.", "The evening is slow and peaceful."),
-          ("-s", "80", "-p", "0", "-a", "70", "-g", "5")),
-    # back in view with a straight face, reading quietly: the face alone (espeak-ng's flat voice reads
-    # to the voice model as angry or disgusted, whatever its settings: docs/PROOF.md, issue #21)
-    Scene("neutral", 40.0, "straight", ()),
+          SAD_VOICE),
+    Scene("neutral", 40.0, "straight", ()),  # someone reads with a straight face, silently: the face alone
 )
 VIDEO_SECONDS, VIDEO_FPS = sum(scene.seconds for scene in STORY), 10.0
 FRAME_BYTES = 16_000  # one 640x480 MJPG frame of the sample, about (for the free-space check)
@@ -64,6 +72,39 @@ SENTENCES = (
     "Let us sit down and relax for a while.",
     "Oh no, I think I lost my keys again.",
 )
+
+
+STORY_MARGIN = 0.2  # each settled scene's label leads its runner-up by this much in fused probability
+
+
+@dataclass(frozen=True)
+class SceneReading:
+    """What the daemon made of one scene once it had settled."""
+
+    scene: Scene
+    states: int  # fused states in the settled part
+    share: float  # of those, the part labelled as the scene shows
+    runner_up: str
+    margin: float  # mean fused probability of the scene's label minus the runner-up's
+
+
+def scene_readings(rows: list[dict[str, Any]], story: tuple[Scene, ...] = STORY,
+                   settle_s: float = 10.0) -> list[SceneReading]:
+    """Each scene of a replayed story (rows of ``emomusic replay --jsonl``: ``t``, ``emotion``,
+    ``probabilities``), from ``settle_s`` after it starts to its end."""
+    out, start = [], 0.0
+    for scene in story:
+        settled = [r for r in rows if start + settle_s <= r["t"] < start + scene.seconds]
+        start += scene.seconds
+        mean: dict[str, float] = {}
+        for r in settled:
+            for label, p in r["probabilities"].items():
+                mean[label] = mean.get(label, 0.0) + p / len(settled)
+        others = sorted(((p, label) for label, p in mean.items() if label != scene.shows), reverse=True)
+        runner_up = others[0] if others else (0.0, "")
+        share = sum(r["emotion"] == scene.shows for r in settled) / max(1, len(settled))
+        out.append(SceneReading(scene, len(settled), share, runner_up[1], mean.get(scene.shows, 0.0) - runner_up[0]))
+    return out
 
 
 def synth_voice(duration_s: float, f0: float, rng: np.random.Generator) -> np.ndarray:
@@ -132,26 +173,15 @@ def make_speech_track(path: Path, seed: int = 0, story: tuple[Scene, ...] | None
     write_wav(path, (np.clip(audio, -1, 1) * 32767).astype(np.int16))
 
 
-SAMPLE_FACE = Path(__file__).resolve().parents[1] / "data" / "sample_face.jpg"
-
-
-# The bundled portrait's mouth, as fractions of the image (y0, y1, x0, x1): turned upside down, the
-# smile reads as a straight face (the expression model: neutral 0.55, happy 0.23).
-MOUTH = (0.51, 0.63, 0.38, 0.62)
-
-
-def straight_face(face: np.ndarray) -> np.ndarray:
-    h, w = face.shape[:2]
-    y0, y1, x0, x1 = int(MOUTH[0] * h), int(MOUTH[1] * h), int(MOUTH[2] * w), int(MOUTH[3] * w)
-    out = face.copy()
-    out[y0:y1, x0:x1] = face[y0:y1, x0:x1][::-1]
-    return out
+DATA = Path(__file__).resolve().parents[1] / "data"
+SAMPLE_FACE = DATA / "sample_face.jpg"  # smiling (happy by a wide margin)
+STRAIGHT_FACE = DATA / "sample_face_straight.jpg"  # a straight face (neutral)
 
 
 def make_video(path: Path, seconds: float = VIDEO_SECONDS, fps: float = VIDEO_FPS,
                size: tuple[int, int] = (640, 480), story: tuple[Scene, ...] | None = None,
                should_stop: Callable[[], bool] = lambda: False) -> None:
-    """A face (the bundled public-domain portrait) drifting slowly over a gradient background,
+    """A face (a bundled public-domain portrait) drifting slowly over a gradient background,
     MJPG in AVI so OpenCV reads it everywhere. With ``story``, each scene shows the smiling face, the
     straight face, or nobody, for its length (``seconds`` is then the story's)."""
     import cv2
@@ -160,10 +190,10 @@ def make_video(path: Path, seconds: float = VIDEO_SECONDS, fps: float = VIDEO_FP
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
     if not writer.isOpened():
         raise OSError(f"cannot write {path}")
-    face = cv2.imread(str(SAMPLE_FACE))
-    if face is None:
-        raise OSError(f"cannot read {SAMPLE_FACE}")
-    faces: dict[str | None, np.ndarray | None] = {"smile": face, "straight": straight_face(face), None: None}
+    face, straight = cv2.imread(str(SAMPLE_FACE)), cv2.imread(str(STRAIGHT_FACE))
+    if face is None or straight is None:
+        raise OSError(f"cannot read {SAMPLE_FACE if face is None else STRAIGHT_FACE}")
+    faces: dict[str | None, np.ndarray | None] = {"smile": face, "straight": straight, None: None}
     ends = list(itertools.accumulate(scene.seconds for scene in story or ()))
     if story:
         seconds = ends[-1]
