@@ -116,6 +116,14 @@ def test_status_command_prints_the_retained_state(broker: Broker, tmp_path: Path
         assert ok.returncode == 0, ok.stderr
         mode = probe_factory(broker.port, [f"{PREFIX}/mode"])
         mode.wait_for(f"{PREFIX}/mode", lambda m: m.payload == b"regulate", timeout=10)
+        proc.terminate()
+        proc.wait(10)
+        # Gone: status still shows the last retained state, but says so, since when, and exits 3.
+        gone = subprocess.run([sys.executable, "-m", "emomusic", "status", "--config", str(tmp_path / "config.toml")],
+                              env=env, capture_output=True, text=True, timeout=20)
+        assert gone.returncode == 3, gone.stderr
+        assert json.loads(gone.stdout)["availability"] == "offline"
+        assert "is offline since about" in gone.stderr and "s ago" in gone.stderr, gone.stderr
     finally:
         proc.terminate()
         proc.wait(10)

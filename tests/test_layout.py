@@ -101,3 +101,28 @@ def test_version_comes_from_the_package_metadata() -> None:
     out = subprocess.run([sys.executable, "-m", "emomusic", "--version"], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == f"emomusic {version('emomusic')}"
+
+
+def test_every_command_line_option_has_help_text() -> None:
+    import argparse
+
+    from emomusic.cli.main import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, p in action.choices.items():
+                    walk(p, f"{name} {sub}")
+            elif not action.help and not isinstance(action, argparse._HelpAction):
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "emomusic")
+    assert not missing
+
+
+def test_config_toml_lists_every_environment_override() -> None:
+    read = {m for p in modules() for m in re.findall(r"EMOMUSIC_[A-Z_]+", p.read_text())}
+    header = (ROOT / "config.toml").read_text().split("\n[", 1)[0]
+    assert read and {v for v in read if v not in header} == set()

@@ -121,6 +121,26 @@ def test_only_the_configured_library_plays_and_prune_forgets_the_rest(tmp_path: 
     assert len(Library(tmp_path / "lib.db").rows()) == 1
 
 
+def test_scan_of_a_missing_folder_or_csv_exits_non_zero_naming_it(tmp_path: Path) -> None:
+    """``emomusic scan`` says what the config names but is not there, and fails; the folders that are
+    there are still scanned (the daemon, for its part, logs it and keeps retrying: a NAS mounts late)."""
+    mine = tmp_path / "mine"
+    _untagged(mine, 1)
+    gone = tmp_path / "nas" / "music"
+    conf = _conf(tmp_path, mine, gone)
+    out = subprocess.run([sys.executable, "-m", "emomusic", "scan", "--config", str(conf)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert f"library.folders: {gone} is not a folder" in out.stderr
+    assert len(Library(tmp_path / "lib.db").rows()) == 1  # what is there was indexed all the same
+    csv = subprocess.run([sys.executable, "-m", "emomusic", "scan", "--config", str(_conf(tmp_path, mine)),
+                          "--csv", str(tmp_path / "moods.csv")], capture_output=True, text=True, timeout=120)
+    assert csv.returncode == 1 and "--csv:" in csv.stderr and "moods.csv" in csv.stderr, csv.stderr
+    ok = subprocess.run([sys.executable, "-m", "emomusic", "scan", "--config", str(_conf(tmp_path, mine))],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+
+
 def test_csv_rows_that_match_no_track_are_listed(tmp_path: Path) -> None:
     music = tmp_path / "music"
     _untagged(music, 1)

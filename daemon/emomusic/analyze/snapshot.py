@@ -10,6 +10,7 @@ nothing is learned from it): it may be anyone's.
 from __future__ import annotations
 
 import io
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,10 @@ from emomusic.messages import Observation
 from emomusic.music.library import Track
 from emomusic.music.policy import distance, plan
 
+NO_FACE = ("no face found in the image (a face should be turned to the camera and at least 32 px wide; "
+           "a tight crop of one face, up to 256 px, is read as a face)")
+NO_SPEECH = "no speech found in the clip (at least 0.8 s of voice, clearly above the noise)"
+
 
 class AnalyzeError(ValueError):
     """An input that cannot be analysed; the message names the field and what was expected."""
@@ -30,10 +35,15 @@ class AnalyzeError(ValueError):
 def decode_image(data: bytes) -> np.ndarray:
     import cv2
 
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if not data:
+        raise AnalyzeError("image: the file is empty (expected JPEG, PNG, BMP or WebP)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise AnalyzeError("image: not a picture that can be read (expected JPEG, PNG, BMP or WebP)")
     return image
+
+
+_INTERNAL = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>:?\s*")  # "<_io.BytesIO object at 0x7f…>": ours, not the user's
 
 
 def decode_audio(data: bytes) -> np.ndarray:
@@ -41,11 +51,14 @@ def decode_audio(data: bytes) -> np.ndarray:
 
     from emomusic.audio import to_mono_16k
 
+    if not data:
+        raise AnalyzeError("audio: the file is empty (expected WAV, FLAC or OGG)")
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
-        raise AnalyzeError(f"audio: not a recording that can be read (expected WAV, FLAC or OGG): "
-                           f"{str(e).splitlines()[0][:120]}") from None
+        why = _INTERNAL.sub("", str(e).splitlines()[0]).replace("Error opening", "").strip(" :")
+        raise AnalyzeError("audio: not a recording that can be read (expected WAV, FLAC or OGG)"
+                           + (f": {why[:120]}" if why else "")) from None
     if len(samples) == 0:
         raise AnalyzeError("audio: the recording is empty")
     return to_mono_16k(samples, rate)
@@ -57,7 +70,7 @@ def modality_json(obs: Observation | None, missing: str) -> dict[str, Any]:
     top = obs.top()
     return {"emotion": top, "confidence": round(obs.confidence, 3),
             "probabilities": {k: round(v, 4) for k, v in sorted(obs.probabilities.items(), key=lambda kv: -kv[1])},
-            **{k: v for k, v in obs.extras.items() if k in ("faces", "speech_s", "snr_db")}}
+            **{k: v for k, v in obs.extras.items() if k in ("faces", "speech_s", "snr_db", "read_as")}}
 
 
 def recommend(cfg: Config, mode: str, position: tuple[float, float], tracks: Sequence[Track], n: int,
@@ -104,12 +117,12 @@ class Snapshot:
         """The result as JSON-ready data (raises AnalyzeError for unusable input)."""
         from emomusic.voice.analyzer import VoiceAnalyzer
 
-        if not image and not audio:
+        if image is None and audio is None:
             raise AnalyzeError("nothing to analyse: give an image, an audio clip or both")
         if mode not in ("match", "regulate"):
             raise AnalyzeError(f"mode: expected match or regulate, got {mode!r}")
-        picture = decode_image(image) if image else None
-        samples = decode_audio(audio) if audio else None
+        picture = decode_image(image) if image is not None else None
+        samples = decode_audio(audio) if audio is not None else None
         with self._lock:
             face, voice = self._analyzers()
             face_obs = face.photo(picture) if picture is not None else None
@@ -121,10 +134,10 @@ class Snapshot:
         state = fusion.update(0.0)
         result: dict[str, Any] = {"emotion": state.emotion, "confidence": round(state.confidence, 3),
                                   "valence": None, "arousal": None, "modalities": {}}
-        if image:
-            result["modalities"]["face"] = modality_json(face_obs, "no face found in the image")
-        if audio:
-            result["modalities"]["voice"] = modality_json(voice_obs, "no speech found in the clip")
+        if image is not None:
+            result["modalities"]["face"] = modality_json(face_obs, NO_FACE)
+        if audio is not None:
+            result["modalities"]["voice"] = modality_json(voice_obs, NO_SPEECH)
         if state.emotion == "unknown":
             result["recommendations"] = []
             result["reason"] = "no face and no speech found: nothing to recommend for"

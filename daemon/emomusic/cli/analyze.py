@@ -21,7 +21,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     data: dict[str, bytes | None] = {"image": None, "audio": None}
     for key in data:
         path = getattr(args, key)
-        if path:
+        if path is not None:
             try:
                 data[key] = Path(path).read_bytes()
             except OSError as e:
@@ -43,7 +43,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return 1
     print(summary(result))
     print(json.dumps(result))
-    return 0
+    missing = [m["error"] for m in result["modalities"].values() if m.get("emotion") is None]
+    for why in missing:
+        print(f"emomusic analyze: {why}", file=sys.stderr)
+    return 1 if missing else 0
 
 
 def summary(r: dict[str, object]) -> str:
@@ -54,7 +57,8 @@ def summary(r: dict[str, object]) -> str:
         if m.get("emotion") is None:
             lines.append(f"{name:6} {m['error']}")
         else:
-            lines.append(f"{name:6} {m['emotion']} (confidence {m['confidence']:.2f})")
+            note = f"; {m['read_as']}" if m.get("read_as") else ""
+            lines.append(f"{name:6} {m['emotion']} (confidence {m['confidence']:.2f}{note})")
     if r["emotion"] == "unknown":
         lines.append(f"fused  unknown: {r['reason']}")
         return "\n".join(lines)

@@ -29,7 +29,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
             print(f"  {row}")
     if args.prune:
         print(f"forgot {lib.prune()} tracks that are gone or outside the configured library")
-    return 0
+    for problem in report.problems if report is not None else []:
+        print(f"emomusic scan: {problem}", file=sys.stderr)
+    return 1 if report is not None and report.problems else 0
 
 
 def cmd_library(args: argparse.Namespace) -> int:

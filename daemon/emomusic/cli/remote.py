@@ -13,6 +13,7 @@ from emomusic.cli.common import config_from_args
 from emomusic.config import Config
 
 ANSWER_WAIT_S = 1.0  # how long send waits for the daemon to reject the command on …/error
+OFFLINE_EXIT = 3  # emomusic status: the daemon is not online (its last retained state is still printed)
 
 
 def _connect(client: Any, cfg: Config) -> bool:
@@ -71,7 +72,27 @@ def cmd_status(args: argparse.Namespace) -> int:
         except json.JSONDecodeError:
             out[key] = value
     print(json.dumps(out, indent=2))
+    if out.get("availability") != "online":
+        print(f"emomusic status: the daemon under {prefix}/ is {out.get('availability') or 'not announced'}"
+              f"{_last_heard(out.get('state'))}; what is shown above is its last retained state", file=sys.stderr)
+        return OFFLINE_EXIT
     return 0
+
+
+def _last_heard(state: Any) -> str:
+    """', last heard from at … (N min ago)', from the wall time stamped on the retained state."""
+    import calendar
+    import time
+
+    stamp = state.get("time") if isinstance(state, dict) else None
+    try:
+        sent = calendar.timegm(time.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return ""
+    ago = max(0.0, time.time() - sent)
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sent))
+    span = f"{ago:.0f} s" if ago < 120 else (f"{ago / 60:.0f} min" if ago < 7200 else f"{ago / 3600:.1f} h")
+    return f" since about {when} (its last state was sent {span} ago)"
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -86,7 +107,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     try:
         parse_command(topic, args.value.encode(), cfg.mqtt.max_payload_bytes)
     except PayloadError as e:
-        print(f"emomusic send {args.what}: {e}", file=sys.stderr)
+        print(f"emomusic {args.command}: {e}" if args.command == "feel" else f"emomusic send {args.what}: {e}",
+              file=sys.stderr)
         return 1
     availability: list[str] = []
     answers: list[str] = []
@@ -114,12 +136,12 @@ def cmd_send(args: argparse.Namespace) -> int:
         heard.wait(args.timeout)  # the retained availability, if the daemon ever ran
         if availability[-1:] != ["online"]:
             said = f"says {availability[-1]!r}" if availability else "was never announced"
-            print(f"emomusic send: the daemon under {prefix}/ is not online (its availability {said}); "
+            print(f"emomusic {args.command}: the daemon under {prefix}/ is not online (its availability {said}); "
                   "nothing sent", file=sys.stderr)
             return 1
         client.publish(f"{prefix}/{topic}", args.value, qos=1).wait_for_publish(5)
         if answered.wait(ANSWER_WAIT_S):
-            print(f"emomusic send {args.what}: the daemon did not act on it: {answers[0]}", file=sys.stderr)
+            print(f"emomusic {args.command}: the daemon did not act on it: {answers[0]}", file=sys.stderr)
             return 1
     finally:
         client.disconnect()

@@ -99,7 +99,7 @@ class MqttBridge:
                             or not _significant(self._last_sent, payload, m.state_deadband)):
                 return
             self._last_sent, self._last_sent_at = payload, now
-        self._publish_retained(f"{self.prefix}/state", json.dumps(payload))
+        self._publish_state(payload)
         for name, est in state.modalities.items():
             status = self._modality_status.get(name, {"status": "running", "detail": ""})
             self.link.publish(f"{self.prefix}/modality/{name}", json.dumps(est.to_json() | status))
@@ -112,8 +112,14 @@ class MqttBridge:
             payload = self._last_state
             if stale:
                 self._last_sent, self._last_sent_at = payload, self.clock()
-        if stale:
-            self._publish_retained(f"{self.prefix}/state", json.dumps(payload))
+        if stale and payload is not None:
+            self._publish_state(payload)
+
+    def _publish_state(self, payload: dict[str, Any]) -> None:
+        """The retained state, stamped with the wall time it was sent (UTC): after the daemon is gone
+        it tells since when nothing was heard (``emomusic status``)."""
+        sent = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self._publish_retained(f"{self.prefix}/state", json.dumps(payload | {"time": sent}))
 
     def publish_controls(self, mode: str, volume: int, mood: str) -> None:
         self._publish_retained(f"{self.prefix}/mode", mode)
@@ -157,7 +163,9 @@ class MqttBridge:
         for topic, n in self._errors.drain().items():
             error = f"{n} more rejected messages in {ERROR_INTERVAL_S:.0f} s were not answered one by one"
             log.warning("rejected messages on %s: %s", topic, error)
-            self.link.publish(f"{self.prefix}/error", json.dumps({"topic": topic, "error": error, "suppressed": n}))
+            # QoS 1: after a flood the broker may still be draining a subscriber's queue, and drops QoS 0
+            self.link.publish(f"{self.prefix}/error", json.dumps({"topic": topic, "error": error, "suppressed": n}),
+                              qos=1)
 
     def publish_discovery(self) -> None:
         if not self.cfg.mqtt.discovery:
