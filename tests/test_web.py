@@ -53,6 +53,16 @@ def clip() -> bytes:
     return buf.getvalue()
 
 
+def face_crop(side: int) -> bytes:
+    """The astronaut's face cut to its detector box, as tight as a face dataset's crops, ``side`` px."""
+    from emomusic.face.detector import FaceDetector
+
+    image = np.ascontiguousarray(skdata.astronaut()[:, :, ::-1])
+    x0, y0, x1, y1 = (int(v) for v in FaceDetector("full").detect(image)[0].box)
+    crop = cv2.resize(image[y0:y1, x0:x1], (side, side), interpolation=cv2.INTER_AREA)
+    return bytes(cv2.imencode(".png", crop)[1].tobytes())
+
+
 def music_folder(path: Path) -> Path:
     from emomusic.music.demo import synth_music, write_tagged
 
@@ -146,8 +156,12 @@ def test_analyze_an_upload_and_reject_bad_ones(site: tuple[Daemon, str], photo: 
     assert status == 413 and "limit is 8 MB" in r["error"]
     status, r = call(f"{base}/api/analyze", *multipart({"image": ("a.png", cv2.imencode(".png", np.zeros(
         (64, 64, 3), np.uint8))[1].tobytes())}))
-    assert status == 200 and r["emotion"] == "unknown"
-    assert r["modalities"]["face"]["error"] == "no face found in the image"
+    assert status == 200 and r["emotion"] == "unknown"  # a blank image is no face, however small
+    assert r["modalities"]["face"]["error"].startswith("no face found in the image")
+    # a tight face crop, which the detector does not take for a face, is read as one (and says so)
+    status, r = call(f"{base}/api/analyze", *multipart({"image": ("crop.png", face_crop(48))}))
+    assert status == 200 and r["modalities"]["face"]["emotion"] == "happy", r
+    assert "read as one face crop" in r["modalities"]["face"]["read_as"]
 
 
 def test_every_route_asks_for_the_password_when_one_is_set(tmp_path: Path, supervised: Callable[..., Daemon]) -> None:
@@ -228,6 +242,36 @@ def test_emomusic_analyze_prints_a_summary_and_a_json_last_line(tmp_path: Path, 
         "emomusic analyze: image: not a picture that can be read (expected JPEG, PNG, BMP or WebP)"
 
 
+def test_emomusic_analyze_reads_a_tight_crop_and_fails_clearly_otherwise(tmp_path: Path, clip: bytes) -> None:
+    """A 48 px face crop, or one upscaled to 256 px, is read as one face (the output says so); a bigger
+    picture with no face, an empty file or an unreadable clip exit non-zero naming what was wrong."""
+    conf = tmp_path / "config.toml"
+    conf.write_text(f'[device]\nstate_dir = "{tmp_path / "state"}"\n'
+                    f'[library]\nfolders = ["{music_folder(tmp_path / "m")}"]\nmin_track_s = 0\n')
+
+    def analyze(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "emomusic", "analyze", "--config", str(conf), *args],
+                              capture_output=True, text=True, timeout=120)
+
+    for side in (48, 256):
+        (tmp_path / f"crop{side}.png").write_bytes(face_crop(side))
+        out = analyze("--image", str(tmp_path / f"crop{side}.png"))
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout.splitlines()[-1])["modalities"]["face"]["emotion"] == "happy"
+        assert "face   happy" in out.stdout and "read as one face crop" in out.stdout
+    cv2.imwrite(str(tmp_path / "cat.jpg"), np.ascontiguousarray(skdata.chelsea()[:, :, ::-1]))
+    cat = analyze("--image", str(tmp_path / "cat.jpg"))
+    assert cat.returncode == 1 and "no face found in the image (a face should be turned" in cat.stderr
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    empty = analyze("--image", str(tmp_path / "empty.jpg"))
+    assert empty.returncode == 1 and empty.stderr.strip() == \
+        "emomusic analyze: image: the file is empty (expected JPEG, PNG, BMP or WebP)"
+    (tmp_path / "noise.wav").write_bytes(b"RIFF" + bytes(100))
+    noise = analyze("--audio", str(tmp_path / "noise.wav"))
+    assert noise.returncode == 1 and noise.stderr.startswith("emomusic analyze: audio: not a recording")
+    assert "0x" not in noise.stderr and "BytesIO" not in noise.stderr, noise.stderr
+
+
 # -- the page in a real browser ----------------------------------------------------------------------------
 @pytest.fixture
 def browser() -> Iterator[Any]:
@@ -275,6 +319,37 @@ def test_the_page_shows_the_live_state_and_its_controls_reach_the_daemon(
     assert page.text_content("#result-emotion") == "happy"
     assert page.locator("#recommendations tr").count() >= 2  # a header and songs
     page.screenshot(path=str(tmp_path / "analyze.png"))
+
+
+def test_the_page_is_readable_and_says_when_the_daemon_is_gone(site: tuple[Daemon, str], browser: Any) -> None:
+    """A favicon, no empty card before an upload, a timeline with its time axis and scale, circumplex
+    labels that do not overlap; once the daemon stops, the page says since when, greys the last known
+    values and disables the controls, and the open page does not hold the stop up."""
+    daemon, base = site
+    assert _status(f"{base}/favicon.ico") == 200
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.goto(base)
+    page.wait_for_function("document.getElementById('emotion').textContent === 'happy'", timeout=15000)
+    assert page.get_attribute("link[rel=icon]", "href") == "/static/favicon.svg"
+    assert page.locator("#result").is_hidden()
+    ticks = page.locator("#tl-grid text").all_text_contents()
+    assert {"now", "−10 min", "+1", "0", "-1"} <= set(ticks), ticks
+    boxes = page.evaluate("""[...document.querySelectorAll('#labels text')].map((t) => {
+        const b = t.getBBox(); return [t.textContent, b.x, b.y, b.x + b.width, b.y + b.height]; })""")
+    for i, (a, *ra) in enumerate(boxes):
+        for b, *rb in boxes[i + 1:]:
+            apart = ra[2] <= rb[0] or rb[2] <= ra[0] or ra[3] <= rb[1] or rb[3] <= ra[1]
+            assert apart, f"the labels {a} and {b} overlap"
+    page.click("nav button[data-tab=music]")
+    assert page.locator("#skip").is_enabled()
+    thread = daemon.web._thread
+    daemon.request_stop()
+    thread.join(5)  # the page's event stream used to hold the web stage for 5 s and more
+    assert not thread.is_alive()
+    page.wait_for_selector("#offline:not([hidden])", timeout=10000)
+    assert page.text_content("#offline").startswith("daemon offline since")
+    assert page.locator("#skip").is_disabled() and page.locator("#mode").is_disabled()
+    assert page.evaluate("getComputedStyle(document.querySelector('main .card')).opacity") == "0.45"
 
 
 def test_recording_in_the_browser_is_sent_as_a_wav_and_analysed(site: tuple[Daemon, str]) -> None:

@@ -36,6 +36,7 @@ STATIC = Path(__file__).parent / "static"
 HISTORY_S = 600  # the timeline shows the last ten minutes, one point a second
 EVENT_POLL_S = 0.5  # a connected page gets a new state at most this often
 KEEPALIVE_S = 15.0
+SHUTDOWN_S = 0.5  # at stop, how long open requests (a page's event stream) get to finish
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -58,6 +59,7 @@ class WebServer:
         self.error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="web", daemon=True)
 
     # -- the sink side (fusion thread) --------------------------------------------------------------
@@ -77,6 +79,9 @@ class WebServer:
         return self.error is None and self._ready.is_set()
 
     def stop(self) -> None:
+        """Stop serving: open pages' event streams end at their next poll (the page then says the
+        daemon is offline), and what is still running after SHUTDOWN_S is cancelled."""
+        self._stopping.set()
         if self._loop is not None and self._loop.is_running():
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread.ident is not None:
@@ -85,7 +90,7 @@ class WebServer:
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
-        runner = web.AppRunner(self.app(), access_log=None)
+        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=SHUTDOWN_S)
         try:
             loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, self.cfg.web.host, self.cfg.web.port)
@@ -115,6 +120,7 @@ class WebServer:
         limit = int(self.cfg.web.max_upload_mb * 1024 * 1024)
         app = web.Application(middlewares=[self._auth, self._errors], client_max_size=limit)
         app.router.add_get("/", self._index)
+        app.router.add_get("/favicon.ico", self._favicon)
         app.router.add_static("/static/", STATIC)
         app.router.add_get("/api/state", self._state)
         app.router.add_get("/api/history", self._history)
@@ -149,6 +155,9 @@ class WebServer:
     async def _index(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html")
 
+    async def _favicon(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "favicon.svg", headers={"Content-Type": "image/svg+xml"})
+
     def state_json(self) -> dict[str, Any]:
         s = self.latest
         return {"state": None if s is None else s.to_json(),
@@ -177,7 +186,7 @@ class WebServer:
         await resp.prepare(request)
         last, quiet = None, 0.0
         try:
-            while True:
+            while not self._stopping.is_set():
                 payload = json.dumps({**self.state_json(), "player": self.player_json()})
                 changed = payload != last
                 if changed:
@@ -236,7 +245,8 @@ class WebServer:
         files: dict[str, bytes | None] = {}
         for field in ("image", "audio"):
             part = form.get(field)
-            files[field] = part.file.read() if isinstance(part, web.FileField) else None
+            # a form's file input left empty sends a part with no file name: not given
+            files[field] = part.file.read() if isinstance(part, web.FileField) and part.filename else None
         mode = str(form.get("mode") or "match")
         try:
             n = max(1, min(20, int(str(form.get("n") or 5))))

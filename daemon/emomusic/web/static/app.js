@@ -24,8 +24,17 @@ document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click
   if (b.dataset.tab === "library") loadLibrary();
 }));
 
+// Where each label sits beside its point (dx, dy, anchor): neighbours (angry/fearful, disgust/contempt)
+// are written away from each other so no two overlap.
+const LABEL_AT = {
+  angry: [0, -0.05, "middle"], fearful: [-0.05, 0.03, "end"], disgust: [-0.05, 0.03, "end"],
+  contempt: [0.05, 0.05, "start"], surprised: [0, -0.05, "middle"], happy: [0, -0.05, "middle"],
+  calm: [0, 0.1, "middle"], sad: [0, 0.1, "middle"], neutral: [0.05, -0.04, "start"],
+};
 for (const [name, [v, a]] of Object.entries(EMOTIONS)) {
-  $("labels").appendChild(el("text", { x: v, y: -a, class: "emo", "text-anchor": "middle" }, name));
+  const [dx, dy, anchor] = LABEL_AT[name] || [0, -0.05, "middle"];
+  $("points").appendChild(el("circle", { cx: v, cy: -a, r: 0.018, class: "emopoint" }));
+  $("labels").appendChild(el("text", { x: v + dx, y: -a + dy, class: "emo", "text-anchor": anchor }, name));
 }
 document.querySelectorAll("select.emotions").forEach((s) => {
   for (const name of Object.keys(EMOTIONS)) s.appendChild(new Option(name, name));
@@ -58,17 +67,39 @@ function showState(data) {
   drawTimeline();
 }
 
+// The timeline: the last ten minutes left to right (x 40..612), values -1..+1 bottom to top (y 120..10).
+const TL = { x0: 40, x1: 612, y0: 10, y1: 120, span: 600 };
+const tlX = (age) => TL.x1 - (age / TL.span) * (TL.x1 - TL.x0);
+const tlY = (v) => TL.y0 + (1 - v) / 2 * (TL.y1 - TL.y0);
+(function drawGrid() {
+  const g = $("tl-grid");
+  for (const v of [1, 0.5, 0, -0.5, -1]) {
+    g.appendChild(el("line", { x1: TL.x0, x2: TL.x1, y1: tlY(v), y2: tlY(v), class: v === 0 ? "grid zero" : "grid" }));
+    if (v % 1 === 0) g.appendChild(el("text", { x: TL.x0 - 6, y: tlY(v) + 4, "text-anchor": "end" }, v > 0 ? "+1" : `${v}`));
+  }
+  for (let min = 10; min >= 0; min -= 2) {
+    const x = tlX(min * 60);
+    g.appendChild(el("line", { x1: x, x2: x, y1: TL.y0, y2: TL.y1, class: "grid" }));
+    g.appendChild(el("text", { x, y: TL.y1 + 16, "text-anchor": "middle", class: "tick" }, min ? `−${min} min` : "now"));
+  }
+})();
+
 function drawTimeline() {
   const now = Date.now() / 1000;
-  history = history.filter((p) => now - p.t <= 600);
+  history = history.filter((p) => now - p.t <= TL.span);
   const pts = (key) => history.filter((p) => p[key] !== null)
-    .map((p) => `${(600 - (now - p.t)).toFixed(1)},${(60 - p[key] * 55).toFixed(1)}`).join(" ");
+    .map((p) => `${tlX(now - p.t).toFixed(1)},${tlY(p[key]).toFixed(1)}`).join(" ");
   $("tl-v").setAttribute("points", pts("valence"));
   $("tl-a").setAttribute("points", pts("arousal"));
 }
 
 async function api(path, options) {
-  const r = await fetch(path, options);
+  let r;
+  try {
+    r = await fetch(path, options);
+  } catch (e) {
+    throw new Error("the daemon is not reachable (stopped, or the network is down)");
+  }
   const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
   if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
   return body;
@@ -110,11 +141,27 @@ $("volume").addEventListener("change", (e) => command("volume/set", e.target.val
 $("feel-send").addEventListener("click", () => command("feedback/set", $("feel").value));
 
 // -- live updates -------------------------------------------------------------------------------------
+// While the daemon cannot be reached the page says since when, greys what it shows (the last known
+// values) and disables the controls; it keeps trying and comes back by itself.
+let offlineSince = null;
+function setOnline(on) {
+  document.body.classList.toggle("offline", !on);
+  $("live").classList.toggle("on", on);
+  document.querySelectorAll("#music button, #music select, #music input").forEach((x) => { x.disabled = !on; });
+  if (on) {
+    offlineSince = null;
+    $("offline").hidden = true;
+    return;
+  }
+  offlineSince = offlineSince || new Date();
+  $("offline").textContent = `daemon offline since ${offlineSince.toLocaleTimeString()}: showing the last known values; retrying…`;
+  $("offline").hidden = false;
+}
 function connect() {
   const es = new EventSource("/api/events");
-  es.onopen = () => $("live").classList.add("on");
-  es.onmessage = (e) => { const d = JSON.parse(e.data); showState(d); showPlayer(d.player); };
-  es.onerror = () => { $("live").classList.remove("on"); es.close(); setTimeout(connect, 3000); };
+  es.onopen = () => setOnline(true);
+  es.onmessage = (e) => { setOnline(true); const d = JSON.parse(e.data); showState(d); showPlayer(d.player); };
+  es.onerror = () => { setOnline(false); es.close(); setTimeout(connect, 3000); };
 }
 api("/api/history").then((h) => {
   history = h.points.filter((p) => p.valence !== null).map((p) => ({ t: p.t - h.now + Date.now() / 1000, valence: p.valence, arousal: p.arousal }));
@@ -205,6 +252,7 @@ $("analyze-form").addEventListener("submit", async (ev) => {
   if (recording) form.set("audio", recording, "recording.wav");
   for (const k of ["image", "audio"]) { const f = form.get(k); if (f && f.size === 0) form.delete(k); }
   const out = $("result");
+  out.hidden = false;
   out.textContent = "analysing…";
   try {
     showResult(await api("/api/analyze", { method: "POST", body: form }));
@@ -228,7 +276,8 @@ function showResult(r) {
   out.appendChild(p);
   for (const [name, m] of Object.entries(r.modalities)) {
     const d = document.createElement("p");
-    d.textContent = m.emotion ? `${name}: ${m.emotion} (confidence ${m.confidence})` : `${name}: ${m.error}`;
+    d.textContent = m.emotion ? `${name}: ${m.emotion} (confidence ${m.confidence})${m.read_as ? "; " + m.read_as : ""}`
+      : `${name}: ${m.error}`;
     out.appendChild(d);
   }
   if (r.recommendations.length) {
