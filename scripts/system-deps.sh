@@ -2,6 +2,7 @@
 # Installs the system packages emomusic and its tests need, only those that are missing.
 #   python3-venv   - Debian splits venv/ensurepip out of python3
 #   mosquitto      - the MQTT broker the tests start (and the daemon can use locally)
+#   mosquitto-clients - mosquitto_sub/mosquitto_pub, to watch the daemon as the README shows
 #   libportaudio2  - PortAudio, for sounddevice (microphone)
 #   espeak-ng      - generated speech for the sample media and the voice tests
 #   chromium       - only with "dev": the browser the page's tests drive (Playwright, no browser download)
@@ -11,6 +12,7 @@ set -euo pipefail
 missing=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 # grep reads the whole listing (no -q): with pipefail, a grep that quits at its first match would kill
 # ldconfig with SIGPIPE on a long listing, and the package would be "missing" and reinstalled.
 ldconfig -p 2>/dev/null | grep 'libportaudio.so.2' >/dev/null || missing+=(libportaudio2)

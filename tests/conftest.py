@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -36,6 +37,67 @@ def _web_on_a_free_port() -> None:
 
 
 _web_on_a_free_port()
+
+
+# -- no test leaves a process behind ------------------------------------------------------------------
+# pytest makes itself the "subreaper" of everything the tests start: a process orphaned by a test (a
+# pool worker of a killed scan, a daemon's child) is re-parented to pytest instead of init, where the
+# check after each test finds it, names it and fails that test.
+PR_SET_CHILD_SUBREAPER = 36
+LEFTOVER_GRACE_S = 5.0
+
+
+def _prctl(option: int, value: int) -> None:
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def _children() -> dict[int, str]:
+    """Live child processes of this one (zombies are reaped), with their command lines."""
+    me, out = os.getpid(), {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) != me:
+                continue
+            if fields[0] == "Z":
+                os.waitpid(int(entry), os.WNOHANG)
+                continue
+            out[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:160]
+        except (OSError, ValueError, IndexError, ChildProcessError):
+            continue
+    return out
+
+
+def _tolerated(pid: int) -> bool:
+    """pytest's own multiprocessing resource tracker lives as long as the session."""
+    from multiprocessing import resource_tracker
+
+    return pid == getattr(resource_tracker._resource_tracker, "_pid", None)
+
+
+_prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    before = set(_children())
+    yield
+    deadline = time.monotonic() + LEFTOVER_GRACE_S
+    while True:
+        left = {pid: cmd for pid, cmd in _children().items() if pid not in before and not _tolerated(pid)}
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    for pid in left:  # the next tests must not inherit them
+        with contextlib.suppress(OSError):
+            os.kill(pid, 9)
+    if left:
+        pytest.fail(f"the test left {len(left)} processes behind: " + "; ".join(f"{p}: {c}" for p, c in left.items()))
 
 
 def free_port() -> int:

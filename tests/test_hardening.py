@@ -114,7 +114,7 @@ def test_music_stage_that_cannot_start_says_so_and_retries(
     music = music_folder(tmp_path / "music")
     blocker = tmp_path / "index"
     blocker.write_text("a file where the index folder should be")  # even root cannot create a db below it
-    cfg = config(broker, tmp_path, player={"enabled": True},
+    cfg = config(broker, tmp_path, player={"enabled": True, "mode": "fixed"},  # fixed: no wait for a listener
                  library={"min_track_s": 0, "folders": [str(music)], "database": str(blocker / "library.db")},
                  camera={"enabled": False}, microphone={"enabled": False})
     probe = probe_factory(broker.port, [f"{PREFIX}/#"])
@@ -136,7 +136,7 @@ def test_full_disk_while_playing_is_one_warning_not_a_traceback_per_track(
     caplog.set_level(logging.DEBUG, logger="emomusic")
     disk = tmpfs("1m")
     music = music_folder(disk / "music", n=3, seconds=1.0)
-    cfg = config(None, tmp_path, player={"enabled": True, "fade_ms": 0},
+    cfg = config(None, tmp_path, player={"enabled": True, "fade_ms": 0, "mode": "fixed"},  # no listener to wait for
                  library={"min_track_s": 0, "folders": [str(music)], "database": str(disk / "library.db")})
     mc = MusicController(cfg)
     mc.start()
@@ -324,7 +324,8 @@ def test_a_flood_of_bad_commands_is_answered_a_few_times_and_summarised(
     caplog.set_level(logging.INFO, logger="emomusic")
     daemon = supervised(config(broker, tmp_path, camera={"enabled": False}, microphone={"enabled": False}),
                         analyzers=factories())
-    probe = probe_factory(broker.port, [f"{PREFIX}/#"])
+    # the flood's own echo would swamp a subscriber of PREFIX/#: listen only to what the daemon says
+    probe = probe_factory(broker.port, [f"{PREFIX}/availability", f"{PREFIX}/error", f"{PREFIX}/volume"])
     probe.wait_for(f"{PREFIX}/availability", lambda m: m.payload == b"online")
     n = 5000
     for i in range(n):
@@ -645,27 +646,3 @@ def test_blockwise_spectrogram_equals_the_direct_one() -> None:
     blocked = analysis.stft_mag(y)
     assert blocked.shape == direct.shape and blocked.dtype == np.float32
     assert np.abs(blocked - direct).max() <= 1e-5 * direct.max()
-
-
-# -- 16. the demo tells a story: the state changes, and the music follows ------------------------
-def test_the_sample_story_changes_the_fused_state_scene_by_scene(tmp_path: Path) -> None:
-    """The real models on the generated sample media (replayed as fast as they go): each scene shows
-    what it is meant to, so a first run shows the daemon following the listener."""
-    import collections
-    import itertools
-
-    from emomusic.cli.replay import run_replay
-    from emomusic.sources.samples import STORY, ensure_samples
-
-    video, audio = ensure_samples(tmp_path / "samples")
-    out = tmp_path / "story.jsonl"
-    run_replay(parse_config({"device": {"state_dir": str(tmp_path / "state")}}, env={}), str(video), str(audio),
-               out, fast=True)
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
-    ends = list(itertools.accumulate(scene.seconds for scene in STORY))
-    for scene, end in zip(STORY, ends, strict=True):
-        settled = [r["emotion"] for r in rows if end - scene.seconds + 10 <= r["t"] < end]  # after 10 s
-        label, n = collections.Counter(settled).most_common(1)[0]
-        # the scene's emotion leads (the models trained on people read espeak-ng's voice less surely: the
-        # sad scene is sad about 60 % of the time; the neutral scene, silent, is the face's alone)
-        assert label == scene.shows and n >= 0.4 * len(settled), (scene.shows, collections.Counter(settled))

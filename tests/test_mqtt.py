@@ -178,3 +178,16 @@ def test_broker_restart_restores_everything(broker: Broker, running: Callable[..
         daemon.supervise_once()
         time.sleep(0.05)
     assert daemon.controls.mode == "off"
+
+
+def test_the_readme_watch_command_is_installed_and_works(broker: Broker, probe_factory: Callable[..., Probe]) -> None:
+    """README: `mosquitto_sub -t 'emomusic/#' -v` (Debian's mosquitto-clients, which set-up installs)."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("mosquitto_sub")
+    assert exe, "mosquitto_sub is missing: scripts/system-deps.sh installs mosquitto-clients"
+    probe_factory(broker.port, []).publish("emomusic/watch/state", '{"emotion": "happy"}', retain=True)
+    out = subprocess.run([exe, "-h", "127.0.0.1", "-p", str(broker.port), "-t", "emomusic/#", "-v", "-C", "1",
+                          "-W", "10"], capture_output=True, text=True, timeout=20)
+    assert out.stdout.strip() == 'emomusic/watch/state {"emotion": "happy"}', out.stderr
