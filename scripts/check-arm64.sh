@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The README's first command on arm64 (a Raspberry Pi's architecture), without a Pi: a Debian bookworm
+# arm64 root run under qemu-user-static, a copy of this checkout's HEAD (as a fresh clone has it) in it,
+# then inside it
+#   1. scripts/run.sh on its defaults, until the daemon has told the sample story's first scene and
+#      played a track (or RUN_LIMIT_S), then SIGTERM: it must stop cleanly (exit 0);
+#   2. the sample story replayed through the real models (emomusic replay --fast), each scene's lead
+#      over its runner-up printed (scripts/evaluate.py story).
+# Emulation is some 10-30x slower than the real thing: this takes the better part of an hour and is not
+# part of CI; the README's Pi section gives its last result and date. Run as root (debootstrap, chroot):
+#   sudo scripts/check-arm64.sh [ROOT]        ROOT default /var/tmp/emomusic-arm64 (kept for the next run)
+# Last line: "arm64 check: run ok|FAILED, story ok|FAILED (...)"; exit 0 when both passed.
+set -euo pipefail
+root="${1:-/var/tmp/emomusic-arm64}"
+src="$(cd "$(dirname "$0")/.." && pwd)"
+RUN_LIMIT_S="${RUN_LIMIT_S:-3600}"
+[ "$(id -u)" -eq 0 ] || { echo "run as root (debootstrap, mounts, chroot): sudo $0 $*" >&2; exit 1; }
+
+missing=()
+command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v update-binfmts >/dev/null || missing+=(binfmt-support)
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# aarch64 programs run through qemu (binfmt_misc), in containers too
+[ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64
+
+if [ ! -x "$root/usr/bin/python3" ]; then
+    echo "arm64 check: building a Debian bookworm arm64 root in $root (some minutes)" >&2
+    debootstrap --arch=arm64 --include=python3,python3-venv,ca-certificates,git bookworm "$root" \
+        http://deb.debian.org/debian >/dev/null
+fi
+
+mounts=()
+cleanup() { for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount -l "${mounts[$i]}" 2>/dev/null || true; done; }
+trap cleanup EXIT
+bind() { mount --bind "$1" "$2"; mounts+=("$2"); }
+bind /proc "$root/proc"
+bind /sys "$root/sys"
+bind /dev "$root/dev"
+bind /dev/pts "$root/dev/pts"
+# onnxruntime reads /proc/cpuinfo at import and crashes on an x86 one under qemu-user: show it a Pi 4's
+# (an emulator artifact, not a Pi problem).
+cpuinfo="$root/etc/pi4-cpuinfo"
+: > "$cpuinfo"
+for cpu in 0 1 2 3; do
+    printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n' "$cpu" >> "$cpuinfo"
+done
+printf 'Hardware\t: BCM2835\nRevision\t: c03111\nModel\t\t: Raspberry Pi 4 Model B Rev 1.1\n' >> "$cpuinfo"
+bind "$cpuinfo" "$root/proc/cpuinfo"
+# name resolution, and the host's CA bundle and pip settings (a proxy with its own CA stays trusted)
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+[ -f /etc/pip.conf ] && cp /etc/pip.conf "$root/etc/pip.conf"
+
+# the checkout as a fresh clone has it: tracked files at HEAD, a new state dir
+rm -rf "$root/opt/emomusic" "$root/var/tmp/emomusic-state"
+mkdir -p "$root/opt/emomusic"
+git -C "$src" archive HEAD | tar -x -C "$root/opt/emomusic"
+commit="$(git -C "$src" rev-parse --short HEAD)"
+
+inside() {
+    chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        EMOMUSIC_STATE_DIR=/var/tmp/emomusic-state EMOMUSIC_WEB_PORT=8097 bash -c "cd /opt/emomusic && $1"
+}
+
+# 1. the README's first command, until it has played a track; then SIGTERM
+log="$root/var/tmp/run.log"
+start=$(date +%s)
+inside "exec scripts/run.sh" >"$log" 2>&1 &
+runner=$!
+while kill -0 "$runner" 2>/dev/null && ! grep -q "playing '" "$log" && [ $(( $(date +%s) - start )) -lt "$RUN_LIMIT_S" ]; do
+    sleep 10
+done
+played=$(grep -c "playing '" "$log" || true)
+emotions=$(grep -c "emotion: " "$log" || true)
+pkill -TERM -f "emomusic run --config config.toml" || true
+run_rc=0
+wait "$runner" || run_rc=$?
+run_s=$(( $(date +%s) - start ))
+run="FAILED"
+if [ "$run_rc" -eq 0 ] && [ "$played" -gt 0 ] && [ "$emotions" -gt 0 ]; then run="ok"; fi
+echo "arm64 check: run.sh took ${run_s} s to a played track (exit $run_rc after SIGTERM); log: $log" >&2
+grep -E "emotion: |playing '|ERROR|Traceback" "$log" | head -20 >&2 || true
+
+# 2. the sample story through the real models
+story="FAILED"
+if inside ".venv/bin/emomusic replay --fast --video /var/tmp/emomusic-state/samples/sample_video_v2.avi \
+        --audio /var/tmp/emomusic-state/samples/sample_speech_v3.wav --jsonl /var/tmp/story.jsonl >/dev/null \
+        && .venv/bin/python scripts/evaluate.py story /var/tmp/story.jsonl" > "$root/var/tmp/story.json" 2>&1; then
+    story="ok"
+fi
+cat "$root/var/tmp/story.json" >&2
+echo "arm64 check ($commit, $(date -u +%Y-%m-%d)): run ${run}, story ${story}"
+[ "$run" = ok ] && [ "$story" = ok ]
