@@ -88,7 +88,7 @@ def observe(rng: np.random.Generator, state: np.ndarray, t: float, fusion: Fusio
 
 
 def episode(rng: np.random.Generator, tracks: list[Track], response: dict[int, np.ndarray],
-            effects: Effects | None, learn: bool = True, max_tracks: int = MAX_TRACKS) -> float:
+            effects: Effects | None, learn: bool = True, max_tracks: int = MAX_TRACKS, step: float = STEP) -> float:
     """Seconds until the listener is in the target zone (``effects`` None: open loop; ``learn``
     False: plan with them but learn nothing more)."""
     state = np.array([rng.uniform(-0.8, -0.3), rng.uniform(0.3, 0.8)])
@@ -98,7 +98,7 @@ def episode(rng: np.random.Generator, tracks: list[Track], response: dict[int, n
     recent: list[int] = []
     for played in range(max_tracks):
         start = (fused.valence, fused.arousal)
-        p = plan("regulate", start, tracks, set(recent[-10:]), n=4, target=TARGET, step=STEP, fixed=(0, 0),
+        p = plan("regulate", start, tracks, set(recent[-10:]), n=4, target=TARGET, step=step, fixed=(0, 0),
                  effects=effects, continuing=played > 0)
         track = p.tracks[0]
         recent.append(track.id)
@@ -116,24 +116,24 @@ def episode(rng: np.random.Generator, tracks: list[Track], response: dict[int, n
     return MAX_TRACKS * TRACK_S
 
 
-def run(seed: int, listener: str, episodes: int) -> dict[str, Any]:
+def run(seed: int, listener: str, episodes: int, step: float = STEP) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     tracks, response = library(rng, listener)
     effects = Effects()
     learning_episodes = 0
     while effects.plays < LEARNING_TRACKS:  # the closed loop learns from at most 50 tracks
-        episode(np.random.default_rng([seed, 1000 + learning_episodes]), tracks, response, effects,
+        episode(np.random.default_rng([seed, 1000 + learning_episodes]), tracks, response, effects, step=step,
                 max_tracks=min(MAX_TRACKS, LEARNING_TRACKS - effects.plays))
         learning_episodes += 1
     learned = effects.plays
     frozen = Effects.from_json(effects.to_json())  # what it knows after the learning period, no more
     times: dict[str, list[float]] = {"open_loop": [], "closed_loop": [], "closed_loop_frozen": []}
     for k in range(episodes):  # the same starts and the same noise for every policy
-        times["open_loop"].append(episode(np.random.default_rng([seed, k]), tracks, response, None))
-        times["closed_loop"].append(episode(np.random.default_rng([seed, k]), tracks, response, effects))
+        times["open_loop"].append(episode(np.random.default_rng([seed, k]), tracks, response, None, step=step))
+        times["closed_loop"].append(episode(np.random.default_rng([seed, k]), tracks, response, effects, step=step))
         times["closed_loop_frozen"].append(
-            episode(np.random.default_rng([seed, k]), tracks, response, frozen, learn=False))
-    out: dict[str, Any] = {"seed": seed, "listener": listener, "step": STEP, "episodes": episodes,
+            episode(np.random.default_rng([seed, k]), tracks, response, frozen, learn=False, step=step))
+    out: dict[str, Any] = {"seed": seed, "listener": listener, "step": step, "episodes": episodes,
                            "learning_tracks": learned,
                            "learning_episodes": learning_episodes}
     for name, ts in times.items():
@@ -151,9 +151,7 @@ def main() -> int:
     ap.add_argument("--episodes", type=int, default=40)
     ap.add_argument("--step", type=float, default=STEP, help="player.regulate_step (default %(default)s)")
     args = ap.parse_args()
-    global STEP
-    STEP = args.step
-    print(json.dumps(run(args.seed, args.listener, args.episodes)))
+    print(json.dumps(run(args.seed, args.listener, args.episodes, args.step)))
     return 0
 
 
