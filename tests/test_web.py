@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import cv2
 import numpy as np
 import pytest
 import soundfile as sf
+from playwright.sync_api import expect
 from skimage import data as skdata
 
 from emomusic.config import ConfigError, parse_config
@@ -291,13 +293,13 @@ def test_the_page_shows_the_live_state_and_its_controls_reach_the_daemon(
     daemon, base = site
     page = browser.new_page(viewport={"width": 1000, "height": 800})
     page.goto(base)
-    page.wait_for_function("document.getElementById('emotion').textContent === 'happy'", timeout=15000)
+    expect(page.locator("#emotion")).to_have_text("happy", timeout=15000)
     daemon.submit_command(Command("feedback", "sad"))  # the state changes: the page follows, live
-    page.wait_for_function("document.getElementById('emotion').textContent === 'sad'", timeout=10000)
+    expect(page.locator("#emotion")).to_have_text("sad", timeout=10000)
     assert page.get_attribute("#me", "visibility") == "visible"
 
     page.click("nav button[data-tab=music]")
-    page.wait_for_function("document.getElementById('playing').textContent.startsWith('Song')", timeout=10000)
+    expect(page.locator("#playing")).to_have_text(re.compile("^Song"), timeout=10000)
     page.select_option("#mode", "regulate")
     page.click("#dislike")
     end = time.monotonic() + 10
@@ -329,7 +331,7 @@ def test_the_page_is_readable_and_says_when_the_daemon_is_gone(site: tuple[Daemo
     assert _status(f"{base}/favicon.ico") == 200
     page = browser.new_page(viewport={"width": 1000, "height": 800})
     page.goto(base)
-    page.wait_for_function("document.getElementById('emotion').textContent === 'happy'", timeout=15000)
+    expect(page.locator("#emotion")).to_have_text("happy", timeout=15000)
     assert page.get_attribute("link[rel=icon]", "href") == "/static/favicon.svg"
     assert page.locator("#result").is_hidden()
     ticks = page.locator("#tl-grid text").all_text_contents()
@@ -367,11 +369,10 @@ def test_recording_in_the_browser_is_sent_as_a_wav_and_analysed(site: tuple[Daem
             page.goto(base)
             page.click("nav button[data-tab=analyze]")
             page.click("#record")
-            page.wait_for_function("document.getElementById('recorded').textContent.startsWith('recorded')",
-                                   timeout=20000)
+            expect(page.locator("#recorded")).to_have_text(re.compile("^recorded"), timeout=20000)
             assert "used instead of a file" in page.text_content("#recorded")
             page.click("#analyze-go")
-            page.wait_for_function("document.getElementById('result-emotion') !== null", timeout=30000)
+            page.wait_for_selector("#result-emotion", timeout=30000)
             assert page.text_content("#result-emotion") == "unknown"
             assert "voice: no speech found in the clip" in page.text_content("#result")
         finally:

@@ -14,5 +14,9 @@ class WebConfig(Section):
     host: str = Field("127.0.0.1", min_length=1, description="Address to listen on; a non-loopback one needs a "
                       "password (EMOMUSIC_WEB_PASSWORD or web.password_file).")
     port: int = Field(8088, ge=0, le=65535, description="TCP port (0 = any free one).")
-    password_file: str = Field("", description="File holding the page's password (HTTP basic auth, any user name).")
+    password_file: str = Field("", description="File holding the page's password (a login form; HTTP basic auth "
+                               "for API clients, any user name).")
+    allowed_hosts: list[str] = Field(default_factory=list, description="Host names the page may be asked for "
+                                     "beyond this machine's own (loopback, web.host, the host name and its .local "
+                                     "name, its addresses): e.g. a reverse proxy's name.")
     max_upload_mb: float = Field(8.0, gt=0, le=100, description="Largest photo + clip accepted by /api/analyze.")

@@ -2,17 +2,14 @@
 
 A sink like MQTT: it keeps the latest fused state and one point a second of the last ten minutes.
 Commands go through the same parsing and validation as MQTT's, into the daemon's command queue.
-Uploads to /api/analyze are analysed in memory (analyze/snapshot.py) and never stored. With a
-password (EMOMUSIC_WEB_PASSWORD or web.password_file) every route asks for HTTP basic auth; the
-config refuses a non-loopback host without one. Idle with no page open, the stage does nothing.
+Uploads to /api/analyze are analysed in memory (analyze/snapshot.py) and never stored. Every route
+is behind the door of web/guard.py (host names, other sites, the password, security headers); the
+config refuses a non-loopback host without a password. Idle with no page open, the stage does nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
 import json
 import logging
 import threading
@@ -29,6 +26,7 @@ from emomusic.commands import COMMAND_TOPICS, Command, PayloadError, parse_comma
 from emomusic.config import Config
 from emomusic.messages import FusedState
 from emomusic.music.library import Library, Track
+from emomusic.web.guard import Door, add_headers
 
 log = logging.getLogger("emomusic.web")
 
@@ -52,6 +50,7 @@ class WebServer:
         self.player = player
         self.banned = banned
         self.snapshot = Snapshot(cfg)
+        self.door = Door(cfg.web, cfg.web_password)
         self.latest: FusedState | None = None
         self.latest_at = 0.0
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_S)
@@ -118,8 +117,11 @@ class WebServer:
     # -- the app --------------------------------------------------------------------------------------
     def app(self) -> web.Application:
         limit = int(self.cfg.web.max_upload_mb * 1024 * 1024)
-        app = web.Application(middlewares=[self._auth, self._errors], client_max_size=limit)
+        app = web.Application(middlewares=[self.door.check, self._errors], client_max_size=limit)
+        app.on_response_prepare.append(add_headers)
         app.router.add_get("/", self._index)
+        app.router.add_post("/api/login", self.door.login)
+        app.router.add_post("/api/logout", self.door.logout)
         app.router.add_get("/favicon.ico", self._favicon)
         app.router.add_static("/static/", STATIC)
         app.router.add_get("/api/state", self._state)
@@ -130,14 +132,6 @@ class WebServer:
         app.router.add_post("/api/command", self._command)
         app.router.add_post("/api/analyze", self._analyze)
         return app
-
-    @web.middleware
-    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        password = self.cfg.web_password
-        if password and not _password_matches(request.headers.get("Authorization", ""), password):
-            return web.json_response({"error": "this page needs its password (HTTP basic auth, any user name)"},
-                                     status=401, headers={"WWW-Authenticate": 'Basic realm="emomusic"'})
-        return await handler(request)
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -267,13 +261,3 @@ class WebServer:
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
-
-
-def _password_matches(header: str, password: str) -> bool:
-    if not header.startswith("Basic "):
-        return False
-    try:
-        _, _, given = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    return hmac.compare_digest(given.encode(), password.encode())
