@@ -69,6 +69,7 @@ inside() {
 # 1. the README's first command, until it has played a track; then SIGTERM
 log="$root/var/tmp/run.log"
 start=$(date +%s)
+: > "$log"
 inside "exec scripts/run.sh" >"$log" 2>&1 &
 runner=$!
 while kill -0 "$runner" 2>/dev/null && ! grep -q "playing '" "$log" && [ $(( $(date +%s) - start )) -lt "$RUN_LIMIT_S" ]; do

@@ -11,7 +11,7 @@ with_broker=0
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-pkgs=(python3-venv python3-dev libportaudio2 libsndfile1 espeak-ng)
+pkgs=(python3-venv python3-dev libportaudio2 libsndfile1 libglib2.0-0 espeak-ng)
 [ $with_broker -eq 1 ] && pkgs+=(mosquitto mosquitto-clients)
 apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
 

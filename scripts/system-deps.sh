@@ -4,6 +4,7 @@
 #   mosquitto      - the MQTT broker the tests start (and the daemon can use locally)
 #   mosquitto-clients - mosquitto_sub/mosquitto_pub, to watch the daemon as the README shows
 #   libportaudio2  - PortAudio, for sounddevice (microphone)
+#   libglib2.0-0   - GLib's libgthread, which pygame's mixer loads on aarch64 (found by check-arm64.sh)
 #   espeak-ng      - generated speech for the sample media and the voice tests
 #   chromium       - only with "dev": the browser the page's tests drive (Playwright, no browser download)
 #   mpd            - only with "dev": the real MPD the MPD backend's tests start
@@ -16,6 +17,7 @@ command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 # grep reads the whole listing (no -q): with pipefail, a grep that quits at its first match would kill
 # ldconfig with SIGPIPE on a long listing, and the package would be "missing" and reinstalled.
 ldconfig -p 2>/dev/null | grep 'libportaudio.so.2' >/dev/null || missing+=(libportaudio2)
+ldconfig -p 2>/dev/null | grep 'libgthread-2.0.so.0' >/dev/null || missing+=(libglib2.0-0)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 if [ "${1:-}" = dev ]; then
     [ -x /usr/bin/chromium ] || missing+=(chromium)
