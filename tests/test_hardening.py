@@ -485,10 +485,11 @@ def test_system_deps_installs_nothing_when_everything_is_there(tmp_path: Path) -
     calls = tmp_path / "calls"
     lib = "\t{0} (libc6,x86-64) => /usr/lib/{0}"
     (stubs / "ldconfig").write_text(f"#!/bin/sh\necho '{lib.format('libportaudio.so.2')}'\n"
+                                    f"echo '{lib.format('libgthread-2.0.so.0')}'\n"
                                     f"yes '{lib.format('libother.so.1')}' | head -n 20000\n")  # ~1 MB after it
     for name in ("apt-get", "sudo"):
         (stubs / name).write_text(f"#!/bin/sh\necho {name} \"$@\" >> {calls}\n")
-    for name in ("mosquitto", "espeak-ng"):  # present (stand-ins), like PortAudio in the listing
+    for name in ("mosquitto", "mosquitto_sub", "espeak-ng"):  # present (stand-ins), like PortAudio in the listing
         (stubs / name).write_text("#!/bin/sh\nexit 0\n")
     for stub in stubs.iterdir():
         stub.chmod(0o755)
