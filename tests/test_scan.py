@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +22,7 @@ from emomusic.music import scan as scan_mod
 from emomusic.music.analysis import AnalysisError, feature_names, features
 from emomusic.music.demo import synth_music, write_tagged
 from emomusic.music.library import Library
-from emomusic.music.placement import load_model
+from emomusic.music.placement import audio_placement, input_vector, load_model
 from emomusic.music.scan import open_library, scan
 from emomusic.music.tags import read_tags
 
@@ -29,16 +31,18 @@ from fakes import crashing_analyse  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def place(seconds: float, bpm: float, major: bool, brightness: float, seed: int) -> tuple[float, float]:
-    return load_model().place(features(synth_music(seconds, bpm, major, brightness, seed=seed)))
+def place(model: Any, seconds: float, bpm: float, major: bool, brightness: float, seed: int) -> tuple[float, float]:
+    return model.place(input_vector(synth_music(seconds, bpm, major, brightness, seed=seed), model)[0])
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_placement_orders_generated_music_as_listeners_would(seed: int) -> None:
-    fast_loud_bright, slow_soft_dull = place(20, 150, False, 0.9, seed), place(20, 62, False, 0.1, seed)
+    audio = audio_placement()  # the fallback, on the audio features alone
+    fast_loud_bright, slow_soft_dull = place(audio, 20, 150, False, 0.9, seed), place(audio, 20, 62, False, 0.1, seed)
     assert fast_loud_bright[1] > slow_soft_dull[1]  # more arousal
-    major, minor = place(20, 110, True, 0.5, seed), place(20, 110, False, 0.5, seed)
-    assert major[0] > minor[0]  # same tempo, loudness and timbre: major is more positive
+    for model, by in ((audio, 0.0), (load_model(), 0.1)):  # ...and the default, musicnn's tagger with them
+        major, minor = place(model, 20, 110, True, 0.5, seed), place(model, 20, 110, False, 0.5, seed)
+        assert major[0] > minor[0] + by  # same tempo, loudness and timbre: major is more positive
     for v, a in (fast_loud_bright, slow_soft_dull, major, minor):
         assert -1 <= v <= 1 and -1 <= a <= 1
 
@@ -53,16 +57,19 @@ def test_features_are_finite_and_refuse_what_is_not_music() -> None:
 
 
 def test_the_model_file_must_match_the_analysis(tmp_path: Path) -> None:
-    from emomusic.music.placement import PlacementModelError
+    from emomusic.music.placement import MODEL_FILE, PlacementModelError
 
-    meta = json.loads((ROOT / "models" / "music_placement.json").read_text())
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models", models)
+    meta = json.loads((models / MODEL_FILE).read_text())
     meta["features"] = meta["features"][:-1]
-    bad = tmp_path / "m.json"
-    bad.write_text(json.dumps(meta))
-    with pytest.raises(PlacementModelError, match="features do not match"):
-        load_model(bad)
+    (models / MODEL_FILE).write_text(json.dumps(meta))
+    with pytest.raises(PlacementModelError, match="inputs do not match"):
+        load_model(models)
+    (models / MODEL_FILE).unlink()
+    (models / "music_placement_audio.json").unlink()
     with pytest.raises(PlacementModelError, match="train_music.py"):
-        load_model(tmp_path / "missing.json")
+        load_model(models)
 
 
 def _untagged(folder: Path, n: int, seconds: float = 31.0) -> list[Path]:

@@ -1,8 +1,11 @@
-"""Audio helpers shared by the sources and music analysis: any audio to 16 kHz mono int16, WAV out."""
+"""Audio helpers shared by the sources, the voice and the music: any audio to 16 kHz mono, WAV out,
+and librosa's mel spectrogram in numpy (no librosa at run time; a test checks it against librosa's).
+"""
 
 from __future__ import annotations
 
 import wave
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +50,58 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> None:
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(np.asarray(samples, dtype=np.int16).tobytes())
+
+
+# -- librosa's mel spectrogram, in numpy ---------------------------------------------------------------
+def hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default: linear below 1 kHz, logarithmic above)."""
+    f = np.asarray(f, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, np.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, f / f_sp)
+
+
+def mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+@lru_cache(maxsize=8)
+def mel_filters(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """Slaney-normalised triangular filters, (n_mels, 1 + n_fft // 2), as librosa.filters.mel."""
+    fmax = sr / 2 if fmax is None else fmax
+    fftfreqs = np.linspace(0, sr / 2, 1 + n_fft // 2)
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(np.array(fmin)), hz_to_mel(np.array(fmax)), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fftfreqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    enorm = 2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels])
+    return (weights * enorm[:, None]).astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def hann(n: int) -> np.ndarray:
+    """The periodic Hann window (scipy.signal.get_window('hann'), librosa's default)."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)
+
+
+MEL_BLOCK = 256  # frames transformed at once: bounded temporaries on a Pi
+
+
+def mel_power(y: np.ndarray, n_fft: int, hop: int, n_mels: int, sr: int = RATE) -> np.ndarray:
+    """(frames, n_mels) mel power of float audio: ``librosa.feature.melspectrogram(y=y, sr=sr,
+    n_fft=n_fft, hop_length=hop, n_mels=n_mels).T`` (centred frames, zero padding, power 2)."""
+    y = np.asarray(y, dtype=np.float32)
+    yp = np.pad(y, (n_fft // 2, n_fft // 2))
+    n = 1 + (yp.size - n_fft) // hop
+    frames = np.lib.stride_tricks.sliding_window_view(yp, n_fft)[::hop][:n]  # a view, no copy
+    fb, window = mel_filters(sr, n_fft, n_mels).T, hann(n_fft)
+    out = np.empty((n, n_mels), np.float32)
+    for i in range(0, n, MEL_BLOCK):
+        spec = np.fft.rfft(frames[i : i + MEL_BLOCK] * window, axis=1)
+        out[i : i + MEL_BLOCK] = (spec.real**2 + spec.imag**2).astype(np.float32) @ fb
+    return out

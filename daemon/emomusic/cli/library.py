@@ -7,7 +7,7 @@ import sqlite3
 import sys
 
 from emomusic.cli.common import config_from_args
-from emomusic.music.library import Library
+from emomusic.music.library import Library, analysis_details
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -48,6 +48,9 @@ def cmd_library(args: argparse.Namespace) -> int:
     for r in rows:
         status = "missing" if r["missing"] else ("error" if r["error"] else ("skipped" if r["skip"] else "ok"))
         why = f"  ({r['error'] or r['skip']})" if (r["error"] or r["skip"]) else ""
+        heard, confidence = analysis_details(r["features"]) if r["source"] == "analysis" else ((), None)
+        sure = f" sure {confidence:.2f}" if confidence is not None else ""
         print(f"{r['valence']:+8.2f} {r['arousal']:+8.2f}  {r['source']:<8} {status:<8} "
-              f"{r['title']} — {r['artist'] or '?'}  [{r['path']}]{why}")
+              f"{r['title']} — {r['artist'] or '?'}  [{r['path']}]{why}"
+              + (f"\n{'':>36}heard: {', '.join(heard)};{sure}" if heard else ""))
     return 0

@@ -28,7 +28,7 @@ from emomusic.music.observer import PlayObserver
 from emomusic.music.planner import Planner
 from emomusic.music.player import PlayerEvent, PlayerOffline, open_player
 from emomusic.music.policy import Point
-from emomusic.music.scan import open_library
+from emomusic.music.scan import open_library, refresh_in_background
 from emomusic.voice.vad import PlaybackGuard
 
 log = logging.getLogger("emomusic.music")
@@ -112,7 +112,8 @@ class MusicController(RetryingStage):
     def _open_library(self) -> Library:
         # MPD's library is listed when MPD answers (the player's "back" event), not before starting.
         rescan = self.cfg.library.scan_on_start and self.pc.backend != "mpd"
-        lib, _ = open_library(self.cfg, rescan=rescan, should_stop=self.stop_event.is_set)
+        # Tracks an older placement model placed are placed again in the background, after the start.
+        lib, _ = open_library(self.cfg, rescan=rescan, refresh=False, should_stop=self.stop_event.is_set)
         return lib
 
     def _replan(self, reason: str) -> None:
@@ -356,6 +357,8 @@ class MusicController(RetryingStage):
             self._fault(f"library index was corrupt: moved aside to {self.library.recovered_from.name} "
                         "and rebuilt by a rescan")
         self.player = open_player(self.cfg, self.volume / 100, self.clock)
+        if self.pc.backend != "mpd" and self.cfg.library.scan_on_start:
+            refresh_in_background(self.cfg, self.stop_event.is_set)
         log.info("player ready (%s), mode %s", self.player.driver if self.pc.backend == "mpd"
                  else f"SDL audio driver: {self.player.driver}", self.mode)
 

@@ -21,18 +21,19 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from emomusic.music.listing import AUDIO_EXTENSIONS
 from emomusic.music.moods import mood_to_va
 from emomusic.music.tags import TrackTags
 
 log = logging.getLogger("emomusic.library")
 
 SCHEMA_VERSION = 2
-AUDIO_EXTENSIONS = {".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".m4a", ".mp4", ".aac", ".aif", ".aiff"}
 BATCH = 25
 
 SCHEMA = """
@@ -79,6 +80,8 @@ class Track:
     arousal: float
     source: str
     mood: str
+    heard: tuple[str, ...] = ()  # analysis: the tagger's top tags ("happy 0.41", …)
+    confidence: float | None = None  # analysis: the probability of the placement's quadrant
 
 
 @dataclass
@@ -104,44 +107,6 @@ class ScanReport:
 def song_key(artist: str, title: str) -> str:
     norm = lambda s: re.sub(r"[^a-z0-9]+", " ", s.lower()).strip()  # noqa: E731
     return f"song:{norm(artist)}|{norm(title)}"
-
-
-def read_m3u(path: Path) -> list[Path]:
-    """Entries of an M3U/M3U8 playlist, relative ones resolved against the playlist's folder."""
-    out = []
-    text = path.read_text(encoding="utf-8" if path.suffix.lower() == ".m3u8" else "latin-1", errors="replace")
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "://" in line:
-            continue
-        p = Path(line)
-        out.append(p if p.is_absolute() else (path.parent / p))
-    return out
-
-
-def iter_audio_files(folders: Iterable[Path], playlists: Iterable[Path]) -> Iterator[Path]:
-    seen: set[str] = set()
-    for folder in folders:
-        if not folder.is_dir():
-            log.warning("music folder %s does not exist; skipped", folder)
-            continue
-        for root, dirs, files in os.walk(folder):
-            dirs.sort()
-            for name in sorted(files):
-                p = Path(root) / name
-                if p.suffix.lower() in AUDIO_EXTENSIONS and str(p.resolve()) not in seen:
-                    seen.add(str(p.resolve()))
-                    yield p.resolve()
-    for playlist in playlists:
-        try:
-            entries = read_m3u(playlist)
-        except OSError as e:
-            log.warning("playlist %s unreadable: %s", playlist, e)
-            continue
-        for p in entries:
-            if str(p.resolve()) not in seen:
-                seen.add(str(p.resolve()))
-                yield p.resolve()
 
 
 class Library:
@@ -268,12 +233,16 @@ class Library:
                                     (p["valence"], p["arousal"], p["mood"], t["id"]))
 
     # -- writing (music.scan drives it) ----------------------------------------------------------
-    def file_state(self, path: Path, st: os.stat_result) -> str:
+    def file_state(self, path: Path, st: os.stat_result, model: str | None = None) -> str:
         """"new", "changed" or "unchanged" (same mtime and size, read without error); an unchanged
-        file that had gone missing is marked present again."""
-        old = self.db.execute("SELECT mtime, size, missing, error FROM tracks WHERE path=?", (str(path),)).fetchone()
+        file that had gone missing is marked present again. With ``model`` (the placement model's id),
+        a track that audio analysis placed with another model is "changed" too: it is placed again."""
+        old = self.db.execute("SELECT mtime, size, missing, error, source, features FROM tracks WHERE path=?",
+                              (str(path),)).fetchone()
         if old is None:
             return "new"
+        if model is not None and old["source"] == "analysis" and placed_by(old["features"]) not in (model, None):
+            return "changed"
         if old["mtime"] == st.st_mtime and old["size"] == st.st_size and not old["error"]:
             if old["missing"]:
                 with self._tx():
@@ -325,6 +294,11 @@ class Library:
         r = self.db.execute("SELECT * FROM tracks WHERE path=?", (path,)).fetchone()
         return None if r is None else _track(r)
 
+    def stale(self, model: str) -> int:
+        """How many present tracks audio analysis placed with another model than ``model``."""
+        rows = self.db.execute("SELECT features FROM tracks WHERE source='analysis' AND missing=0").fetchall()
+        return sum(placed_by(r["features"]) not in (model, None) for r in rows)
+
     def rows(self) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM tracks ORDER BY missing, artist, title, path").fetchall()
 
@@ -334,9 +308,30 @@ class Library:
             self.db.execute("UPDATE tracks SET error=? WHERE id=?", (error, track_id))
 
 
+def placed_by(features: str | None) -> str | None:
+    """The id of the model that placed a track by analysis ("audio:" for the first, which kept none)."""
+    try:
+        model = json.loads(features).get("model") if features else None
+    except (ValueError, AttributeError):
+        return None
+    return str(model) if model else "audio:"
+
+
+def analysis_details(features: str | None) -> tuple[tuple[str, ...], float | None]:
+    """The tagger's top tags and the placement's confidence kept for an analysed track."""
+    try:
+        shown = json.loads(features) if features else {}
+        tags = tuple(f"{name} {p:.2f}" for name, p in shown.get("tags", []))
+        confidence = shown.get("confidence")
+        return tags, float(confidence) if confidence is not None else None
+    except (ValueError, TypeError, AttributeError):
+        return (), None
+
+
 def _track(r: sqlite3.Row) -> Track:
+    heard, confidence = analysis_details(r["features"]) if r["source"] == "analysis" else ((), None)
     return Track(r["id"], r["path"], r["title"], r["artist"], r["duration_s"], r["valence"], r["arousal"],
-                 r["source"], r["mood"])
+                 r["source"], r["mood"], heard, confidence)
 
 
 def too_short(duration_s: float, min_track_s: float) -> str:
@@ -368,7 +363,7 @@ class Writer:
         self._written()
 
     def track(self, path: Path, st: os.stat_result, tags: TrackTags, va: tuple[float, float], source: str,
-              mood: str, features: dict[str, float] | None, skip: str | None = None) -> None:
+              mood: str, features: dict[str, Any] | None, skip: str | None = None) -> None:
         """One readable track; ``skip`` says why it is not queued (too short, silent, not placed)."""
         values = (str(path), st.st_mtime, st.st_size, tags.title, tags.artist, tags.album, tags.genre,
                   tags.duration_s, tags.bpm, mood, va[0], va[1], source,

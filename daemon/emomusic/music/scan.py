@@ -1,8 +1,10 @@
 """Scanning the configured music into the index: tags, placement, odd tracks, on every core.
 
 A scan lists the configured folders and playlists, then reads each new or changed file's tags and
-places it (an imported CSV row, its own mood tag, else audio analysis). Analysis runs in a pool of
-worker processes (one per core) on the middle 20 s of each file only. Tracks shorter than
+places it (an imported CSV row, its own mood tag, else audio analysis: ``music.placement``, musicnn's
+tagger and the audio features). Analysis runs in a pool of worker processes (one per core) on the
+middle 20 s of each file only; the tagger lives in those processes, never in the daemon's own. A
+track an older placement model placed is placed again by the next scan that refreshes. Tracks shorter than
 ``min_track_s`` (stingers, jingles), silent ones and ones whose analysis failed are indexed with
 the reason they are not queued. Whatever the index holds that this scan did not find is no longer
 in the configured library: it is not played, and ``prune`` forgets it.
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -26,7 +30,8 @@ from typing import Any
 
 from emomusic.config import Config
 from emomusic.music.demo import DEMO_FOLDER, make_demo_library
-from emomusic.music.library import Library, ScanReport, iter_audio_files, too_short
+from emomusic.music.library import Library, ScanReport, too_short
+from emomusic.music.listing import iter_audio_files
 from emomusic.music.moods import mood_to_va
 from emomusic.music.tags import TagError, read_tags
 
@@ -162,16 +167,27 @@ class _Pending:
 def scan(lib: Library, folders: Iterable[Path], playlists: Iterable[Path] = (), *,
          files: list[Path] | None = None, analyze: bool = True,
          min_track_s: float = 30.0, progress: bool = False, jobs: int = 0,
-         on_file: Callable[[Path], None] | None = None, analyser: Callable[[str], Any] = analyse) -> ScanReport:
+         on_file: Callable[[Path], None] | None = None, analyser: Callable[[str], Any] = analyse,
+         refresh: bool = True) -> ScanReport:
     """Bring the index in line with the configured folders and playlists. ``on_file`` is called
     before each file (it may raise to stop the scan: what was committed stays consistent);
     ``analyser`` (a module-level function, for the worker processes) places one file; ``files``, when
-    given, is the whole library instead of the folders' and playlists' files (MPD's listing)."""
+    given, is the whole library instead of the folders' and playlists' files (MPD's listing);
+    ``refresh``: tracks that an older placement model placed are placed again (the daemon does that in
+    the background, after its music has started)."""
+    from emomusic.music.placement import PlacementModelError, load_model
+
     t0 = time.monotonic()
     report = ScanReport()
     if files is None:
         files = list(iter_audio_files([Path(f).expanduser().resolve() for f in folders],
                                       [Path(p).expanduser() for p in playlists]))
+    try:
+        model = load_model() if analyze and analyser is analyse else None
+    except PlacementModelError as e:
+        log.error("%s", e)
+        model = None
+    current = model.id if model is not None and refresh else None
     work: list[tuple[Path, os.stat_result, bool]] = []
     for path in files:
         report.seen += 1
@@ -181,14 +197,18 @@ def scan(lib: Library, folders: Iterable[Path], playlists: Iterable[Path] = (), 
             log.warning("%s: cannot stat (%s); skipped", path, e.strerror)
             report.failed += 1
             continue
-        state = lib.file_state(path, st)
+        state = lib.file_state(path, st, current)
         if state == "unchanged":
             report.unchanged += 1
         else:
             work.append((path, st, state == "changed"))
     bar = Progress(len(work), progress)
     jobs = jobs or os.cpu_count() or 1
-    workers = _Workers(jobs, analyze and len(work) >= INLINE_BELOW and jobs > 1, analyser)
+    # The tagger is loaded by worker processes only, so the daemon never keeps it (a pool even for one
+    # file); the lighter audio-feature analysis of a few files runs here.
+    pooled = analyze and bool(work) and ((model is not None and model.uses_tagger)
+                                         or (len(work) >= INLINE_BELOW and jobs > 1))
+    workers = _Workers(min(jobs, max(1, len(work))), pooled, analyser)
     try:
         with lib.writing() as write:
             pending: list[_Pending] = []
@@ -254,7 +274,7 @@ def _finish(write: Any, p: _Pending, report: ScanReport, bar: Progress, workers:
     bar.step()
 
 
-def open_library(cfg: Config, *, rescan: bool, csv: str = "", progress: bool = False,
+def open_library(cfg: Config, *, rescan: bool, csv: str = "", progress: bool = False, refresh: bool = True,
                  should_stop: Callable[[], bool] = lambda: False) -> tuple[Library, ScanReport | None]:
     """The library index with the configured mood CSV imported and, if ``rescan``, the configured
     folders and playlists rescanned (the generated demo library when none is configured), or MPD's
@@ -305,7 +325,7 @@ def open_library(cfg: Config, *, rescan: bool, csv: str = "", progress: bool = F
     else:
         log.info("scanning the library: %s", ", ".join(str(f) for f in [*folders, *playlists]))
         report = scan(lib, folders, playlists, analyze=lc.analyze, min_track_s=lc.min_track_s,
-                      progress=progress, jobs=lc.scan_jobs, on_file=check_stop)
+                      progress=progress, jobs=lc.scan_jobs, on_file=check_stop, refresh=refresh)
     log.info("library scan: %s", report)
     report.problems = problems
     if mood_csv is not None:
@@ -315,3 +335,37 @@ def open_library(cfg: Config, *, rescan: bool, csv: str = "", progress: bool = F
                         "; ".join(unmatched[:20]) + (" …" if len(unmatched) > 20 else ""))
         report.unmatched_csv = unmatched
     return lib, report
+
+
+def refresh_in_background(cfg: Config, should_stop: Callable[[], bool]) -> threading.Thread | None:
+    """Tracks that an older placement model placed are placed again by a scan in a thread of its own
+    (its progress in the log), while the music plays on with their old placements; None when there is
+    nothing to do (or the index cannot be read: the scan that opened it has said why)."""
+    from emomusic.music.placement import PlacementModelError, load_model
+
+    try:
+        model = load_model()
+        lib = Library(cfg.library_path)
+        try:
+            n = lib.stale(model.id)
+        finally:
+            lib.close()
+    except (PlacementModelError, OSError, sqlite3.Error, RuntimeError):
+        return None
+    if not n or not cfg.library.analyze:
+        return None
+
+    def run() -> None:
+        log.info("placing %d tracks again with the new placement model (%s), in the background", n, model.id)
+        try:
+            lib, report = open_library(cfg, rescan=True, refresh=True, should_stop=should_stop)
+            lib.close()
+            log.info("placed again with the new model: %s", report)
+        except InterruptedError:
+            pass
+        except Exception as e:  # a re-analysis that fails leaves the old placements: the music plays on
+            log.warning("placing tracks again failed (%s: %s); the older placements stay", type(e).__name__, e)
+
+    thread = threading.Thread(target=run, name="music-refresh", daemon=True)
+    thread.start()
+    return thread

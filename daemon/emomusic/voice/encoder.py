@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from emomusic.audio import mel_power
 from emomusic.runtime import Model
-from emomusic.voice.mfcc import mel_filters
 
 SR = 16000
 N_FFT = 400
@@ -28,8 +28,6 @@ STATE_DIM = 1024
 MAX_FRAMES = 160  # frames the LSTM reads per window (1.6 s)
 REBUILD_ENCODER = "python scripts/build_voice_encoder.py (see models/README.md)"
 
-_MEL = mel_filters(SR, N_FFT, N_MELS, 0.0, SR / 2)
-_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
 
 
 def mel_frames(y: np.ndarray) -> np.ndarray:
@@ -39,12 +37,7 @@ def mel_frames(y: np.ndarray) -> np.ndarray:
     rms = float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) if y.size else 0.0
     if rms > 1e-6:
         y = y * np.float32(10 ** (TARGET_DBFS / 20) / rms)
-    yp = np.pad(y, (N_FFT // 2, N_FFT // 2))
-    n = 1 + (yp.size - N_FFT) // HOP
-    frames = np.lib.stride_tricks.sliding_window_view(yp, N_FFT)[::HOP][:n] * _WINDOW
-    spec = np.fft.rfft(frames, axis=1)
-    power = (spec.real**2 + spec.imag**2).astype(np.float32)
-    return np.ascontiguousarray(power @ _MEL.T)
+    return mel_power(y, N_FFT, HOP, N_MELS, SR)
 
 
 def loudest(mel: np.ndarray, frames: int = MAX_FRAMES) -> np.ndarray:

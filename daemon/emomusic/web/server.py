@@ -208,6 +208,7 @@ class WebServer:
         banned = self.banned()
         return {"tracks": [{"title": t.title, "artist": t.artist, "path": t.path, "valence": round(t.valence, 3),
                             "arousal": round(t.arousal, 3), "placement": t.source, "mood": t.mood,
+                            "heard": list(t.heard), "confidence": t.confidence,
                             "banned": t.path in banned} for t in tracks]}
 
     async def _library(self, request: web.Request) -> web.StreamResponse:

@@ -202,7 +202,9 @@ function filterLibrary() {
     if (!hit) return;
     shown += 1;
     const li = document.createElement("li");
-    li.textContent = `${t.title} — ${t.artist || "unknown"} · v=${t.valence} a=${t.arousal} · ${t.placement}${t.banned ? " · disliked" : ""}`;
+    const heard = t.heard && t.heard.length ? ` · heard: ${t.heard.join(", ")}` : "";
+    const sure = t.confidence !== null && t.confidence !== undefined ? ` (sure ${t.confidence.toFixed(2)})` : "";
+    li.textContent = `${t.title} — ${t.artist || "unknown"} · v=${t.valence} a=${t.arousal} · ${t.placement}${sure}${heard}${t.banned ? " · disliked" : ""}`;
     list.appendChild(li);
   });
   $("library-count").textContent = `${shown} of ${tracks.length} tracks`;
