@@ -1,15 +1,18 @@
 """Benchmarks: per-stage latency, the whole daemon's CPU and memory, and the seeds' model sizes.
 
-    python scripts/bench.py [--out docs/PERFORMANCE.md] [--quick]
-    python scripts/bench.py --web     # the web stage's CPU, idle and with a page open
+    python scripts/bench.py [--out docs/PERFORMANCE.md] [--quick] [--music FOLDER...]
+    python scripts/bench.py --web     # only the web stage's CPU, idle and with a page open
+    python scripts/bench.py --memory | --stages | --scan FOLDER...   # one part, printed as JSON
 
 Not a test: it measures and writes docs/PERFORMANCE.md with the machine's description.
 - Per stage (median of repeated runs, one thread): capture decode, face detection (full and short
-  range), face classification, VAD per 30 ms frame, MFCC per 2 s window, voice model per window,
-  fusion update, MQTT publish round trip through a mosquitto on loopback; the models for
-  onnxruntime and LiteRT, int8 and fp32.
-- The whole daemon: ``emomusic replay`` of a 640x480 @ 15 fps video with 16 kHz speech at real-time
-  pace with the default settings, as a subprocess: CPU seconds per second of stream, peak RSS.
+  range), face classification, VAD per 30 ms frame, mel frames, the speaker encoder and the emotion
+  head per 2 s window, fusion update, MQTT publish round trip through a mosquitto on loopback; the
+  models for onnxruntime and LiteRT, int8 and fp32.
+- ``emomusic run`` on its defaults (first start and steady): peak RSS, steady CPU.
+- ``emomusic replay`` of a 640x480 @ 15 fps video with 16 kHz speech at real-time pace with the
+  default settings, as a subprocess: CPU seconds per second of stream, peak RSS.
+- The page's CPU, idle and with a page open; with ``--music FOLDER...`` the first library scan rate.
 - The seeds' choice, in the same run: a Swin-T-sized face model at 224x224 and a WavLM-base-sized
   audio model (transformers' architectures with random weights, exported to ONNX and run by the
   same onnxruntime), as the cost per second of stream, and the ratio to ours.
@@ -65,8 +68,10 @@ def machine() -> dict[str, str]:
         pass
     import onnxruntime
 
+    code = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
     return {"cpu": cpu, "cores": str(os.cpu_count()), "arch": platform.machine(),
-            "python": platform.python_version(), "onnxruntime": onnxruntime.__version__}
+            "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
+            "code": code.stdout.strip() or "unknown"}
 
 
 # -- per stage -------------------------------------------------------------------------------------
@@ -234,29 +239,39 @@ def whole_daemon(seconds: float, warmup_s: float = 15.0) -> dict[str, float]:
             "peak_rss_mb": round(after.ru_maxrss / 1024, 1)}
 
 
-def full_daemon_memory(seconds: float = 45.0) -> dict[str, float]:
-    """``emomusic run`` on its defaults (sample media, the demo library through SDL's dummy driver, no
-    broker) in a fresh state dir, twice: peak RSS of the first start (sample media and demo library
-    generated and analysed in the daemon) and of a second start (the steady daemon). Read from the
-    process's own VmHWM, so nothing else the benchmark ran can be counted."""
+def full_daemon_memory(seconds: float = 60.0, warmup_s: float = 20.0) -> dict[str, float]:
+    """``emomusic run`` on its defaults (sample media, the demo library through SDL's dummy driver, the
+    page, no broker) in a fresh state dir, twice: peak RSS of the first start (sample media and demo
+    library made and indexed in the daemon) and of a second start (the steady daemon), read from the
+    process's own VmHWM so nothing else the benchmark ran can be counted; and the steady daemon's CPU
+    after ``warmup_s``."""
     state = Path(tempfile.mkdtemp())
-    env = os.environ | {"EMOMUSIC_STATE_DIR": str(state), "SDL_AUDIODRIVER": "dummy"}
-    out = {}
+    env = os.environ | {"EMOMUSIC_STATE_DIR": str(state), "SDL_AUDIODRIVER": "dummy", "EMOMUSIC_WEB_PORT": "0"}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {"seconds": seconds, "warmup_s": warmup_s}
     for run in ("first start", "steady"):
+        t0 = time.monotonic()
         proc = subprocess.Popen([sys.executable, "-m", "emomusic", "run", "--config", str(ROOT / "config.toml"),
                                  "--no-mqtt", "--duration", str(seconds)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         hwm_kb = 0
+        marks: list[tuple[float, float]] = []
         while proc.poll() is None:
             try:
                 status = Path(f"/proc/{proc.pid}/status").read_text()
                 hwm_kb = int(status.split("VmHWM:")[1].split()[0])
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                marks.append((time.monotonic() - t0, (int(fields[11]) + int(fields[12])) / tick))
             except (OSError, IndexError, ValueError):
                 pass
             time.sleep(0.5)
         if proc.returncode:
             raise SystemExit(f"emomusic run failed with exit code {proc.returncode}")
         out[f"{run} peak RSS (MB)"] = round(hwm_kb / 1024, 1)
+        steady = [(t, c) for t, c in marks if t >= warmup_s]
+        if run == "steady" and len(steady) > 1:
+            out["steady cpu (% of one core)"] = round(100 * (steady[-1][1] - steady[0][1])
+                                                      / (steady[-1][0] - steady[0][0]), 1)
     return out
 
 
@@ -273,7 +288,7 @@ def detection_share(seconds: float = 60.0) -> float:
     tmp = Path(tempfile.mkdtemp())
     make_video(tmp / "v.avi", seconds=seconds)
     cfg = load_config(None, env={})
-    analyzer = FaceAnalyzer(cfg)
+    analyzer = FaceAnalyzer(cfg.face, cfg.models)
     cap = cv2.VideoCapture(str(tmp / "v.avi"))
     step = round(cap.get(cv2.CAP_PROP_FPS) / cfg.camera.analysis_fps)
     frames = 0
@@ -315,52 +330,102 @@ def seed_models(repeat: int) -> dict[str, float]:
     return out
 
 
+def _row(what: str, value: str, goal: str = "") -> str:
+    return f"| {what} | {value} | {goal} |"
+
+
+def summary_rows(info: dict[str, Any]) -> list[str]:
+    """The opening table: today's figure of everything a goal was set for, beside the goal."""
+    st, run, w = info["stages"], info["memory"], info["daemon"]
+    voice = st["voice mel frames per 2 s window"] + st["voice encoder + adaptation + head per 2 s window"]
+    rows = [
+        _row("`emomusic run` on its defaults (sample media, demo music, page), CPU in steady state",
+             f"**{run['steady cpu (% of one core)']} %** of one core", "≤ 5 %"),
+        _row("`emomusic replay` at real-time pace (face, voice, fusion), CPU in steady state",
+             f"{w['steady_cpu_percent_of_one_core']} % of one core", ""),
+        _row("the models per second of stream", f"{info['ours_per_stream_s_ms']:.1f} ms", ""),
+    ]
+    if "seeds_per_stream_s_ms" in info:
+        ratio = info["seeds_per_stream_s_ms"] / info["ours_per_stream_s_ms"]
+        rows.append(_row("cheaper than seed-sized models (5 × Swin-T + 1 × WavLM-base per second)",
+                         f"**{ratio:.0f}×**", "≥ 50×"))
+    rows += [
+        _row("`emomusic run` peak RSS, steady (library and sample media exist)",
+             f"**{run['steady peak RSS (MB)']} MB**", "≤ 150 MB"),
+        _row("`emomusic run` peak RSS, first start (sample media and demo library made)",
+             f"{run['first start peak RSS (MB)']} MB", "≤ 190 MB"),
+        _row("one face view, int8, onnxruntime",
+             f"{st['face classify, one face, one view (int8, onnxruntime)']:.2f} ms", "≤ 1.5 ms"),
+        _row("voice per second of speech (mel, encoder, adaptation, head: one 2 s window a second)",
+             f"{voice:.1f} ms", "≤ 10 ms"),
+    ]
+    scan = info.get("scan")
+    rows.append(_row(f"first library scan of real music ({scan['files']} files, {scan['jobs']} workers)"
+                     if scan else "first library scan of real music", f"**{scan['tracks_per_s']} tracks/s**"
+                     if scan else "not measured in this run (`--music FOLDER`)", "≥ 5 tracks/s"))
+    web = info.get("web")
+    if web:
+        rows.append(_row("the page's CPU: no page open / one page open",
+                         f"{web['idle_no_page_percent_of_one_core']} % / "
+                         f"{web['one_page_open_percent_of_one_core']} % of one core", "< 1 %"))
+    rows.append(_row("Pi 4 estimate, `emomusic run` in steady state",
+                     f"~{(run['steady cpu (% of one core)'] or 0) * PI_FACTOR:.0f} % of one of its four cores", ""))
+    return rows
+
+
 def write_report(path: Path, info: dict[str, Any]) -> None:
     st = info["stages"]
-    lines = ["# Performance", "", f"Measured by `python scripts/bench.py` on {time.strftime('%Y-%m-%d')}.", "",
-             "## Machine", ""]
-    lines += [f"- {k}: {v}" for k, v in info["machine"].items()]
-    lines += ["", "Absolute times depend on the machine and, on a shared VM like this one, on the neighbours: between "
-              "runs on the same day single stages varied by up to 2x (the machine of an earlier session, same CPU "
-              "model name, was 2-4x faster for the int8 models). Ratios and shares below are taken within one run.",
-              "", "## Per stage (median, one thread)", "", "| stage | ms |", "|---|---|"]
+    m = info["machine"]
+    lines = ["# Performance", "",
+             f"Today's figures, measured by `python scripts/bench.py` on **{time.strftime('%Y-%m-%d')}** "
+             f"(code {m['code']}) on a {m['cores']}-core {m['cpu']} ({m['arch']}, Python {m['python']}, "
+             f"onnxruntime {m['onnxruntime']}). Earlier figures: docs/HISTORY.md.", "",
+             "| what | today | goal |", "|---|---|---|", *summary_rows(info), "",
+             "Absolute times depend on the machine and, on a shared VM like this one, on the neighbours: between "
+             "runs on the same day single stages varied by up to 2x. Ratios and shares are taken within one run.",
+             "", "## Per stage (median, one thread)", "", "| stage | ms |", "|---|---|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in st.items()]
     w = info["daemon"]
-    lines += ["", "## The whole daemon", "",
-              f"`emomusic replay` of a {w['stream_s']:.0f} s 640x480 @ 15 fps video with 16 kHz speech at real-time "
-              "pace, default settings (face at 5 fps, BlazeFace full range on every "
-              f"{info['detect_every']}th analysed frame, followed in between, int8 models, onnxruntime, one "
-              "BLAS thread); the video is the generated sample, a seated listener swaying:", "",
-              f"- CPU in steady state (from {w['steady_from_s']:.0f} s of stream to its end, read from /proc): "
-              f"**{w['steady_cpu_percent_of_one_core']} % of one core**",
-              f"- CPU overall: {w['cpu_s']} s for {w['stream_s']:.0f} s of stream = {w['cpu_percent_of_one_core']} % "
-              "of one core (including Python start-up and model loading)",
-              f"- peak RSS: **{w['peak_rss_mb']} MB**", "",
-              "`emomusic run` on its defaults (sample media, demo music through SDL's dummy driver, no broker), "
-              "peak RSS from the process's own VmHWM:", ""]
-    lines += [f"- {k}: **{v} MB**" for k, v in info["memory"].items()] + [""]
+    run = info["memory"]
+    lines += ["", "## How each figure is taken", "",
+              f"- **`emomusic run`**: the README's first command on its defaults (sample video and speech, the demo "
+              "library through SDL's dummy driver, the page, no broker) in a fresh state dir, twice: a first start "
+              f"(sample media and the demo library made inside the daemon) and a second start for {run['seconds']:.0f} "
+              "s (the steady daemon). Peak RSS from the process's own `VmHWM`; CPU from `/proc/PID/stat` after "
+              f"{run['warmup_s']:.0f} s.",
+              f"- **`emomusic replay`**: a {w['stream_s']:.0f} s 640x480 @ 15 fps video with 16 kHz speech at "
+              "real-time pace, default settings (face at 5 fps, BlazeFace full range on every "
+              f"{info['detect_every']}th analysed frame, followed in between, int8 models, onnxruntime, one BLAS "
+              f"thread); no music, no page. Steady state from {w['steady_from_s']:.0f} s of stream; overall "
+              f"{w['cpu_percent_of_one_core']} % of one core including Python start-up and model loading; "
+              f"peak RSS {w['peak_rss_mb']} MB (`ru_maxrss`).",
+              f"- **Models per second of stream**: 5 × {info['detection_share']:.2f} × detect (full range; the "
+              f"detector ran on {100 * info['detection_share']:.0f} % of the sample video's analysed frames: every "
+              f"{info['detect_every']}th, and again when the face could not be followed) + 5 × (following + "
+              "classify one view, int8: the daemon alternates the plain and mirrored view) + 1 × (voice mel, encoder, "
+              "adaptation and head, as if someone spoke all the time) + 33 × VAD. A face that cannot be followed is "
+              f"detected on every frame: {info['ours_detect_always_ms']:.1f} ms."]
     s = info.get("seeds")
     if s:
-        ours = info["ours_per_stream_s_ms"]
-        theirs = info["seeds_per_stream_s_ms"]
-        lines += ["## Against the seeds' model sizes", "",
-                  "Cost of the models per second of stream, same onnxruntime, one thread, at the default 5 "
-                  f"analysed frames per second: ours = 5 x {info['detection_share']:.2f} x detect (full range; the "
-                  f"detector ran on {100 * info['detection_share']:.0f} % of the sample video's analysed frames: "
-                  f"every {info['detect_every']}th, and again when the face could not be followed) + 5 x (following + "
-                  "classify one view, int8: the daemon alternates the plain and mirrored view) + 1 x (voice encoder + "
-                  "adaptation + head) + 33 x VAD; the seeds' = 5 x Swin-T at "
-                  "224x224 + 1 x WavLM-base on a 2 s window (random weights: this compares cost, not accuracy). "
-                  "A face that cannot be followed is detected on more frames: the worst case, detection on every "
-                  f"frame, is {info['ours_detect_always_ms']:.1f} ms ({theirs / info['ours_detect_always_ms']:.0f}x).",
-                  "", "| | ms per stream second |", "|---|---|",
-                  f"| ours | {ours:.1f} |", f"| seed-sized | {theirs:.1f} |",
-                  f"| **ratio** | **{theirs / ours:.0f}x cheaper** |", "",
-                  f"Swin-T: {s['Swin-T face model, 224x224 (per frame) parameters (M)']:.1f} M parameters, "
-                  f"{s['Swin-T face model, 224x224 (per frame)']:.1f} ms per frame; WavLM-base: "
-                  f"{s['WavLM-base audio model, 2 s window parameters (M)']:.1f} M parameters, "
-                  f"{s['WavLM-base audio model, 2 s window']:.1f} ms per window.", ""]
-    lines += ["## Raspberry Pi estimate", "", info["pi_note"], ""]
+        lines += [f"- **Seed-sized models**: Swin-T ({s['Swin-T face model, 224x224 (per frame) parameters (M)']:.1f} "
+                  f"M parameters, {s['Swin-T face model, 224x224 (per frame)']:.1f} ms per 224x224 frame, 5 a second) "
+                  f"and WavLM-base ({s['WavLM-base audio model, 2 s window parameters (M)']:.1f} M parameters, "
+                  f"{s['WavLM-base audio model, 2 s window']:.1f} ms per 2 s window, one a second): "
+                  f"{info['seeds_per_stream_s_ms']:.1f} ms per second of stream, transformers' architectures with "
+                  "random weights exported to ONNX and run by the same onnxruntime, one thread (this compares cost, "
+                  "not accuracy)."]
+    scan = info.get("scan")
+    if scan:
+        lines += [f"- **Library scan**: `emomusic scan`'s code into a fresh index over {scan['files']} files "
+                  f"({scan['megabytes']} MB; {scan['analysed']} analysed, {scan['not_queued']} too short): tags, "
+                  "musicnn's two taggers on three 3 s patches and the audio features of the middle 20 s, index "
+                  f"writes included; {scan['wall_s']} s with {scan['jobs']} worker processes. The folders: "
+                  f"{', '.join(scan['folders'])}."]
+    if info.get("web"):
+        lines += ["- **The page**: the CPU of the web stage's thread (aiohttp in its own event loop, "
+                  "`/proc/self/task/TID/stat`) over a minute with no page open, then a minute with one page's event "
+                  "stream open, while fused states arrive twice a second as live."]
+    lines += [f"- **Pi 4 estimate** (not measured on a Pi): {info['pi_note']}", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
 
@@ -381,7 +446,8 @@ def scan_rate(folders: list[Path], jobs: int) -> dict[str, Any]:
         wall = time.perf_counter() - t0
         analysed = sum(1 for r in lib.rows() if r["source"] == "analysis")
         size = sum(Path(r["path"]).stat().st_size for r in lib.rows())
-    return {"files": report.seen, "analysed": analysed, "not_queued": report.skipped, "unreadable": report.failed,
+    return {"folders": [str(f) for f in folders],
+            "files": report.seen, "analysed": analysed, "not_queued": report.skipped, "unreadable": report.failed,
             "megabytes": round(size / 1e6, 1), "wall_s": round(wall, 2),
             "tracks_per_s": round(report.seen / wall, 1), "jobs": jobs or os.cpu_count()}
 
@@ -392,12 +458,13 @@ def web_idle(seconds: float = 60.0) -> dict[str, float]:
     import threading
     import urllib.request
 
+    from emomusic.analyze.snapshot import Snapshot
     from emomusic.config import parse_config
     from emomusic.messages import FusedState
-    from emomusic.web.server import WebServer
+    from emomusic.web.server import WebServer, WebSettings
 
     cfg = parse_config({"web": {"port": 0}}, env={})
-    server = WebServer(cfg, lambda cmd: None, lambda: None)
+    server = WebServer(WebSettings.of(cfg), Snapshot(cfg), lambda cmd: None, set)
     assert server.start()
     stop = threading.Event()
 
@@ -446,6 +513,8 @@ def main() -> int:
                     help="only the library scan rate over these music folders (fresh index), printed as JSON")
     ap.add_argument("--jobs", type=int, default=0, help="with --scan: worker processes (0 = one per core)")
     ap.add_argument("--web", action="store_true", help="only the web stage's CPU, idle and with a page open, as JSON")
+    ap.add_argument("--music", type=Path, nargs="+", metavar="FOLDER",
+                    help="in the full run: also the first library scan of these folders of real music")
     args = ap.parse_args()
     if args.web:
         print(json.dumps(web_idle(30.0 if args.quick else 60.0)))
@@ -463,7 +532,10 @@ def main() -> int:
     info: dict[str, Any] = {"machine": machine()}
     info["stages"] = stage_benchmarks(repeat)
     info["daemon"] = whole_daemon(30.0, 10.0) if args.quick else whole_daemon(args.stream_s)
-    info["memory"] = full_daemon_memory(30.0 if args.quick else 45.0)
+    info["memory"] = full_daemon_memory(30.0 if args.quick else 60.0, 10.0 if args.quick else 20.0)
+    info["web"] = web_idle(30.0 if args.quick else 60.0)
+    if args.music:
+        info["scan"] = scan_rate(args.music, args.jobs)
     st = info["stages"]
     from emomusic.config import load_config
 
@@ -485,13 +557,12 @@ def main() -> int:
             + info["seeds"]["WavLM-base audio model, 2 s window"]
     pi_ms = ours * PI_FACTOR
     info["pi_note"] = (
-        f"Not measured on a Pi. Method: onnxruntime's CPU kernels on a Cortex-A72 (Pi 4, 1.5-1.8 GHz) run small "
-        f"int8/fp32 CNNs roughly {PI_FACTOR:.0f}x slower per core than this desktop core (a Pi 5's Cortex-A76 about "
-        f"half that), so the models' {ours:.1f} ms per stream second here become about {pi_ms:.0f} ms on a Pi 4, "
-        f"i.e. ~{pi_ms / 10:.0f} % of one of its four cores; the whole daemon's "
-        f"{info['daemon']['steady_cpu_percent_of_one_core']} % of a desktop core (steady state) scales to about "
-        f"{(info['daemon']['steady_cpu_percent_of_one_core'] or 0) * PI_FACTOR:.0f} % of one Pi 4 core. "
-        "Re-run this script on a Pi for real numbers.")
+        f"onnxruntime's CPU kernels on a Cortex-A72 (Pi 4, 1.5-1.8 GHz) run small int8/fp32 CNNs roughly "
+        f"{PI_FACTOR:.0f}x slower per core than this one (a Pi 5's Cortex-A76 about half that), so the models' "
+        f"{ours:.1f} ms per stream second become about {pi_ms:.0f} ms, ~{pi_ms / 10:.0f} % of one of its four cores, "
+        f"and `emomusic run`'s {info['memory'].get('steady cpu (% of one core)')} % about "
+        f"{(info['memory'].get('steady cpu (% of one core)') or 0) * PI_FACTOR:.0f} %. Re-run this script on a Pi "
+        "for real numbers.")
     write_report(args.out, info)
     print(json.dumps({k: v for k, v in info.items() if k != "pi_note"}, indent=1, default=float))
     print(f"wrote {args.out}")

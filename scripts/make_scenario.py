@@ -22,6 +22,7 @@ import argparse
 import csv
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +62,51 @@ def load_voices(csv_path: Path, speakers: set[str] | None = None) -> dict[str, l
     return out
 
 
+def write_face(writer: Any, face: np.ndarray, seconds: float, away: tuple[int, int],
+               rng: np.random.Generator) -> None:
+    """One face image of the segment's emotion, drifting slowly (gone between the ``away`` frames)."""
+    import cv2
+
+    w, h = SIZE
+    face = cv2.cvtColor(face, cv2.COLOR_GRAY2BGR) if face.ndim == 2 else face
+    side = int(rng.uniform(150, 260))
+    face = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+    x0, y0 = rng.uniform(0, w - side - 40), rng.uniform(0, h - side - 40)
+    noisy = rng.random() < 0.5
+    base = np.full((h, w, 3), rng.integers(40, 200), np.uint8)
+    for i in range(int(seconds * FPS)):
+        frame = base.copy()
+        if noisy:
+            frame = np.clip(frame.astype(np.int16) + rng.integers(-20, 21, frame.shape), 0, 255).astype(np.uint8)
+        dx = int(20 * np.sin(i / FPS * 0.7))
+        dy = int(10 * np.sin(i / FPS * 1.1))
+        x, y = int(x0) + 20 + dx, int(y0) + 20 + dy
+        if not away[0] <= i < away[1]:
+            frame[y : y + side, x : x + side] = face
+        writer.write(frame)
+
+
+def speech(voices: dict[str, list[Path]], emotion: str, gap: str, seconds: float, rng: np.random.Generator,
+           gap_rng: np.random.Generator) -> np.ndarray:
+    """Clips of this emotion separated by pauses, filling the segment (none when it is silent; every
+    other clip another emotion, quieter, with two voices)."""
+    seg = np.zeros(int(seconds * RATE), np.int16)
+    pos = int(rng.uniform(0.3, 1.0) * RATE)
+    others = [e for e in voices if e != emotion]
+    n_clip = 0
+    while pos < seg.size and gap != "silent":
+        said = emotion if gap != "two_voices" or n_clip % 2 == 0 else str(gap_rng.choice(others))
+        clip = read_audio_file(voices[said][int(rng.integers(len(voices[said])))])
+        if said != emotion:
+            clip = (clip * 0.5).astype(np.int16)
+        n_clip += 1
+        if pos + clip.size > seg.size:
+            break
+        seg[pos : pos + clip.size] = clip
+        pos += clip.size + int(rng.uniform(0.5, 1.5) * RATE)
+    return seg
+
+
 def main() -> int:
     import cv2
 
@@ -97,7 +143,6 @@ def main() -> int:
     audio_parts: list[np.ndarray] = []
     truth = []
     gaps = []
-    w, h = SIZE
     gap_rng = np.random.default_rng([args.seed, 7])  # its own stream: without --gaps, scenarios stay as they were
     for k, emotion in enumerate(emotions):
         start = k * args.segment_s
@@ -105,41 +150,9 @@ def main() -> int:
         gap = str(gap_rng.choice(["none", "look_away", "silent", "two_voices"])) if args.gaps and k else "none"
         gaps.append((k, gap))
         away = (int(gap_rng.uniform(5, 8) * FPS), int(gap_rng.uniform(10, 15) * FPS)) if gap == "look_away" else (0, 0)
-        # video: one face image of this emotion, drifting slowly
         idx = rng.choice([i for i, lab in enumerate(face_labels) if lab == emotion])
-        face = images[idx]
-        face = cv2.cvtColor(face, cv2.COLOR_GRAY2BGR) if face.ndim == 2 else face
-        side = int(rng.uniform(150, 260))
-        face = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
-        x0, y0 = rng.uniform(0, w - side - 40), rng.uniform(0, h - side - 40)
-        noisy = rng.random() < 0.5
-        base = np.full((h, w, 3), rng.integers(40, 200), np.uint8)
-        for i in range(int(args.segment_s * FPS)):
-            frame = base.copy()
-            if noisy:
-                frame = np.clip(frame.astype(np.int16) + rng.integers(-20, 21, frame.shape), 0, 255).astype(np.uint8)
-            dx = int(20 * np.sin(i / FPS * 0.7))
-            dy = int(10 * np.sin(i / FPS * 1.1))
-            x, y = int(x0) + 20 + dx, int(y0) + 20 + dy
-            if not away[0] <= i < away[1]:
-                frame[y : y + side, x : x + side] = face
-            writer.write(frame)
-        # audio: clips of this emotion separated by pauses, filling the segment
-        seg = np.zeros(int(args.segment_s * RATE), np.int16)
-        pos = int(rng.uniform(0.3, 1.0) * RATE)
-        others = [e for e in voices if e != emotion]
-        n_clip = 0
-        while pos < seg.size and gap != "silent":
-            said = emotion if gap != "two_voices" or n_clip % 2 == 0 else str(gap_rng.choice(others))
-            clip = read_audio_file(voices[said][int(rng.integers(len(voices[said])))])
-            if said != emotion:
-                clip = (clip * 0.5).astype(np.int16)
-            n_clip += 1
-            if pos + clip.size > seg.size:
-                break
-            seg[pos : pos + clip.size] = clip
-            pos += clip.size + int(rng.uniform(0.5, 1.5) * RATE)
-        audio_parts.append(seg)
+        write_face(writer, images[idx], args.segment_s, away, rng)
+        audio_parts.append(speech(voices, emotion, gap, args.segment_s, rng, gap_rng))
     writer.release()
     write_wav(args.out / "audio.wav", np.concatenate(audio_parts))
     with open(args.out / "truth.csv", "w", newline="") as f:

@@ -20,19 +20,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
 
-from emomusic.audio import read_audio_file  # noqa: E402
+from emomusic.audio import PlaybackGuard, read_audio_file  # noqa: E402
 from emomusic.config import parse_config  # noqa: E402
 from emomusic.messages import AudioChunk  # noqa: E402
 from emomusic.music.demo import make_demo_library  # noqa: E402
 from emomusic.voice.analyzer import VoiceAnalyzer  # noqa: E402
-from emomusic.voice.vad import PlaybackGuard  # noqa: E402
 
 
 def count(audio: np.ndarray, guarded: bool) -> int:
     cfg = parse_config({}, env={})
     guard = PlaybackGuard(cfg.voice.music_margin_db)
     guard.set_playback(guarded, 0.6)
-    analyzer = VoiceAnalyzer(cfg, guard=guard)
+    analyzer = VoiceAnalyzer(cfg.voice, cfg.models, cfg.state_dir, guard=guard)
     n = 0
     for i in range(0, audio.size, 4800):
         n += analyzer.process(AudioChunk(i / 16000, audio[i : i + 4800])) is not None

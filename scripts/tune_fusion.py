@@ -46,7 +46,7 @@ def observe(cfg: Config, scenario: Path) -> list[Observation]:
     from emomusic.voice.analyzer import VoiceAnalyzer
 
     out: list[Observation] = []
-    face = FaceAnalyzer(cfg)
+    face = FaceAnalyzer(cfg.face, cfg.models)
     cap = cv2.VideoCapture(str(scenario / "video.avi"))
     fps = cap.get(cv2.CAP_PROP_FPS) or 15.0
     period, next_t, i = 1.0 / cfg.camera.analysis_fps, 0.0, 0
@@ -62,7 +62,7 @@ def observe(cfg: Config, scenario: Path) -> list[Observation]:
                 out.append(obs)
         i += 1
     cap.release()
-    voice = VoiceAnalyzer(cfg, persist=False)  # a fresh voice per scenario, as replay reads it; nothing saved
+    voice = VoiceAnalyzer(cfg.voice, cfg.models)  # a fresh voice per scenario, as replay reads it; nothing saved
     audio = read_audio_file(scenario / "audio.wav")
     block = int(cfg.microphone.block_ms * 16)
     for k in range(0, len(audio), block):

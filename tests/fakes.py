@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
+from emomusic.audio import PlaybackGuard
+from emomusic.config import Config
 from emomusic.labels import FACE_LABELS, VOICE_LABELS
-from emomusic.messages import Observation
+from emomusic.messages import AudioChunk, Observation, Sensed
 from emomusic.music.library import Track
+from emomusic.service.workers import AnalyzerFactory
 
 
 class ConstantAnalyzer:
@@ -24,23 +26,29 @@ class ConstantAnalyzer:
         self.confidence = confidence
         self.items = 0
 
-    def process(self, item: Any) -> Observation:
+    def process(self, item: Sensed) -> Observation:
         self.items += 1
         return Observation(self.modality, item.t, dict(self.probabilities), self.confidence)
 
 
 class FakePlayer:
+    """The music.players.base.Player port, as a stand-in that plays nothing."""
+
     online = True
     error = None
+    audible = False
 
     def __init__(self) -> None:
-        self.current: Path | None = None
+        self.current: str | None = None
         self.paused = False
         self.volume = 0.6
         self.done = False
 
-    def play(self, path: Path) -> None:
-        self.current, self.paused, self.done = path, False, False
+    def describe(self) -> str:
+        return "a fake player"
+
+    def play(self, key: str) -> None:
+        self.current, self.paused, self.done = key, False, False
 
     def pause(self) -> None:
         self.paused = True
@@ -64,7 +72,10 @@ class FakePlayer:
     def poll(self) -> list[object]:
         return []
 
-    def set_next(self, paths: list[str]) -> None:
+    def set_next(self, keys: list[str]) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 
@@ -79,18 +90,29 @@ class FakeLibrary:
         return next((t for t in self._tracks if t.path == path), None)
 
 
-def factories(face: str = "happy", voice: str = "happy") -> dict[str, Any]:
+def factories(face: str = "happy", voice: str = "happy") -> dict[str, AnalyzerFactory]:
     return {
-        "face": lambda cfg, playback: ConstantAnalyzer("face", face),
-        "voice": lambda cfg, playback: ConstantAnalyzer("voice", voice),
+        "face": lambda cfg, playback, persist: ConstantAnalyzer("face", face),
+        "voice": lambda cfg, playback, persist: ConstantAnalyzer("voice", voice),
     }
 
 
-if __name__ == "__main__":
-    from emomusic.cli.main import main
-    from emomusic.service.daemon import ANALYZERS
+def happy(cfg: Config, playback: PlaybackGuard, persist: bool) -> ConstantAnalyzer:
+    return ConstantAnalyzer("face", "happy")
 
-    ANALYZERS.update(factories())
+
+def happy_voice(cfg: Config, playback: PlaybackGuard, persist: bool) -> ConstantAnalyzer:
+    return ConstantAnalyzer("voice", "happy")
+
+
+if __name__ == "__main__":  # the real CLI, its face and voice read by the constant analyzers (the registry)
+    import dataclasses
+
+    from emomusic.cli.main import main
+    from emomusic.config.modalities import MODALITIES, register
+
+    register(dataclasses.replace(MODALITIES["face"], analyzer="fakes:happy"))
+    register(dataclasses.replace(MODALITIES["voice"], analyzer="fakes:happy_voice"))
     raise SystemExit(main(sys.argv[1:]))
 
 
@@ -98,10 +120,28 @@ def crashing_analyse(path: str) -> object:
     """A library-scan analyser whose worker process dies on files named crash*, as a decoder that
     segfaults on a broken file would (used in worker processes: it must be importable)."""
     import os
-    from pathlib import Path
 
-    from emomusic.music.scan import analyse
+    from emomusic.music.analysing import analyse
 
     if Path(path).name.startswith("crash"):
         os._exit(139)
     return analyse(path)
+
+
+class LoudnessAnalyzer:
+    """A test-only modality (tests/test_modalities.py): loud audio reads as angry, quiet as calm."""
+
+    modality = "loudness"
+    latency_s = 0.0
+
+    def process(self, item: Sensed) -> Observation:
+        import numpy as np
+
+        assert isinstance(item, AudioChunk), "the loudness modality reads the microphone"
+        level = float(np.sqrt(np.mean(item.samples.astype(np.float64) ** 2))) / 32768
+        loud = min(1.0, level * 20)
+        return Observation("loudness", item.t, {"angry": 0.1 + 0.8 * loud, "calm": 0.9 - 0.8 * loud}, 0.6)
+
+
+def loudness(cfg: Config, playback: PlaybackGuard, persist: bool) -> LoudnessAnalyzer:
+    return LoudnessAnalyzer()

@@ -305,7 +305,8 @@ def test_a_huge_audio_file_is_streamed_not_loaded(tmp_path: Path) -> None:
 def analyzer() -> Any:
     from emomusic.face.analyzer import FaceAnalyzer
 
-    return FaceAnalyzer(parse_config({"face": {"detect_every": 1}}, env={}))
+    cfg = parse_config({"face": {"detect_every": 1}}, env={})
+    return FaceAnalyzer(cfg.face, cfg.models)
 
 
 def odd_images() -> dict[str, tuple[np.ndarray, bool]]:

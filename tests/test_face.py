@@ -220,7 +220,7 @@ def test_analyzer_pools_the_largest_face_over_its_window() -> None:
     cfg = parse_config({"face": {"window_s": 1.0, "min_face_px": 10, "detect_every": 1}}, env={})
     big, small = (100, 60, 200, 160), (10, 10, 50, 50)
     dets = [[Detection(big, 0.9), Detection(small, 0.9)]] * 10 + [[]] * 2
-    analyzer = FaceAnalyzer(cfg, ScriptedDetector(dets), ScriptedClassifier())  # type: ignore[arg-type]
+    analyzer = FaceAnalyzer(cfg.face, cfg.models, ScriptedDetector(dets), ScriptedClassifier())  # type: ignore[arg-type]
     happy, sad = FACE_LABELS.index("happy"), FACE_LABELS.index("sad")
     observations = []
     for i in range(12):
@@ -276,7 +276,8 @@ def test_views_alternate_and_a_mirrored_view_is_the_mirror_image(astronaut: np.n
     assert not np.allclose(clf.classify([lopsided], "mirrored"), clf.classify([lopsided], "plain"), atol=1e-3)
     scripted = ScriptedClassifier()
     cfg = parse_config({"face": {"min_face_px": 10}}, env={})
-    analyzer = FaceAnalyzer(cfg, ScriptedDetector([[Detection((100, 60, 200, 160), 0.9)]] * 4), scripted)  # type: ignore[arg-type]
+    detector = ScriptedDetector([[Detection((100, 60, 200, 160), 0.9)]] * 4)
+    analyzer = FaceAnalyzer(cfg.face, cfg.models, detector, scripted)  # type: ignore[arg-type]
     for i in range(4):
         analyzer.process(VideoFrame(i * 0.2, frame_with({(100, 60, 200, 160): 37}), i))
     assert scripted.views == ["mirrored", "plain", "mirrored", "plain"]
@@ -285,7 +286,7 @@ def test_views_alternate_and_a_mirrored_view_is_the_mirror_image(astronaut: np.n
 def test_all_faces_mode_averages_tracks() -> None:
     cfg = parse_config({"face": {"faces": "all", "min_face_px": 10}}, env={})
     a, b = (20, 20, 100, 100), (180, 20, 260, 100)
-    analyzer = FaceAnalyzer(cfg, ScriptedDetector([[Detection(a, 0.9), Detection(b, 0.9)]]),
+    analyzer = FaceAnalyzer(cfg.face, cfg.models, ScriptedDetector([[Detection(a, 0.9), Detection(b, 0.9)]]),
                             ScriptedClassifier())  # type: ignore[arg-type]
     img = frame_with({a: 1 * 32 + 5, b: 3 * 32 + 5})
     o = analyzer.process(VideoFrame(0.0, img, 0))

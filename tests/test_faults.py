@@ -23,6 +23,7 @@ import pytest
 from skimage import data as skdata
 
 from emomusic.config import Config
+from emomusic.messages import Sensed
 from emomusic.service.daemon import Daemon
 from emomusic.sources.samples import make_video
 
@@ -177,7 +178,7 @@ class RaisingAnalyzer:
     modality = "face"
     latency_s = 0.0
 
-    def process(self, item: Any) -> None:
+    def process(self, item: Sensed) -> None:
         raise RuntimeError("simulated analyzer bug")
 
 
@@ -189,13 +190,13 @@ def test_failing_analyzer_is_restarted_then_disabled_and_the_rest_keeps_running(
     video, audio = ensure_samples(tmp_path / "samples")
     built: list[RaisingAnalyzer] = []
 
-    def face_factory(cfg: Config, playback: Any) -> RaisingAnalyzer:
+    def face_factory(cfg: Config, playback: Any, persist: bool) -> RaisingAnalyzer:
         built.append(RaisingAnalyzer())
         return built[-1]
 
     probe = probe_factory(broker.port, [f"{PREFIX}/#"])
     d = supervised(config(broker, tmp_path), camera=str(video), microphone=str(audio),
-                   analyzers={"face": face_factory, "voice": lambda cfg, pb: ConstantAnalyzer("voice", "sad")})
+                   analyzers={"face": face_factory, "voice": lambda cfg, pb, keep: ConstantAnalyzer("voice", "sad")})
     probe.wait_for(f"{PREFIX}/modality/face", lambda m: state(m).get("status") == "restarted", timeout=10)
     disabled = probe.wait_for(f"{PREFIX}/modality/face", lambda m: state(m).get("status") == "disabled", timeout=10)
     assert "5 failures" in state(disabled)["detail"] and "simulated analyzer bug" in state(disabled)["detail"]
@@ -237,6 +238,7 @@ def test_music_files_deleted_or_corrupted_after_the_scan_are_skipped_at_play_tim
     from emomusic.music.demo import DEMO_PIECES, synth_music, write_tagged
     from emomusic.music.library import Library
     from emomusic.music.scan import open_library
+    from emomusic.music.settings import MusicSettings
 
     music = tmp_path / "music"
     music.mkdir()
@@ -246,7 +248,7 @@ def test_music_files_deleted_or_corrupted_after_the_scan_are_skipped_at_play_tim
                  player={"enabled": True, "fade_ms": 0, "queue_length": 4, "history": 1, "mode": "fixed",
                          "fixed_mood": "happy"},
                  camera={"enabled": False}, microphone={"enabled": False})
-    lib, _ = open_library(cfg, rescan=True)
+    lib, _ = open_library(MusicSettings.of(cfg), rescan=True)
     titles = {Path(r["path"]).name: r["title"] for r in lib.rows()}
     lib.close()
     deleted, corrupted = sorted(music.iterdir())[:2]

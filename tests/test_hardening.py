@@ -132,13 +132,14 @@ def test_full_disk_while_playing_is_one_warning_not_a_traceback_per_track(
     import time
 
     from emomusic.music.controller import MusicController
+    from emomusic.music.settings import MusicSettings
 
     caplog.set_level(logging.DEBUG, logger="emomusic")
     disk = tmpfs("1m")
     music = music_folder(disk / "music", n=3, seconds=1.0)
     cfg = config(None, tmp_path, player={"enabled": True, "fade_ms": 0, "mode": "fixed"},  # no listener to wait for
                  library={"min_track_s": 0, "folders": [str(music)], "database": str(disk / "library.db")})
-    mc = MusicController(cfg)
+    mc = MusicController(MusicSettings.of(cfg))
     mc.start()
     try:
         assert mc.ready.wait(20) and mc.player is not None
@@ -563,11 +564,12 @@ def test_state_is_sent_on_meaningful_change_not_on_every_jitter(
 def test_home_assistant_gets_a_player_state_sensor_and_idle_after_a_clean_stop(
         broker: Broker, tmp_path: Path, probe_factory: Callable[..., Probe]) -> None:
     from emomusic.mqtt.discovery import PLAYER_STATES, REQUIRED_KEYS, discovery_messages
+    from emomusic.mqtt.link import MqttSettings
 
     music = music_folder(tmp_path / "music", n=2, seconds=5.0)
     cfg = config(broker, tmp_path, player={"enabled": True}, library={"min_track_s": 0, "folders": [str(music)]},
                  camera={"enabled": False}, microphone={"enabled": False})
-    sensors = {topic.split("/")[-2]: payload for topic, payload in discovery_messages(cfg)}
+    sensors = {topic.split("/")[-2]: payload for topic, payload in discovery_messages(MqttSettings.of(cfg))}
     player = sensors["player"]
     assert all(k in player for k in REQUIRED_KEYS["sensor"]) and player["options"] == list(PLAYER_STATES)
     assert player["value_template"] == "{{ value_json.state }}"
@@ -618,7 +620,7 @@ def test_two_daemons_with_one_device_id_stop_fighting(
 
 # -- 17. memory: the pieces that trim it keep behaviour ------------------------------------------------
 def test_pygame_is_imported_without_pkg_resources_and_nothing_stays_blocked() -> None:
-    code = ("import sys; from emomusic.music.player import import_pygame; pg = import_pygame(); "
+    code = ("import sys; from emomusic.music.players.pygame_player import import_pygame; pg = import_pygame(); "
             "assert pg.mixer is not None; assert 'pkg_resources' not in sys.modules; "
             "import importlib.util; assert importlib.util.find_spec('json') is not None; print('ok')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

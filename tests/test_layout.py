@@ -126,3 +126,47 @@ def test_config_toml_lists_every_environment_override() -> None:
     read = {m for p in modules() for m in re.findall(r"EMOMUSIC_[A-Z_]+", p.read_text())}
     header = (ROOT / "config.toml").read_text().split("\n[", 1)[0]
     assert read and {v for v in read if v not in header} == set()
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    parts = list(rel.parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each module's imports of other modules of the package, inside functions too."""
+    names = {module_name(p): p for p in modules()}
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            deps.update(t for t in targets if t in names and t != name)
+        graph[name] = deps
+    return graph
+
+
+def test_no_import_circles() -> None:
+    """No module reaches itself again through its imports."""
+    graph = import_graph()
+    circles = []
+    state: dict[str, int] = {}
+
+    def visit(n: str, trail: list[str]) -> None:
+        state[n] = 1
+        for d in sorted(graph[n]):
+            if state.get(d) == 1:
+                circles.append(" -> ".join([*trail[trail.index(d):], d]))
+            elif d not in state:
+                visit(d, [*trail, d])
+        state[n] = 2
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n, [n])
+    assert not circles

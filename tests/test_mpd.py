@@ -16,7 +16,9 @@ import pytest
 
 from emomusic.config import parse_config
 from emomusic.music.controller import MusicController
+from emomusic.music.players import backend
 from emomusic.music.scan import open_library
+from emomusic.music.settings import MusicSettings
 from emomusic.service.daemon import Daemon
 
 from conftest import Broker, Probe, daemon_config, free_port, wait_port
@@ -212,7 +214,7 @@ def test_library_from_mpd_tags_and_csv_and_updates_on_the_database_event(
     cfg = mpd_config(None, tmp_path, server, music_directory="")
     cfg = parse_config({**cfg.model_dump(), "library": {"min_track_s": 1, "csv": str(csv)}},
                        env={"EMOMUSIC_MPD_PASSWORD": PASSWORD})
-    lib, report = open_library(cfg, rescan=True)
+    lib, report = open_library(MusicSettings.of(cfg), rescan=True, listing=backend("mpd").scan_library)
     assert report is not None and report.seen == len(SONGS)
     placed = {t.title: t.source for t in lib.tracks()}
     assert placed == {"Calm One": "csv", "Happy One": "csv"}
@@ -223,7 +225,8 @@ def test_library_from_mpd_tags_and_csv_and_updates_on_the_database_event(
 
     # With music_directory the files are read (mood tags); a song added to MPD's database shows up.
     (tmp_path / "files").mkdir()
-    mc = MusicController(mpd_config(None, tmp_path / "files", server))  # a state dir without the CSV's placements
+    # a state dir without the CSV's placements
+    mc = MusicController(MusicSettings.of(mpd_config(None, tmp_path / "files", server)))
     extra = music / "late.ogg"
     mc.start()
     try:
@@ -245,15 +248,15 @@ def test_own_queue_policy_replaces_the_queue_but_not_the_current_song(tmp_path: 
     for name in ("happy1.ogg", "happy2.ogg", "happy3.ogg"):
         user.add(name)
     user.play(0)
-    mc = MusicController(mpd_config(None, tmp_path, server, queue="own"))
+    mc = MusicController(MusicSettings.of(mpd_config(None, tmp_path, server, queue="own")))
     mc.start()
     try:
         wait(lambda: (t := titles(user)) and len(t) == 3 and all(x.startswith("Calm") for x in t[1:]),
              what="the daemon's own queue")
         assert titles(user)[0] == "Happy One"
         status = mc.status()
-        assert status["title"] == "Happy One" and status["placement"] == "tag"
-        assert json.dumps(status)
+        assert status.title == "Happy One" and status.placement == "tag"
+        assert json.dumps(status.to_json())
     finally:
         mc.stop()
         mc.join(10)

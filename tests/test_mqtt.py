@@ -75,10 +75,10 @@ def test_state_availability_and_discovery(broker: Broker, running: Callable[...,
     assert late.wait_for(f"{PREFIX}/state").retain
     configs = []
     end = time.monotonic() + 5
-    while len(configs) < 14 and time.monotonic() < end:
+    while len(configs) < 16 and time.monotonic() < end:
         configs = [m for m in late.messages if m.topic.endswith("/config")]
         time.sleep(0.05)
-    assert len(configs) == 14
+    assert len(configs) == 16  # 14, and a sensor per sensed modality (face, voice: config.modalities)
     devices = set()
     for m in configs:
         assert m.retain
@@ -92,9 +92,12 @@ def test_state_availability_and_discovery(broker: Broker, running: Callable[...,
             assert payload["command_topic"] == f"{PREFIX}/feedback/set" and "state_topic" not in payload
         if component == "button" and payload["payload_press"] in ("like", "dislike"):
             assert payload["command_topic"] == f"{PREFIX}/player/set"
-        if component == "sensor" and payload["unique_id"].endswith("emotion"):
-            assert payload["device_class"] == "enum" and "happy" in payload["options"]
-            assert payload["json_attributes_topic"] == f"{PREFIX}/state"
+        if component == "sensor" and payload["unique_id"].endswith("_emotion"):
+            if payload["unique_id"].endswith(("_face_emotion", "_voice_emotion")):
+                assert payload["state_topic"].startswith(f"{PREFIX}/modality/")
+            else:
+                assert payload["device_class"] == "enum" and "happy" in payload["options"]
+                assert payload["json_attributes_topic"] == f"{PREFIX}/state"
     assert len(devices) == 1  # one shared device block
 
 

@@ -23,6 +23,7 @@ from emomusic.music.listing import read_m3u
 from emomusic.music.moods import mood_to_va
 from emomusic.music.policy import distance, iso_path, plan
 from emomusic.music.scan import scan
+from emomusic.music.settings import MusicSettings
 from emomusic.service.daemon import Daemon
 
 from conftest import Broker, Probe
@@ -196,7 +197,7 @@ def test_controller_dwell_no_cut_and_no_repeat(tmp_path: Path, demo_dir: Path) -
     now = [0.0]
     cfg = parse_config({"device": {"state_dir": str(tmp_path)}, "library": {"folders": [str(demo_dir)]},
                         "player": {"dwell_s": 30, "queue_length": 2, "history": 3}}, env={})
-    mc = MusicController(cfg, clock=lambda: now[0])
+    mc = MusicController(MusicSettings.of(cfg), clock=lambda: now[0])
     mc.library = mc._open_library()
     mc.player = FakePlayer()
     mc.on_state(state(0.7, 0.6))
@@ -231,7 +232,7 @@ def send(mc: MusicController, cmd: Command) -> None:
 
 def test_controller_commands(tmp_path: Path, demo_dir: Path) -> None:
     cfg = parse_config({"device": {"state_dir": str(tmp_path)}, "library": {"folders": [str(demo_dir)]}}, env={})
-    mc = MusicController(cfg)
+    mc = MusicController(MusicSettings.of(cfg))
     mc.library = mc._open_library()
     mc.player = FakePlayer()
     mc.step()
@@ -241,7 +242,7 @@ def test_controller_commands(tmp_path: Path, demo_dir: Path) -> None:
     assert mc.current != first
     send(mc, Command("player", "pause"))
     mc.step()
-    assert mc.status()["state"] == "paused"
+    assert mc.status().state == "paused"
     send(mc, Command("mood", "sad"))
     send(mc, Command("player", "skip"))
     mc.step()
@@ -249,7 +250,7 @@ def test_controller_commands(tmp_path: Path, demo_dir: Path) -> None:
     send(mc, Command("volume", 25))
     send(mc, Command("mode", "off"))
     mc.step()
-    assert mc.player.volume == 0.25 and mc.status()["state"] == "idle" and mc.current is None
+    assert mc.player.volume == 0.25 and mc.status().state == "idle" and mc.current is None
 
 
 def test_player_advances_through_real_files_and_obeys_mqtt(tmp_path: Path, broker: Broker,
@@ -285,14 +286,14 @@ def test_player_advances_through_real_files_and_obeys_mqtt(tmp_path: Path, broke
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             daemon.supervise_once()
-            if daemon.player.status()["state"] == "paused":
+            if daemon.player.status().state == "paused":
                 break
             time.sleep(0.05)
         p.wait_for("emomusic/mus/player", lambda m: m.json()["state"] == "paused", after=n)
         p.publish("emomusic/mus/volume/set", "20")
         p.publish("emomusic/mus/mode/set", "off")
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and daemon.player.status()["state"] != "idle":
+        while time.monotonic() < deadline and daemon.player.status().state != "idle":
             daemon.supervise_once()
             time.sleep(0.05)
         idle = p.wait_for("emomusic/mus/player", lambda m: m.json()["state"] == "idle")

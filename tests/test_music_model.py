@@ -23,6 +23,7 @@ from emomusic.music.embedding import PATCH, log_mel, patches, tagger
 from emomusic.music.library import Library
 from emomusic.music.placement import load_model, place_file
 from emomusic.music.scan import refresh_in_background, scan
+from emomusic.music.settings import MusicSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
@@ -119,16 +120,17 @@ def test_tracks_an_older_model_placed_are_placed_again_in_the_background(
     assert lib.stale(current) == 2
     assert scan(lib, [music], refresh=False).unchanged == 2  # the daemon's start: played as they are
     with caplog.at_level(logging.INFO, logger="emomusic.library"):
-        thread = refresh_in_background(cfg, lambda: False)
+        thread = refresh_in_background(MusicSettings.of(cfg), lambda: False)
         assert thread is not None
         thread.join(120)
     assert lib.stale(current) == 0 and all(t.heard for t in lib.tracks())
     assert any("placing 2 tracks again" in r.getMessage() for r in caplog.records)
-    assert refresh_in_background(cfg, lambda: False) is None  # once
+    assert refresh_in_background(MusicSettings.of(cfg), lambda: False) is None  # once
 
 
 def test_emomusic_library_and_the_page_show_what_the_tagger_heard(tmp_path: Path) -> None:
-    from emomusic.web.server import WebServer
+    from emomusic.analyze.snapshot import Snapshot
+    from emomusic.web.server import WebServer, WebSettings
 
     music = tmp_path / "m"
     _untagged(music, 1)
@@ -140,7 +142,7 @@ def test_emomusic_library_and_the_page_show_what_the_tagger_heard(tmp_path: Path
                          text=True, timeout=60)
     assert "heard: " in out.stdout and "sure 0." in out.stdout, out.stdout
     cfg = parse_config({"device": {"state_dir": str(tmp_path / "state")}}, env={})
-    track = WebServer(cfg, lambda c: None, lambda: None).library_json()["tracks"][0]
+    track = WebServer(WebSettings.of(cfg), Snapshot(cfg), lambda c: None).library_json()["tracks"][0]
     assert len(track["heard"]) == 5 and 0.25 <= track["confidence"] <= 1
 
 

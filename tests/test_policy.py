@@ -22,6 +22,7 @@ from emomusic.music.library import Track
 from emomusic.music.moods import mood_to_va
 from emomusic.music.planner import LISTENER_WAIT_S
 from emomusic.music.policy import MATCH_TOLERANCE, Point, distance, no_repeat, plan
+from emomusic.music.settings import MusicSettings
 
 from fakes import FakeLibrary, FakePlayer
 
@@ -150,7 +151,7 @@ def test_the_demo_library_played_through_still_matches_the_listener() -> None:
 
 def controller(tmp_path: Path, tracks: list[Track], now: list[float], **player: object) -> MusicController:
     cfg = parse_config({"device": {"state_dir": str(tmp_path)}, "player": player}, env={})
-    mc = MusicController(cfg, clock=lambda: now[0], profile=ListenerProfile(tmp_path / PROFILE_FILE))
+    mc = MusicController(MusicSettings.of(cfg), clock=lambda: now[0], profile=ListenerProfile(tmp_path / PROFILE_FILE))
     mc.library = FakeLibrary(tracks)  # type: ignore[assignment]
     mc.player = FakePlayer()
     return mc

@@ -24,16 +24,13 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return ensure_samples(tmp_path_factory.mktemp("s"))
 
 
-def test_fast_replay_is_ordered_complete_and_repeatable(tmp_path: Path, samples: tuple[Path, Path],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from emomusic.service import daemon as app
-
-    monkeypatch.setattr(app, "ANALYZERS", factories(face="happy", voice="sad"))
+def test_fast_replay_is_ordered_complete_and_repeatable(tmp_path: Path, samples: tuple[Path, Path]) -> None:
     cfg = parse_config({"device": {"state_dir": str(tmp_path)}}, env={})
     outs = []
     for k in range(2):
         out = tmp_path / f"r{k}.jsonl"
-        n = run_replay(cfg, str(samples[0]), str(samples[1]), out, fast=True)
+        n = run_replay(cfg, str(samples[0]), str(samples[1]), out, fast=True,
+                       analyzers=factories(face="happy", voice="sad"))
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         assert n == len(rows) > 100
         outs.append(rows)

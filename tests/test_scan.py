@@ -18,12 +18,13 @@ import numpy as np
 import pytest
 
 from emomusic.config import parse_config
-from emomusic.music import scan as scan_mod
+from emomusic.music import analysing
 from emomusic.music.analysis import AnalysisError, feature_names, features
 from emomusic.music.demo import synth_music, write_tagged
 from emomusic.music.library import Library
 from emomusic.music.placement import audio_placement, input_vector, load_model
 from emomusic.music.scan import open_library, scan
+from emomusic.music.settings import MusicSettings
 from emomusic.music.tags import read_tags
 
 from fakes import crashing_analyse  # noqa: E402
@@ -155,7 +156,7 @@ def test_csv_rows_that_match_no_track_are_listed(tmp_path: Path) -> None:
     moods.write_text("path_or_title,artist,mood\nTrack 0,,happy\nNo Such Song,Nobody,sad\nmissing.ogg,,calm\n")
     cfg = parse_config({"device": {"state_dir": str(tmp_path / "state")},
                         "library": {"folders": [str(music)], "csv": str(moods)}}, env={})
-    lib, report = open_library(cfg, rescan=True)
+    lib, report = open_library(MusicSettings.of(cfg), rescan=True)
     assert report is not None
     assert report.unmatched_csv == [str(tmp_path / "missing.ogg"), "no such song — nobody"]
     assert lib.tracks()[0].source == "csv"
@@ -182,7 +183,7 @@ def test_a_pool_scan_places_tracks_as_an_inline_scan_and_logs_progress(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     music = tmp_path / "music"
     _untagged(music, 5, seconds=31)
-    monkeypatch.setattr(scan_mod, "LOG_EVERY_S", 0.0)
+    monkeypatch.setattr(analysing, "LOG_EVERY_S", 0.0)
     with caplog.at_level(logging.INFO, logger="emomusic.library"):
         pooled = scan(Library(tmp_path / "a.db"), [music], jobs=2)
     inline = scan(Library(tmp_path / "b.db"), [music], jobs=1)

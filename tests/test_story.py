@@ -18,6 +18,7 @@ from emomusic.music.controller import MusicController
 from emomusic.music.demo import DEMO_PIECES, DEMO_SECONDS
 from emomusic.music.library import Track
 from emomusic.music.moods import mood_to_va
+from emomusic.music.settings import MusicSettings
 from emomusic.sources.samples import STORY, STORY_MARGIN, ensure_samples, scene_readings
 
 from fakes import FakeLibrary, FakePlayer
@@ -65,7 +66,7 @@ def test_the_music_replans_for_the_listener_within_two_minutes(replayed: dict[st
         tracks.append(Track(i + 1, f"/demo/{i}", title, "emomusic demo", DEMO_SECONDS, va[0], va[1], "tag", mood))
     now = [0.0]
     cfg = parse_config({"device": {"state_dir": tempfile.mkdtemp()}}, env={})
-    mc = MusicController(cfg, clock=lambda: now[0])
+    mc = MusicController(MusicSettings.of(cfg), clock=lambda: now[0])
     mc.library, mc.player = FakeLibrary(tracks), FakePlayer()  # type: ignore[assignment]
     moved_at = None
     for r in replayed["onnxruntime"]:

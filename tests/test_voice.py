@@ -14,20 +14,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from emomusic.audio import PlaybackGuard
 from emomusic.config import parse_config
 from emomusic.labels import VOICE_LABELS
 from emomusic.messages import AudioChunk
 from emomusic.music.demo import synth_music
 from emomusic.sources.samples import espeak_speech
 from emomusic.voice.adapt import MAX_SHIFT, MAX_WEIGHT, MIN_VAR_RATIO, SpeakerAdapter
-from emomusic.voice.analyzer import ADAPTATION_FILE, VoiceAnalyzer, VoiceClassifier
+from emomusic.voice.analyzer import ADAPTATION_FILE, VoiceClassifier
+from emomusic.voice.analyzer import build as voice_build
 from emomusic.voice.encoder import VoiceEncoder, mel_frames
-from emomusic.voice.mfcc import mfcc, voice_features
-from emomusic.voice.vad import PlaybackGuard, SpeechWindower, speech_windows
+from emomusic.voice.vad import SpeechWindower, speech_windows
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
-from make_mfcc_reference import reference_signal  # noqa: E402
 
 RATE = 16000
 
@@ -41,19 +40,6 @@ def speech() -> np.ndarray:
     voice = espeak_speech("The quick brown fox jumps over the lazy dog, and then it runs away.")
     assert voice is not None, "espeak-ng is required (scripts/system-deps.sh installs it)"
     return voice / np.abs(voice).max() * 0.5
-
-
-def test_mfcc_matches_librosa_reference() -> None:
-    ref = np.load(ROOT / "tests" / "fixtures" / "mfcc_reference.npy")
-    ours = mfcc(reference_signal())
-    assert ours.shape == ref.shape == (40, 101)
-    assert np.abs(ours - ref).max() < 1e-2
-
-
-def test_voice_features_are_normalised_per_coefficient(speech: np.ndarray) -> None:
-    f = voice_features(pcm(speech[:32000]))
-    assert f.shape == (40, 201) and f.dtype == np.float32
-    assert np.allclose(f.mean(1), 0, atol=1e-4) and np.allclose(f.std(1), 1, atol=1e-2)
 
 
 def test_silence_and_steady_noise_give_no_windows() -> None:
@@ -185,7 +171,7 @@ def test_voices_are_told_apart_by_the_speaker_embedding(speech: np.ndarray) -> N
 
 def test_adaptation_persists_across_a_restart_and_stores_no_audio(tmp_path: Path, speech: np.ndarray) -> None:
     cfg = parse_config({"device": {"state_dir": str(tmp_path)}}, env={})
-    analyzer = VoiceAnalyzer(cfg)
+    analyzer = voice_build(cfg, PlaybackGuard(), True)
     audio = pcm(np.concatenate([np.zeros(RATE), speech, np.zeros(RATE)]))
     for i in range(0, audio.size, 4800):
         analyzer.process(AudioChunk(t=i / RATE, samples=audio[i : i + 4800]))
@@ -195,20 +181,20 @@ def test_adaptation_persists_across_a_restart_and_stores_no_audio(tmp_path: Path
     assert set(saved) == {"version", "dim", "voices"} and len(saved["voices"]) == 1
     assert set(saved["voices"][0]) == {"weight", "mean", "var", "centroid", "last_heard"}
     assert len(saved["voices"][0]["mean"]) == saved["dim"] < 2000  # statistics, not samples
-    again = VoiceAnalyzer(cfg)  # a restart
+    again = voice_build(cfg, PlaybackGuard(), True)  # a restart
     assert isinstance(again.classifier, VoiceClassifier) and again.classifier.adapter is not None
     restored = again.classifier.adapter.voices
     assert len(restored) == 1 and restored[0].weight == pytest.approx(saved["voices"][0]["weight"])
     state.write_text("{not json")
-    assert VoiceAnalyzer(cfg).classifier.adapter.voices == []  # type: ignore[union-attr]
-    off = VoiceAnalyzer(parse_config({"device": {"state_dir": str(tmp_path / "off")},
-                                      "voice": {"adapt": False}}, env={}))
+    assert voice_build(cfg, PlaybackGuard(), True).classifier.adapter.voices == []  # type: ignore[union-attr]
+    off = voice_build(parse_config({"device": {"state_dir": str(tmp_path / "off")},
+                                    "voice": {"adapt": False}}, env={}), PlaybackGuard(), True)
     assert isinstance(off.classifier, VoiceClassifier) and off.classifier.adapter is None
 
 
 def test_voice_analyzer_emits_observations_only_for_speech(speech: np.ndarray, tmp_path: Path) -> None:
     cfg = parse_config({"device": {"state_dir": str(tmp_path)}}, env={})
-    analyzer = VoiceAnalyzer(cfg)
+    analyzer = voice_build(cfg, PlaybackGuard(), True)
     audio = pcm(np.concatenate([np.zeros(3 * RATE), speech, np.zeros(2 * RATE)]))
     obs = []
     for i in range(0, audio.size, 4800):
@@ -219,7 +205,7 @@ def test_voice_analyzer_emits_observations_only_for_speech(speech: np.ndarray, t
     assert all(o.t >= 3.0 and 0 < o.confidence <= 1 for o in obs)
     assert all(abs(sum(o.probabilities.values()) - 1) < 1e-5 for o in obs)
     assert set(obs[0].probabilities) == set(VOICE_LABELS)
-    silent = VoiceAnalyzer(cfg)
+    silent = voice_build(cfg, PlaybackGuard(), True)
     assert all(silent.process(AudioChunk(t=i * 0.3, samples=np.zeros(4800, np.int16))) is None for i in range(20))
 
 

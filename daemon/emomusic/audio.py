@@ -4,13 +4,16 @@ and librosa's mel spectrogram in numpy (no librosa at run time; a test checks it
 
 from __future__ import annotations
 
+import math
 import wave
+from collections import deque
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 RATE = 16000
+FRAME_S = 0.03  # a VAD frame (WebRTC VAD's 30 ms)
 
 
 def to_mono_float(audio: np.ndarray, rate: int, quality: str = "HQ") -> np.ndarray:
@@ -105,3 +108,42 @@ def mel_power(y: np.ndarray, n_fft: int, hop: int, n_mels: int, sr: int = RATE) 
         spec = np.fft.rfft(frames[i : i + MEL_BLOCK] * window, axis=1)
         out[i : i + MEL_BLOCK] = (spec.real**2 + spec.imag**2).astype(np.float32) @ fb
     return out
+
+
+# -- the self-hearing guard -------------------------------------------------------------------------------
+class PlaybackGuard:
+    """What the daemon knows of its own playback, and the microphone level it causes."""
+
+    def __init__(self, margin_db: float = 10.0, history_s: float = 8.0) -> None:
+        self.margin_db = margin_db
+        self.playing = False
+        self.volume = 0.0
+        self._levels: deque[float] = deque(maxlen=int(history_s / FRAME_S))
+
+    def set_playback(self, playing: bool, volume: float) -> None:
+        """Called by the player; a change of volume invalidates what was learned of the level."""
+        if playing != self.playing or abs(volume - self.volume) > 0.05:
+            self._levels.clear()
+        self.playing, self.volume = playing, volume
+
+    @property
+    def active(self) -> bool:
+        return self.playing and self.volume > 0
+
+    def observe(self, db: float) -> None:
+        if self.active:
+            self._levels.append(db)
+
+    def music_level_db(self) -> float | None:
+        """The playback-correlated level at the microphone, once about a second has been heard."""
+        if not self.active or len(self._levels) < 30:
+            return None
+        return float(np.median(self._levels))
+
+    def threshold_db(self) -> float:
+        """Frames must be louder than this to count as voice (-inf when not playing)."""
+        if not self.active:
+            return -math.inf
+        level = self.music_level_db()
+        # Until the level is known, be strict: while music plays, nothing counts as voice.
+        return math.inf if level is None else level + self.margin_db

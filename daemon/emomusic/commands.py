@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,34 +136,43 @@ def _unwrap_json_string(text: str) -> str:
 def parse_command(subtopic: str, payload: bytes, max_bytes: int) -> Command:
     """Parse the payload of ``<prefix>/<subtopic>``."""
     text = _unwrap_json_string(decode_text(payload, max_bytes))
-    if subtopic == "mode/set":
-        mode = text.lower()
-        if mode not in MODES:
-            raise PayloadError(f"expected one of {', '.join(MODES)}, got {text[:40]!r}")
-        return Command("mode", mode)
-    if subtopic == "volume/set":
-        try:
-            value = float(text)
-        except ValueError:
-            raise PayloadError(f"expected a number 0-100, got {text[:40]!r}") from None
-        if not math.isfinite(value) or not 0 <= value <= 100:
-            raise PayloadError(f"expected a number 0-100, got {text[:40]!r}")
-        return Command("volume", round(value))
-    if subtopic == "player/set":
-        if text.startswith("{"):
-            return _track_opinion(text)
-        action = text.lower()
-        if action not in PLAYER_ACTIONS:
-            raise PayloadError(f"expected one of {', '.join(PLAYER_ACTIONS)}, got {text[:40]!r}")
-        return Command("player", action)
-    if subtopic == "mood/set":
-        label = normalize_label(text)
-        if label is None:
-            raise PayloadError(f"expected one of {', '.join(ALL_LABELS)}, got {text[:40]!r}")
-        return Command("mood", label)
-    if subtopic == "feedback/set":
-        return Command("feedback", _feeling(text))
-    raise PayloadError(f"unknown command topic {subtopic!r}")
+    parser = _PARSERS.get(subtopic)
+    if parser is None:
+        raise PayloadError(f"unknown command topic {subtopic!r}")
+    return parser(text)
+
+
+def _mode(text: str) -> Command:
+    mode = text.lower()
+    if mode not in MODES:
+        raise PayloadError(f"expected one of {', '.join(MODES)}, got {text[:40]!r}")
+    return Command("mode", mode)
+
+
+def _volume(text: str) -> Command:
+    try:
+        value = float(text)
+    except ValueError:
+        raise PayloadError(f"expected a number 0-100, got {text[:40]!r}") from None
+    if not math.isfinite(value) or not 0 <= value <= 100:
+        raise PayloadError(f"expected a number 0-100, got {text[:40]!r}")
+    return Command("volume", round(value))
+
+
+def _player(text: str) -> Command:
+    if text.startswith("{"):
+        return _track_opinion(text)
+    action = text.lower()
+    if action not in PLAYER_ACTIONS:
+        raise PayloadError(f"expected one of {', '.join(PLAYER_ACTIONS)}, got {text[:40]!r}")
+    return Command("player", action)
+
+
+def _mood(text: str) -> Command:
+    label = normalize_label(text)
+    if label is None:
+        raise PayloadError(f"expected one of {', '.join(ALL_LABELS)}, got {text[:40]!r}")
+    return Command("mood", label)
 
 
 def _track_opinion(text: str) -> Command:
@@ -221,3 +231,9 @@ def parse_external_emotion(payload: bytes, max_bytes: int, t: float, modality: s
     if not math.isfinite(value) or not 0 <= value <= 1:
         raise PayloadError(f"confidence must be in [0, 1], got {str(confidence)[:40]}")
     return Observation(modality=modality, t=t, probabilities={label: 1.0}, confidence=value)
+
+
+_PARSERS: dict[str, Callable[[str], Command]] = {
+    "mode/set": _mode, "volume/set": _volume, "player/set": _player, "mood/set": _mood,
+    "feedback/set": lambda text: Command("feedback", _feeling(text)),
+}

@@ -1,4 +1,5 @@
-"""Plain messages passed between stages: sources -> analyzers -> fusion -> sinks.
+"""Plain messages passed between stages (sources -> analyzers -> fusion -> publishers), and the
+Publisher port everything the daemon tells the world goes through.
 
 Timestamps are seconds on the pipeline clock: ``time.monotonic()`` when live, stream
 seconds when a file is replayed as fast as possible, so fusion behaves the same either way.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,6 +39,9 @@ class AudioChunk:
     t: float
     samples: np.ndarray
     sample_rate: int = 16000
+
+
+Sensed = VideoFrame | AudioChunk  # what a source hands its analyzers
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +107,80 @@ class FusedState:
                 for name, m in self.modalities.items()
             },
         }
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedTrack:
+    title: str
+    artist: str
+    valence: float
+    arousal: float
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerStatus:
+    """What the music stage is doing, as the world may know it (``…/player``, the page)."""
+
+    state: str  # playing | paused | idle | error
+    title: str | None
+    artist: str | None
+    track_valence: float | None
+    track_arousal: float | None
+    placement: str | None
+    mode: str
+    fixed_mood: str
+    volume: int
+    target: tuple[float, float] | None
+    error: str | None
+    upcoming: tuple[QueuedTrack, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "title": self.title, "artist": self.artist, "track_valence": self.track_valence,
+                "track_arousal": self.track_arousal, "placement": self.placement, "queue": len(self.upcoming),
+                "mode": self.mode, "fixed_mood": self.fixed_mood, "volume": self.volume,
+                "target": list(self.target) if self.target else None, "error": self.error}
+
+
+class Publisher(Protocol):
+    """Everything the daemon tells the world. MQTT, the page and the log are equal implementations,
+    wired in one place (``service.daemon``); a new one is a class with these methods and one line there."""
+
+    def on_state(self, state: FusedState) -> None:
+        """Every fused state."""
+
+    def on_modality_status(self, modality: str, status: str, detail: str) -> None:
+        """A modality's source or analyzer changed health (running, stalled, failed, disabled …)."""
+
+    def on_player(self, status: PlayerStatus) -> None:
+        """The music stage's status changed."""
+
+    def on_controls(self, mode: str, volume: int, mood: str) -> None:
+        """The user's controls, at start and after each change."""
+
+    def on_fault(self, part: str, error: str) -> None:
+        """A part stopped working and a person must know (a modality disabled, the music stage)."""
+
+    def on_refusal(self, topic: str, error: str) -> None:
+        """A valid command that cannot act now, and why (``topic``: the command topic, e.g. player/set)."""
+
+
+class Quiet:
+    """A publisher that says nothing: subclasses override what they care about."""
+
+    def on_state(self, state: FusedState) -> None:
+        pass
+
+    def on_modality_status(self, modality: str, status: str, detail: str) -> None:
+        pass
+
+    def on_player(self, status: PlayerStatus) -> None:
+        pass
+
+    def on_controls(self, mode: str, volume: int, mood: str) -> None:
+        pass
+
+    def on_fault(self, part: str, error: str) -> None:
+        pass
+
+    def on_refusal(self, topic: str, error: str) -> None:
+        pass

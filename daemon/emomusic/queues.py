@@ -7,10 +7,17 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
 MAX_KEYS = 256
+
+
+class Inbox(Protocol[T_contra]):
+    """Where a source puts what it captured (a queue, or several through a tee)."""
+
+    def put(self, item: T_contra, block: bool = False) -> None: ...
 
 
 class DropOldestQueue(Generic[T]):

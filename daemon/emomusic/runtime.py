@@ -59,16 +59,7 @@ class Model:
         self._run = lambda x: self._sess.run(None, {self.input_name: x})
 
     def _load_tflite(self, threads: int) -> None:
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            try:
-                from tflite_runtime.interpreter import Interpreter
-            except ImportError:
-                raise ModelError(
-                    "the tflite backend needs ai-edge-litert or tflite-runtime: pip install 'emomusic[tflite]'"
-                ) from None
-        interp: Any = Interpreter(model_path=str(self.path), num_threads=threads)
+        interp: Any = _tflite_interpreter()(model_path=str(self.path), num_threads=threads)
         interp.allocate_tensors()
         inp = interp.get_input_details()[0]
         shape = [int(d) for d in inp["shape"]]
@@ -77,20 +68,10 @@ class Model:
         outs = interp.get_output_details()
         in_scale, in_zero = inp.get("quantization", (0.0, 0))
 
-        def adapt(xi: np.ndarray) -> np.ndarray:
-            """Converters move channels last (NCHW -> NHWC, NCT -> NTC); follow the model's layout."""
-            if list(xi.shape[1:]) == shape[1:]:
-                return xi
-            if xi.ndim == 3 and list(xi.shape[1:]) == shape[1:][::-1]:
-                return xi.transpose(0, 2, 1)
-            if xi.ndim == 4 and [xi.shape[2], xi.shape[3], xi.shape[1]] == shape[1:]:
-                return xi.transpose(0, 2, 3, 1)
-            raise ValueError(f"input of shape {list(xi.shape[1:])} does not fit {self.path.name}'s {shape[1:]}")
-
         def run(x: np.ndarray) -> list[np.ndarray]:
             results = []
             for i in range(x.shape[0]):  # tflite models here have a fixed batch of 1
-                xi = adapt(x[i : i + 1])
+                xi = _to_layout(x[i : i + 1], shape, self.path.name)
                 if inp["dtype"] != np.float32:
                     xi = np.clip(np.round(xi / in_scale + in_zero), -128, 255)
                 interp.set_tensor(inp["index"], np.ascontiguousarray(xi, dtype=inp["dtype"]))
@@ -107,6 +88,31 @@ class Model:
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         return list(self._run(np.ascontiguousarray(x, dtype=np.float32)))
+
+
+def _tflite_interpreter() -> Any:
+    """LiteRT's Interpreter (or tflite-runtime's), imported only when the tflite backend is chosen."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise ModelError(
+                "the tflite backend needs ai-edge-litert or tflite-runtime: pip install 'emomusic[tflite]'"
+            ) from None
+    return Interpreter
+
+
+def _to_layout(xi: np.ndarray, shape: list[int], name: str) -> np.ndarray:
+    """Converters move channels last (NCHW -> NHWC, NCT -> NTC); follow the model's layout."""
+    if list(xi.shape[1:]) == shape[1:]:
+        return xi
+    if xi.ndim == 3 and list(xi.shape[1:]) == shape[1:][::-1]:
+        return xi.transpose(0, 2, 1)
+    if xi.ndim == 4 and [xi.shape[2], xi.shape[3], xi.shape[1]] == shape[1:]:
+        return xi.transpose(0, 2, 3, 1)
+    raise ValueError(f"input of shape {list(xi.shape[1:])} does not fit {name}'s {shape[1:]}")
 
 
 def load_classifier(models_dir: Path, stem: str, labels: tuple[str, ...], backend: Backend = "onnxruntime",

@@ -107,7 +107,7 @@ class Snapshot:
         from emomusic.voice.analyzer import VoiceClassifier
 
         if self._face is None:
-            self._face = FaceAnalyzer(self.cfg)
+            self._face = FaceAnalyzer(self.cfg.face, self.cfg.models)
             m = self.cfg.models
             self._voice = VoiceClassifier(m.path, m.threads, adaptation=None)
         return self._face, self._voice
@@ -126,7 +126,8 @@ class Snapshot:
         with self._lock:
             face, voice = self._analyzers()
             face_obs = face.photo(picture) if picture is not None else None
-            voice_obs = VoiceAnalyzer(self.cfg, classifier=voice).clip(samples) if samples is not None else None
+            voice_obs = (VoiceAnalyzer(self.cfg.voice, self.cfg.models, classifier=voice).clip(samples)
+                         if samples is not None else None)
         fusion = Fusion(self.cfg.fusion)
         for obs in (face_obs, voice_obs):
             if obs is not None:

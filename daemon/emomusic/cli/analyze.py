@@ -12,7 +12,9 @@ from emomusic.cli.common import config_from_args
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from emomusic.analyze.snapshot import AnalyzeError, Snapshot
+    from emomusic.music.players import backend
     from emomusic.music.scan import open_library
+    from emomusic.music.settings import MusicSettings
 
     cfg = config_from_args(args)
     if not args.image and not args.audio:
@@ -27,12 +29,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             except OSError as e:
                 print(f"emomusic analyze: --{key} {path}: {e.strerror or e}", file=sys.stderr)
                 return 1
-    lib, _ = open_library(cfg, rescan=False)
+    lib, _ = open_library(MusicSettings.of(cfg), listing=backend(cfg.player.backend).scan_library, rescan=False)
     try:
         tracks = lib.tracks()
         if not tracks:  # never scanned here: index the configured library (or the demo) first
             lib.close()
-            lib, _ = open_library(cfg, rescan=True)
+            lib, _ = open_library(MusicSettings.of(cfg), listing=backend(cfg.player.backend).scan_library, rescan=True)
             tracks = lib.tracks()
     finally:
         lib.close()

@@ -21,11 +21,11 @@ def check_broker(cfg: Config, timeout: float = 5.0) -> tuple[bool, str]:
     """A real MQTT connect with the daemon's credentials and TLS settings, not just a TCP probe."""
     import paho.mqtt.client as mqtt
 
-    from emomusic.mqtt.link import diagnose_connection, make_client
+    from emomusic.mqtt.link import MqttSettings, diagnose_connection, make_client
 
     how = ("over TLS" if cfg.mqtt.tls.enabled else "without TLS") + f" as {cfg.mqtt.username or 'anonymous'}"
     try:
-        client = make_client(cfg, f"emomusic-doctor-{os.getpid()}")
+        client = make_client(MqttSettings.of(cfg), f"emomusic-doctor-{os.getpid()}")
     except (OSError, ValueError) as e:  # a CA or client certificate file that cannot be loaded
         return False, f"TLS settings unusable: {e}"
     answer: list[Any] = []
@@ -39,7 +39,7 @@ def check_broker(cfg: Config, timeout: float = 5.0) -> tuple[bool, str]:
     try:
         client.connect(cfg.mqtt.host, cfg.mqtt.port, keepalive=10)
     except OSError:
-        return False, f"cannot connect {how}: {diagnose_connection(cfg) or 'the connection failed'}"
+        return False, f"cannot connect {how}: {diagnose_connection(cfg.mqtt) or 'the connection failed'}"
     client.loop_start()
     done.wait(timeout)
     client.disconnect()
@@ -53,9 +53,9 @@ def check_broker(cfg: Config, timeout: float = 5.0) -> tuple[bool, str]:
 
 def check_mpd(cfg: Config) -> tuple[bool, str]:
     """The player MPD: reachable, accepting the password, and how many songs it knows."""
-    from emomusic.music.mpd_client import MpdAddress, MpdError, close, connect
+    from emomusic.music.players.mpd_client import MpdAddress, MpdError, close, connect
 
-    addr = MpdAddress.from_config(cfg)
+    addr = MpdAddress.from_settings(cfg.player.mpd, cfg.mpd_password)
     try:
         client = connect(addr)
     except MpdError as e:

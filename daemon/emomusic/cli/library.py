@@ -12,11 +12,14 @@ from emomusic.music.library import Library, analysis_details
 
 def cmd_scan(args: argparse.Namespace) -> int:
     """Index the configured folders/playlists (the demo library when none is configured)."""
+    from emomusic.music.players import backend
     from emomusic.music.scan import open_library
+    from emomusic.music.settings import MusicSettings
 
     cfg = config_from_args(args)
     try:
-        lib, report = open_library(cfg, rescan=True, csv=args.csv or "", progress=True)
+        lib, report = open_library(MusicSettings.of(cfg), listing=backend(cfg.player.backend).scan_library,
+                                   rescan=True, csv=args.csv or "", progress=True)
     except (OSError, sqlite3.Error) as e:
         print(f"emomusic scan: cannot use the library index {cfg.library_path}: {e}", file=sys.stderr)
         return 1

@@ -29,15 +29,37 @@ def _connect(client: Any, cfg: Config) -> bool:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Read the retained topics from the broker and print them."""
+    cfg = config_from_args(args)
+    prefix = cfg.topic_prefix
+    got = _retained(cfg, args.timeout)
+    if got is None:
+        return 1
+    if "error" in got:
+        print(f"broker refused the connection: {got['error']}", file=sys.stderr)
+        return 1
+    if not got:
+        print(f"no retained state under {prefix}/ (is the daemon running with this config?)", file=sys.stderr)
+        return 1
+    out = {key: _json_or_text(value) for key, value in sorted(got.items())}
+    print(json.dumps(out, indent=2))
+    if out.get("availability") != "online":
+        print(f"emomusic status: the daemon under {prefix}/ is {out.get('availability') or 'not announced'}"
+              f"{_last_heard(out.get('state'))}; what is shown above is its last retained state", file=sys.stderr)
+        return OFFLINE_EXIT
+    return 0
+
+
+def _retained(cfg: Config, timeout: float) -> dict[str, str] | None:
+    """The daemon's retained topics (by their part after the prefix); {"error"} when the broker refused
+    us; None when it cannot be reached (said on stderr)."""
     import paho.mqtt.client as mqtt
 
-    from emomusic.mqtt.link import make_client
+    from emomusic.mqtt.link import MqttSettings, make_client
 
-    cfg = config_from_args(args)
     prefix = cfg.topic_prefix
     got: dict[str, str] = {}
     done = threading.Event()
-    client = make_client(cfg, f"emomusic-status-{os.getpid()}")
+    client = make_client(MqttSettings.of(cfg), f"emomusic-status-{os.getpid()}")
 
     def on_connect(c: mqtt.Client, u: Any, f: Any, rc: Any, p: Any) -> None:
         if rc.is_failure:
@@ -55,28 +77,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     client.on_connect = on_connect
     client.on_message = on_message
     if not _connect(client, cfg):
-        return 1
-    done.wait(args.timeout)
+        return None
+    done.wait(timeout)
     client.disconnect()
     client.loop_stop()
-    if "error" in got:
-        print(f"broker refused the connection: {got['error']}", file=sys.stderr)
-        return 1
-    if not got:
-        print(f"no retained state under {prefix}/ (is the daemon running with this config?)", file=sys.stderr)
-        return 1
-    out: dict[str, Any] = {}
-    for key, value in sorted(got.items()):
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    print(json.dumps(out, indent=2))
-    if out.get("availability") != "online":
-        print(f"emomusic status: the daemon under {prefix}/ is {out.get('availability') or 'not announced'}"
-              f"{_last_heard(out.get('state'))}; what is shown above is its last retained state", file=sys.stderr)
-        return OFFLINE_EXIT
-    return 0
+    return got
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
 
 
 def _last_heard(state: Any) -> str:
@@ -99,7 +111,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     """Send a command to the running daemon through the broker (the same topics HA uses): only to a
     daemon that says it is online, and with its answer when it rejects the command."""
     from emomusic.commands import PayloadError, parse_command
-    from emomusic.mqtt.link import make_client
+    from emomusic.mqtt.link import MqttSettings, make_client
 
     cfg = config_from_args(args)
     prefix = cfg.topic_prefix
@@ -127,7 +139,7 @@ def cmd_send(args: argparse.Namespace) -> int:
             answers.append(str(data.get("error")))
             answered.set()
 
-    client = make_client(cfg, f"emomusic-send-{os.getpid()}")
+    client = make_client(MqttSettings.of(cfg), f"emomusic-send-{os.getpid()}")
     client.on_message = on_message
     if not _connect(client, cfg):
         return 1

@@ -18,17 +18,19 @@ from typing import IO, Any
 
 from emomusic.cli.common import config_from_args
 from emomusic.config import Config
+from emomusic.config.modalities import MODALITIES
 from emomusic.labels import ALL_LABELS
-from emomusic.messages import FusedState
+from emomusic.messages import FusedState, Quiet
 from emomusic.service.logs import setup_logging
+from emomusic.service.workers import AnalyzerFactory
 
 
 class ReplayError(Exception):
     """An input could not be replayed (missing, not a video or audio file, unreadable part way)."""
 
 
-class JsonlSink:
-    """Writes every fused state as one JSON line with stream time ``t``."""
+class JsonlSink(Quiet):
+    """A publisher that writes every fused state as one JSON line with stream time ``t``."""
 
     def __init__(self, out: IO[str], t0: float = 0.0) -> None:
         self.out = out
@@ -46,11 +48,11 @@ class JsonlSink:
         self.count += 1
 
 
-def run_replay(cfg: Config, video: str | None, audio: str | None, jsonl: Path, fast: bool) -> int:
+def run_replay(cfg: Config, video: str | None, audio: str | None, jsonl: Path, fast: bool,
+               analyzers: dict[str, AnalyzerFactory] | None = None) -> int:
     """Replay the files once; returns the number of states written. Raises ReplayError when a file
-    cannot be read (the states up to then are written)."""
-    from emomusic.service.daemon import ANALYZERS, Daemon
-    from emomusic.voice.analyzer import VoiceAnalyzer
+    cannot be read (the states up to then are written). ``analyzers``: the registered ones by default."""
+    from emomusic.service.daemon import Daemon
 
     if video is None and audio is None:
         raise ReplayError("nothing to replay: give --video FILE and/or --audio FILE")
@@ -61,10 +63,10 @@ def run_replay(cfg: Config, video: str | None, audio: str | None, jsonl: Path, f
     jsonl.parent.mkdir(parents=True, exist_ok=True)
     with open(jsonl, "w") as out:
         sink = JsonlSink(out, t0=0.0 if fast else time.monotonic())
-        # voices are adapted to in memory only: a recording must not change what the daemon has learned
-        analyzers = {**ANALYZERS, "voice": lambda c, guard: VoiceAnalyzer(c, guard=guard, persist=False)}
+        # persist=False: what the analyzers learn (the voices) stays in memory: a recording must not
+        # change what the daemon has learned
         daemon = Daemon(cfg, camera=video, microphone=audio, fast=fast, loop=False, mqtt=False, music=False, web=False,
-                        sinks=[sink], analyzers=analyzers)
+                        publishers=[sink], analyzers=analyzers, persist=False)
         daemon.run()
     if daemon.failures():
         raise ReplayError("; ".join(daemon.failures()))
@@ -93,7 +95,8 @@ def plot_timeline(jsonl: Path, png: Path, truth: list[tuple[float, float, str]] 
     ax.set_ylabel("fused probability")
     ax.set_ylim(0, 1)
     ax.legend(loc="upper left", ncol=9, fontsize=7)
-    lane_names = ["truth", "fused", "face", "voice"]
+    seen = [m for m in MODALITIES if any(m in r["modalities"] for r in rows) and MODALITIES[m].source]
+    lane_names = ["truth", "fused", *seen]
 
     def band(y: int, spans: list[tuple[float, float, str]]) -> None:
         for a, b, lab in spans:
@@ -113,11 +116,11 @@ def plot_timeline(jsonl: Path, png: Path, truth: list[tuple[float, float, str]] 
         return out
 
     if truth:
-        band(3, truth)
-    band(2, spans_of([(r["t"], r["emotion"]) for r in rows]))
-    for y, name in ((1, "face"), (0, "voice")):
+        band(len(lane_names) - 1, truth)
+    band(len(lane_names) - 2, spans_of([(r["t"], r["emotion"]) for r in rows]))
+    for y, name in zip(range(len(seen) - 1, -1, -1), seen, strict=True):
         band(y, spans_of([(r["t"], r["modalities"][name]["emotion"]) for r in rows if name in r["modalities"]]))
-    lanes.set_yticks([3, 2, 1, 0], lane_names)
+    lanes.set_yticks(list(range(len(lane_names) - 1, -1, -1)), lane_names)
     lanes.set_xlabel("stream time (s)")
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)

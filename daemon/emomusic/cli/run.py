@@ -7,11 +7,11 @@ import logging
 import signal
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 
 from emomusic.cli.common import config_from_args
 from emomusic.config import Config
-from emomusic.messages import FusedState
 from emomusic.service.logs import setup_logging
 
 log = logging.getLogger("emomusic")
@@ -25,20 +25,18 @@ def broker_reachable(cfg: Config, timeout: float = 1.0) -> bool:
         return False
 
 
-class LogSink:
-    """Logs each change of the fused label, so a terminal shows what the daemon perceives."""
+def _demo_media(cfg: Config, stopping: threading.Event) -> tuple[Path, Path] | int:
+    """The sample video and speech (made once), or the exit code when they cannot be had."""
+    from emomusic.sources.samples import SampleMediaError, ensure_samples
 
-    def __init__(self) -> None:
-        self.label = ""
-
-    def on_state(self, state: FusedState) -> None:
-        if state.emotion != self.label:
-            self.label = state.emotion
-            mods = ", ".join(f"{m.modality}={m.emotion}" for m in state.modalities.values()) or "no evidence"
-            log.info(
-                "emotion: %s (confidence %.2f, valence %+.2f, arousal %+.2f; %s)",
-                state.emotion, state.confidence, state.valence, state.arousal, mods,
-            )
+    try:
+        return ensure_samples(cfg.state_dir / "samples", stopping.is_set)
+    except SampleMediaError as e:
+        log.error("demo: %s (free space or set device.state_dir / EMOMUSIC_STATE_DIR)", e)
+        return 1
+    except InterruptedError:
+        log.info("stopped while generating the sample media")
+        return 0
 
 
 def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
@@ -70,17 +68,10 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
     log.info("starting (config: %s)", cfg.origin)
     camera, microphone = args.camera, args.microphone
     if demo:
-        from emomusic.sources.samples import SampleMediaError, ensure_samples
-
-        try:
-            video, audio = ensure_samples(cfg.state_dir / "samples", stopping.is_set)
-        except SampleMediaError as e:
-            log.error("demo: %s (free space or set device.state_dir / EMOMUSIC_STATE_DIR)", e)
-            return 1
-        except InterruptedError:
-            log.info("stopped while generating the sample media")
-            return 0
-        camera, microphone = camera or str(video), microphone or str(audio)
+        samples = _demo_media(cfg, stopping)
+        if isinstance(samples, int):
+            return samples
+        camera, microphone = camera or str(samples[0]), microphone or str(samples[1])
     use_mqtt = cfg.mqtt.enabled and not args.no_mqtt
     if use_mqtt and not broker_reachable(cfg):
         log.warning(
@@ -90,7 +81,7 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
     try:
         daemon = Daemon(
             cfg, camera=camera, microphone=microphone, fast=args.fast, loop=False if args.once else None,
-            mqtt=use_mqtt, sinks=[LogSink()], stop_event=stopping,
+            mqtt=use_mqtt, stop_event=stopping,
         )
     except InterruptedError:  # SIGTERM while the sample media were being made: nothing started yet
         log.info("stopped while setting up")

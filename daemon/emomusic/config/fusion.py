@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from emomusic.config.base import VA, Section
+from emomusic.config.modalities import LISTENER, MODALITIES
 
 DEFAULT_CIRCUMPLEX: dict[str, tuple[float, float]] = {
     # Positions after Russell (1980) and Posner et al. (2005): valence left-right, arousal bottom-top.
@@ -24,12 +25,17 @@ DEFAULT_CIRCUMPLEX: dict[str, tuple[float, float]] = {
 
 
 DEFAULT_TAU_S = 4.0
-FEEDBACK_MODALITY = "listener"  # the listener's own word ("I feel sad"): evidence like a modality's
+FEEDBACK_MODALITY = LISTENER.name  # the listener's own word ("I feel sad"): evidence like a modality's
+
+
+def _defaults(attr: str) -> dict[str, float]:
+    """Each registered modality's default (the listener's has keys of its own: feedback_*)."""
+    return {m.name: float(getattr(m, attr)) for m in MODALITIES.values() if not m.told}
 
 
 class FusionConfig(Section):
     tau_s: dict[str, float] = Field(
-        default_factory=lambda: {"face": 1.0, "voice": 3.0, "external": 10.0},
+        default_factory=lambda: _defaults("tau_s"),
         description="Per-modality time constant of the exponential evidence decay (one number = all modalities).",
     )
     stale_after_s: float = Field(10.0, gt=0, description="A modality silent this long contributes nothing.")
@@ -38,21 +44,22 @@ class FusionConfig(Section):
     jump_margin: float = Field(0.5, ge=0, le=1, description="A new leader ahead by more than this takes over at "
                                "once, without the hold: a clear change is not held back (1 = never).")
     reliability: dict[str, float] = Field(
-        default_factory=lambda: {"face": 0.81, "voice": 0.65, "external": 0.5},
+        default_factory=lambda: _defaults("reliability"),
         description="Per-modality weight; defaults are the models' measured accuracy (models/README.md).",
     )
     circumplex: dict[str, VA] = Field(default_factory=lambda: dict(DEFAULT_CIRCUMPLEX))
     feedback_tau_s: float = Field(
-        60.0, gt=0, description="The listener's \"I feel …\" fades with this time constant: strong at once, "
+        LISTENER.tau_s, gt=0, description="The listener's \"I feel …\" fades with this time constant: strong at once, "
         "so a glance a second later does not overrule it, then the sensors take over again.")
     feedback_s: float = Field(240.0, gt=0, description="…and counts for nothing after this many seconds.")
-    feedback_weight: float = Field(1.0, ge=0, le=1, description="Its weight (reliability) while fresh.")
+    feedback_weight: float = Field(LISTENER.reliability, ge=0, le=1,
+                                   description="Its weight (reliability) while fresh.")
 
     @field_validator("tau_s", mode="before")
     @classmethod
     def _tau_number(cls, v: Any) -> Any:
         if isinstance(v, int | float) and not isinstance(v, bool):
-            return {"face": v, "voice": v, "external": v}
+            return {name: v for name in _defaults("tau_s")}
         return v
 
     @field_validator("tau_s")
@@ -65,16 +72,16 @@ class FusionConfig(Section):
 
     def tau(self, modality: str) -> float:
         """The decay time constant of ``modality`` (unlisted ones decay like the slowest listed)."""
-        if modality == FEEDBACK_MODALITY:
+        if _told(modality):
             return self.feedback_tau_s
         return self.tau_s.get(modality, max(self.tau_s.values(), default=DEFAULT_TAU_S))
 
     def stale_after(self, modality: str) -> float:
-        return self.feedback_s if modality == FEEDBACK_MODALITY else self.stale_after_s
+        return self.feedback_s if _told(modality) else self.stale_after_s
 
     def weight(self, modality: str, default: float) -> float:
         """The reliability of ``modality`` (``default`` for one not configured)."""
-        if modality == FEEDBACK_MODALITY:
+        if _told(modality):
             return self.feedback_weight
         return self.reliability.get(modality, default)
 
@@ -102,3 +109,8 @@ class FusionConfig(Section):
             if not (-1 <= val <= 1 and -1 <= aro <= 1):
                 raise ValueError(f"'{name}' must lie in [-1, 1] x [-1, 1], got {(val, aro)}")
         return v
+
+
+def _told(modality: str) -> bool:
+    m = MODALITIES.get(modality)
+    return m is not None and m.told

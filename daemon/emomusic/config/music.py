@@ -43,7 +43,8 @@ class MpdConfig(Section):
 
 class PlayerConfig(Section):
     enabled: bool = Field(True, description="Play music (SDL's dummy driver is used when there is no sound card).")
-    backend: Literal["pygame", "mpd"] = Field("pygame", description="pygame: play here; mpd: steer an MPD/Mopidy.")
+    backend: str = Field("pygame", pattern=r"^[a-z][a-z0-9_]*$", description="The player, by name "
+                         "(music.players.BACKENDS): pygame plays here; mpd steers an MPD/Mopidy.")
     mode: Literal["match", "regulate", "fixed", "off"] = "match"
     volume: int = Field(60, ge=0, le=100, description="Percent.")
     fixed_mood: str = Field("calm", description="The mood played in 'fixed' mode (a canonical emotion label).")

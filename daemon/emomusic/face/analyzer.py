@@ -11,12 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from emomusic.audio import PlaybackGuard
 from emomusic.config import Config
+from emomusic.config.perception import FaceConfig, ModelsConfig
 from emomusic.face.detector import Detection, FaceDetector
 from emomusic.face.preprocess import align_face, crop_locator, locate_in_crop, standardise, to_bgr8
 from emomusic.face.tracking import DetectionSchedule, FaceTracker, Track, face_quality
 from emomusic.labels import FACE_LABELS
-from emomusic.messages import Observation, VideoFrame
+from emomusic.messages import Observation, Sensed, VideoFrame
 from emomusic.runtime import Backend, load_classifier, peakedness, softmax
 
 REBUILD_FACE = "python scripts/train_face.py (see models/README.md)"
@@ -57,9 +59,8 @@ class FaceAnalyzer:
     modality = "face"
     latency_s = 0.0  # an observation is stamped with its frame's time
 
-    def __init__(self, cfg: Config, detector: FaceDetector | None = None,
+    def __init__(self, f: FaceConfig, m: ModelsConfig, detector: FaceDetector | None = None,
                  classifier: ExpressionClassifier | None = None) -> None:
-        m, f = cfg.models, cfg.face
         self.cfg = f
         self.detector = detector or FaceDetector(
             f.detector, m.backend, score_threshold=f.score_threshold, min_face_px=f.min_face_px,
@@ -72,7 +73,9 @@ class FaceAnalyzer:
         self.schedule = DetectionSchedule(self.detector, f.detect_every)
         self._views = 0  # frames classified; plain and mirrored views alternate
 
-    def process(self, item: VideoFrame) -> Observation | None:
+    def process(self, item: Sensed) -> Observation | None:
+        if not isinstance(item, VideoFrame):
+            raise TypeError(f"the face analyzer reads camera frames, not {type(item).__name__}")
         image = to_bgr8(item.image)
         if image is None:
             return None
@@ -128,3 +131,8 @@ class FaceAnalyzer:
             confidence=float(np.clip(confidence, 0.0, 1.0)),
             extras={"box": [round(v, 1) for v in dets[0].box], "faces": len(dets), "track": tracks[0].id},
         )
+
+
+def build(cfg: Config, playback: PlaybackGuard, persist: bool) -> FaceAnalyzer:
+    """The face modality's analyzer (config.modalities): it keeps nothing and hears no music."""
+    return FaceAnalyzer(cfg.face, cfg.models)

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emomusic.config.fusion import FEEDBACK_MODALITY, FusionConfig
+from emomusic.config.fusion import FusionConfig
+from emomusic.config.modalities import MODALITIES
 from emomusic.labels import ALL_LABELS
 from emomusic.messages import FusedState, ModalityEstimate, Observation
 
@@ -72,7 +73,8 @@ class Fusion:
         if not math.isfinite(conf) or not 0 <= conf <= 1:
             raise ValueError(f"confidence must be in [0, 1], got {obs.confidence}")
         vec = observation_vector(obs)
-        if obs.modality == FEEDBACK_MODALITY:  # the listener's latest word replaces the one before
+        told = obs.modality in MODALITIES and MODALITIES[obs.modality].told
+        if told:  # the listener's latest word replaces the one before
             self._evidence.pop(obs.modality, None)
             self._told = True
         ev = self._evidence.setdefault(obs.modality, _Evidence())

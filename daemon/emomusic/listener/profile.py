@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from emomusic.config.modalities import MODALITIES
 from emomusic.labels import ALL_LABELS
 from emomusic.listener.calibration import Calibration, fit
 from emomusic.listener.effects import Candidate, Effects
@@ -32,7 +33,7 @@ log = logging.getLogger("emomusic.listener")
 
 PROFILE_FILE = "listener.json"
 VERSION = 1
-CALIBRATED = ("face", "voice")  # modalities whose model output is corrected per listener
+
 PAIR_WINDOW_S = 20.0  # a statement is paired with each modality's raw output of this many seconds before it
 MAX_PAIRS = 200  # per modality, newest kept
 MAX_EVENTS = 500
@@ -87,7 +88,8 @@ class ListenerProfile:
     def calibrate(self, obs: Observation) -> Observation:
         """The observation with this listener's correction applied; its raw output is remembered for
         the next statement."""
-        if obs.modality not in CALIBRATED:
+        m = MODALITIES.get(obs.modality)
+        if m is None or not m.calibrated:  # only the registry's calibrated modalities are corrected per listener
             return obs
         labels = tuple(obs.probabilities)
         with self._lock:

@@ -19,15 +19,15 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from emomusic.commands import COMMAND_TOPICS, Command, PayloadError, parse_command, parse_external_emotion
-from emomusic.config import Config
-from emomusic.messages import FusedState, Observation
+from emomusic.messages import FusedState, Observation, PlayerStatus, Quiet
 from emomusic.mqtt.discovery import discovery_messages
-from emomusic.mqtt.link import MqttLink
+from emomusic.mqtt.link import MqttLink, MqttSettings
 from emomusic.queues import RateLimiter
 
 log = logging.getLogger("emomusic.mqtt")
 
 HA_STATUS_SUFFIX = "/status"
+STAGES = ("music",)  # parts whose faults are {"stage", "error"}; any other part is a modality
 ERROR_BURST, ERROR_INTERVAL_S = 5, 10.0  # rejected messages answered per topic per interval
 
 
@@ -42,22 +42,22 @@ def _significant(a: dict[str, Any] | None, b: dict[str, Any], deadband: float) -
     return any(abs(a[k] - b[k]) >= deadband for k in ("valence", "arousal"))
 
 
-class MqttBridge:
+class MqttBridge(Quiet):
     """Publishes states and controls; routes validated inbound messages to callbacks."""
 
     def __init__(
         self,
-        cfg: Config,
+        ms: MqttSettings,
         on_command: Callable[[Command], None],
         on_observation: Callable[[Observation], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.cfg = cfg
-        self.prefix = cfg.topic_prefix
+        self.ms = ms
+        self.prefix = ms.prefix
         self.on_command = on_command
         self.on_observation = on_observation
         self.clock = clock
-        self.link = MqttLink(cfg, self._on_message, self._on_connected)
+        self.link = MqttLink(ms, self._on_message, self._on_connected)
         self._lock = threading.Lock()
         self._last_sent: dict[str, Any] | None = None
         self._last_sent_at = -math.inf
@@ -67,12 +67,12 @@ class MqttBridge:
         self._modality_status: dict[str, dict[str, str]] = {}
         self.rejected = 0
         self._errors = RateLimiter(burst=ERROR_BURST, interval_s=ERROR_INTERVAL_S, clock=clock)
-        self.ha_status_topic = f"{cfg.mqtt.discovery_prefix}{HA_STATUS_SUFFIX}"
+        self.ha_status_topic = f"{ms.mqtt.discovery_prefix}{HA_STATUS_SUFFIX}"
         for sub in COMMAND_TOPICS:
             self.link.subscribe(f"{self.prefix}/{sub}")
-        for topic in cfg.mqtt.external_emotion_topics:
+        for topic in ms.mqtt.external_emotion_topics:
             self.link.subscribe(topic)
-        if cfg.mqtt.discovery:
+        if ms.mqtt.discovery:
             self.link.subscribe(self.ha_status_topic)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -93,7 +93,7 @@ class MqttBridge:
         now = self.clock()
         with self._lock:
             self._last_state = payload
-            m = self.cfg.mqtt
+            m = self.ms.mqtt
             due = now - self._last_sent_at >= m.heartbeat_s
             if not due and (now - self._last_sent_at < m.min_interval_s
                             or not _significant(self._last_sent, payload, m.state_deadband)):
@@ -108,7 +108,7 @@ class MqttBridge:
         """Resend the latest state if nothing went out for ``heartbeat_s``; report suppressed rejections."""
         self.report_suppressed()
         with self._lock:
-            stale = self._last_state is not None and self.clock() - self._last_sent_at >= self.cfg.mqtt.heartbeat_s
+            stale = self._last_state is not None and self.clock() - self._last_sent_at >= self.ms.mqtt.heartbeat_s
             payload = self._last_state
             if stale:
                 self._last_sent, self._last_sent_at = payload, self.clock()
@@ -121,25 +121,25 @@ class MqttBridge:
         sent = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self._publish_retained(f"{self.prefix}/state", json.dumps(payload | {"time": sent}))
 
-    def publish_controls(self, mode: str, volume: int, mood: str) -> None:
+    def on_controls(self, mode: str, volume: int, mood: str) -> None:
         self._publish_retained(f"{self.prefix}/mode", mode)
         self._publish_retained(f"{self.prefix}/volume", str(volume))
         self._publish_retained(f"{self.prefix}/mood", mood)
 
-    def publish_player(self, status: dict[str, Any]) -> None:
+    def on_player(self, status: PlayerStatus) -> None:
         """Now playing, queue length, mode and target mood (retained)."""
-        self._publish_retained(f"{self.prefix}/player", json.dumps(status))
+        self._publish_retained(f"{self.prefix}/player", json.dumps(status.to_json()))
 
-    def publish_modality_status(self, name: str, status: str, detail: str) -> None:
+    def on_modality_status(self, name: str, status: str, detail: str) -> None:
         """Health of a modality's source or analyzer (e.g. the camera failed), on ``…/modality/<name>``."""
         self._modality_status[name] = {"status": status, "detail": detail}
         payload = {"modality": name, "emotion": None, "status": status, "detail": detail}
         self._publish_retained(f"{self.prefix}/modality/{name}", json.dumps(payload))
 
-    def publish_fault(self, part: str, error: str) -> None:
+    def on_fault(self, part: str, error: str) -> None:
         """A part of the daemon stopped working (not a rejected message) on ``…/error``: a modality
         (``{"modality", "error"}``) or another stage such as music (``{"stage", "error"}``)."""
-        key = "modality" if part in ("face", "voice", "external") else "stage"
+        key = "stage" if part in STAGES else "modality"
         payload = json.dumps({key: part, "error": error})
         # Held here until the broker has accepted our connection: paho may put a message that is
         # published while it connects ahead of the CONNECT packet, and the broker then drops both.
@@ -149,14 +149,23 @@ class MqttBridge:
                 return
         self.link.publish(f"{self.prefix}/error", payload, qos=1)
 
+    def on_refusal(self, topic: str, error: str) -> None:
+        """A valid command that cannot act now, answered on ``…/error`` (the log says it too)."""
+        self._answer(f"{self.prefix}/{topic}", error)
+
     def publish_error(self, topic: str, error: str) -> None:
-        """Answer a rejected message on ``…/error`` and in the log, within the rate limit: a flood of bad
-        messages costs a few answers per interval and one summary, not one answer each."""
+        """Answer a rejected message on ``…/error`` and in the log."""
+        if self._answer(topic, error):
+            log.warning("rejected message on %s: %s", topic, error)
+
+    def _answer(self, topic: str, error: str) -> bool:
+        """On ``…/error``, within the rate limit: a flood of bad messages costs a few answers per interval
+        and one summary, not one answer each. False when it was held back."""
         self.rejected += 1
         if not self._errors.allow(topic):
-            return
-        log.warning("rejected message on %s: %s", topic, error)
+            return False
         self.link.publish(f"{self.prefix}/error", json.dumps({"topic": topic, "error": error}))
+        return True
 
     def report_suppressed(self) -> None:
         """Say how many rejections went unanswered in each finished interval (called by the heartbeat)."""
@@ -168,9 +177,9 @@ class MqttBridge:
                               qos=1)
 
     def publish_discovery(self) -> None:
-        if not self.cfg.mqtt.discovery:
+        if not self.ms.mqtt.discovery:
             return
-        for topic, payload in discovery_messages(self.cfg):
+        for topic, payload in discovery_messages(self.ms):
             self.link.publish(topic, json.dumps(payload), retain=True, qos=1)
 
     def _publish_retained(self, topic: str, payload: str) -> None:
@@ -192,7 +201,7 @@ class MqttBridge:
 
     # -- inward ---------------------------------------------------------------------------------
     def _on_message(self, topic: str, payload: bytes) -> None:
-        limit = self.cfg.mqtt.max_payload_bytes
+        limit = self.ms.mqtt.max_payload_bytes
         if topic == self.ha_status_topic:
             if payload[:16].strip().lower() == b"online":
                 log.info("Home Assistant is online: re-sending discovery")
@@ -204,7 +213,7 @@ class MqttBridge:
                 if sub in COMMAND_TOPICS:
                     self.on_command(parse_command(sub, payload, limit))
                     return
-            if any(mqtt.topic_matches_sub(sub, topic) for sub in self.cfg.mqtt.external_emotion_topics):
+            if any(mqtt.topic_matches_sub(sub, topic) for sub in self.ms.mqtt.external_emotion_topics):
                 self.on_observation(parse_external_emotion(payload, limit, self.clock()))
                 return
             raise PayloadError("not a topic this daemon accepts")

@@ -10,9 +10,10 @@ import json
 from typing import Any
 
 from emomusic import __version__
-from emomusic.config import Config
+from emomusic.config.modalities import MODALITIES
 from emomusic.config.music import MODES
 from emomusic.labels import ALL_LABELS
+from emomusic.mqtt.link import MqttSettings
 
 PLAYER_STATES = ("playing", "paused", "idle", "error")
 PLAYER_ATTRIBUTES = ("{{ {'title': value_json.title, 'artist': value_json.artist, 'track_valence': "
@@ -29,13 +30,13 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def discovery_messages(cfg: Config) -> list[tuple[str, dict[str, Any]]]:
+def discovery_messages(ms: MqttSettings) -> list[tuple[str, dict[str, Any]]]:
     """(topic, payload) pairs for every entity, under ``<discovery_prefix>/<component>/<device>/<object>/config``."""
-    dev = cfg.device_id
-    pre = cfg.topic_prefix
+    dev = ms.device_id
+    pre = ms.prefix
     device = {
         "identifiers": [f"emomusic_{dev}"],
-        "name": cfg.device.name,
+        "name": ms.device_name,
         "manufacturer": "emomusic",
         "model": "emotion-aware music daemon",
         "sw_version": __version__,
@@ -48,11 +49,12 @@ def discovery_messages(cfg: Config) -> list[tuple[str, dict[str, Any]]]:
     }
     state = f"{pre}/state"
     known = list(ALL_LABELS)
+    emotion_only = "{{ value_json.emotion if value_json.emotion in " + json.dumps(known) + " else None }}"
     entities: list[tuple[str, str, dict[str, Any]]] = [
         ("sensor", "emotion", {
             "name": "Emotion",
             "state_topic": state,
-            "value_template": "{{ value_json.emotion if value_json.emotion in " + json.dumps(known) + " else None }}",
+            "value_template": emotion_only,
             "device_class": "enum",
             "options": known,
             "json_attributes_topic": state,
@@ -155,8 +157,19 @@ def discovery_messages(cfg: Config) -> list[tuple[str, dict[str, Any]]]:
             "icon": "mdi:play",
         }),
     ]
+    for m in MODALITIES.values():  # each sensed modality's own reading, from …/modality/<name> (the registry)
+        if m.source is not None:
+            entities.append(("sensor", f"{m.name}_emotion", {
+                "name": f"{m.label} emotion",
+                "state_topic": f"{pre}/modality/{m.name}",
+                "value_template": emotion_only,
+                "json_attributes_topic": f"{pre}/modality/{m.name}",
+                "json_attributes_template": "{{ {'weight': value_json.weight, 'status': value_json.status, "
+                "'detail': value_json.detail} | tojson }}",
+                "icon": "mdi:eye-outline" if m.source == "camera" else "mdi:microphone-outline",
+            }))
     out = []
     for component, obj, payload in entities:
         payload = {**payload, **common, "unique_id": f"emomusic_{dev}_{obj}"}
-        out.append((f"{cfg.mqtt.discovery_prefix}/{component}/emomusic_{dev}/{obj}/config", payload))
+        out.append((f"{ms.mqtt.discovery_prefix}/{component}/emomusic_{dev}/{obj}/config", payload))
     return out

@@ -16,12 +16,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from emomusic.config import Config
+from emomusic.config.mqtt import MqttConfig, TlsConfig
 
 log = logging.getLogger("emomusic.mqtt")
 
@@ -32,9 +34,23 @@ OFFLINE = "offline"
 RECONNECT_MAX_S = 4
 
 
-def tls_context(cfg: Config) -> ssl.SSLContext:
+@dataclass(frozen=True)
+class MqttSettings:
+    """What the MQTT side is given of the config: its own section and who this device is."""
+
+    mqtt: MqttConfig
+    device_id: str
+    device_name: str
+    prefix: str  # <base_topic>/<device_id>
+    password: str | None
+
+    @classmethod
+    def of(cls, cfg: Config) -> MqttSettings:
+        return cls(cfg.mqtt, cfg.device_id, cfg.device.name, cfg.topic_prefix, cfg.mqtt_password)
+
+
+def tls_context(t: TlsConfig) -> ssl.SSLContext:
     """The TLS settings as one context, shared by the client and the diagnosis of a failed connect."""
-    t = cfg.mqtt.tls
     ctx = ssl.create_default_context(cafile=t.ca_file or None)
     if t.cert_file:
         ctx.load_cert_chain(t.cert_file, t.key_file or None)
@@ -42,27 +58,26 @@ def tls_context(cfg: Config) -> ssl.SSLContext:
     return ctx
 
 
-def make_client(cfg: Config, client_id: str) -> mqtt.Client:
+def make_client(ms: MqttSettings, client_id: str) -> mqtt.Client:
     """A paho client with the configured credentials and TLS (used by the daemon and the CLI)."""
-    m = cfg.mqtt
+    m = ms.mqtt
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
     if m.username:
-        client.username_pw_set(m.username, cfg.mqtt_password)
+        client.username_pw_set(m.username, ms.password)
     if m.tls.enabled:
-        client.tls_set_context(tls_context(cfg))
+        client.tls_set_context(tls_context(m.tls))
         client.tls_insecure_set(m.tls.insecure)
     return client
 
 
-def diagnose_connection(cfg: Config, timeout: float = 3.0) -> str | None:
+def diagnose_connection(m: MqttConfig, timeout: float = 3.0) -> str | None:
     """Why a connection to the broker fails below MQTT (refused, unreachable, a TLS handshake error
     such as an unknown CA, an expired certificate or the wrong host name), or None if TCP and TLS
     work. paho only says that it failed; this says why."""
-    m = cfg.mqtt
     try:
         with socket.create_connection((m.host, m.port), timeout=timeout) as sock:
             if m.tls.enabled:
-                with tls_context(cfg).wrap_socket(sock, server_hostname=m.host):
+                with tls_context(m.tls).wrap_socket(sock, server_hostname=m.host):
                     pass
     except ssl.SSLCertVerificationError as e:
         return (f"TLS: certificate verify failed: {e.verify_message or e.reason} "
@@ -79,12 +94,12 @@ class MqttLink:
 
     def __init__(
         self,
-        cfg: Config,
+        ms: MqttSettings,
         on_message: Callable[[str, bytes], None],
         on_connected: Callable[[], None] | None = None,
     ) -> None:
-        self.cfg = cfg
-        self.prefix = cfg.topic_prefix
+        self.ms = ms
+        self.prefix = ms.prefix
         self.availability_topic = f"{self.prefix}/availability"
         self.on_message_cb = on_message
         self.on_connected_cb = on_connected
@@ -98,7 +113,7 @@ class MqttLink:
         self.connected = threading.Event()
         self.connect_count = 0
         self.stopping = False
-        self.client = make_client(cfg, cfg.mqtt.client_id or f"emomusic-{cfg.device_id}")
+        self.client = make_client(ms, ms.mqtt.client_id or f"emomusic-{ms.device_id}")
         self.client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
         self.client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
         self.last_error: str | None = None  # why the broker cannot be reached now; logged when it changes
@@ -117,7 +132,7 @@ class MqttLink:
                 self.client.subscribe(topic, qos=1)
 
     def start(self) -> None:
-        m = self.cfg.mqtt
+        m = self.ms.mqtt
         log.info("connecting to %s:%d%s as %s", m.host, m.port, " (TLS)" if m.tls.enabled else "",
                  m.username or "anonymous")
         self.client.connect_async(m.host, m.port, keepalive=m.keepalive_s)
@@ -157,12 +172,12 @@ class MqttLink:
             log.debug("still cannot connect: %s", error)
             return
         self.last_error = error
-        m = self.cfg.mqtt
+        m = self.ms.mqtt
         log.error("cannot connect to the broker %s:%d%s: %s; retrying every %d s", m.host, m.port,
                   " (TLS)" if m.tls.enabled else "", error, RECONNECT_MAX_S)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self._report(diagnose_connection(self.cfg) or "the connection failed")
+        self._report(diagnose_connection(self.ms.mqtt) or "the connection failed")
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
@@ -200,7 +215,7 @@ class MqttLink:
             return
         if other["instance"] == self.instance["instance"] or not newer or self.conflict is not None:
             return
-        self.conflict = (f"another emomusic daemon uses device id '{self.cfg.device_id}' (host {other.get('host')}, "
+        self.conflict = (f"another emomusic daemon uses device id '{self.ms.device_id}' (host {other.get('host')}, "
                          f"pid {other.get('pid')}), so the two take each other's MQTT connection")
         log.error("%s: giving up MQTT here (the newer daemon keeps the id); give each device its own "
                   "device.id or EMOMUSIC_DEVICE_ID, then restart this one", self.conflict)

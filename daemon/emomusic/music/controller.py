@@ -3,7 +3,8 @@
 It runs in its own thread (SDL's mixer wants one thread) and re-plans the queue only when the
 listener's position has moved by ``replan_distance`` and held there for ``dwell_s``, or when a
 track ends — never cutting the current track for a change of mood. Recently played tracks are not
-repeated. Every decision is logged with its reason, and the player's state goes to MQTT.
+repeated. Every decision is logged with its reason, and the player's status goes to the publishers.
+The player is whatever backend ``player.backend`` names (``music.players``), behind one port.
 """
 
 from __future__ import annotations
@@ -15,21 +16,20 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
+from emomusic.audio import PlaybackGuard
 from emomusic.commands import Command, Controls
-from emomusic.config import Config
 from emomusic.listener.profile import ListenerProfile
-from emomusic.messages import FusedState
+from emomusic.messages import FusedState, PlayerStatus, Publisher, QueuedTrack, Quiet
 from emomusic.music.library import Library, Track
 from emomusic.music.lifecycle import RetryingStage
 from emomusic.music.observer import PlayObserver
 from emomusic.music.planner import Planner
-from emomusic.music.player import PlayerEvent, PlayerOffline, open_player
+from emomusic.music.players import backend
+from emomusic.music.players.base import Player, PlayerEvent, PlayerOffline
 from emomusic.music.policy import Point
 from emomusic.music.scan import open_library, refresh_in_background
-from emomusic.voice.vad import PlaybackGuard
+from emomusic.music.settings import MusicSettings
 
 log = logging.getLogger("emomusic.music")
 
@@ -38,18 +38,15 @@ EARLY_SKIP_S = 20.0  # a skip this soon after a track started counts as a mild d
 
 
 class MusicController(RetryingStage):
-    def __init__(self, cfg: Config, guard: PlaybackGuard | None = None,
-                 publish: Callable[[dict[str, Any]], None] | None = None,
+    def __init__(self, ms: MusicSettings, guard: PlaybackGuard | None = None, out: Publisher | None = None,
                  clock: Callable[[], float] = time.monotonic, controls: Controls | None = None,
-                 on_fault: Callable[[str], None] | None = None, profile: ListenerProfile | None = None,
-                 on_refuse: Callable[[str], None] | None = None) -> None:
+                 profile: ListenerProfile | None = None) -> None:
         super().__init__("music", clock)
-        self.cfg = cfg
-        self.pc = cfg.player
+        self.ms = ms
+        self.pc = ms.player
+        self.backend = backend(self.pc.backend)
         self.guard = guard or PlaybackGuard()
-        self.publish = publish
-        self.on_fault = on_fault  # a problem a person must know about (…/error)
-        self.on_refuse = on_refuse  # a player command that cannot act, and why (…/error)
+        self.out: Publisher = out or Quiet()  # the player's status, faults, commands that cannot act
         self.unplayable: set[int] = set()
         self._retry_at = -float("inf")
         self.clock = clock
@@ -61,14 +58,14 @@ class MusicController(RetryingStage):
         self.started_at = 0.0  # when the current track started (clock)
         self.profile = profile or ListenerProfile(None)  # likes, dislikes, what tracks do to the listener
         self.observer = PlayObserver(self.profile, clock)
-        self.planner = Planner(self.pc, cfg.fusion.circumplex, self.profile)
+        self.planner = Planner(self.pc, ms.circumplex, self.profile)
         self._latest: FusedState | None = None
         self.user_paused = False
         self.decisions: list[str] = []  # the reasons, newest last (bounded)
         self.played: list[str] = []  # titles in play order (bounded), for status and tests
         self.library: Library | None = None
-        self.player: Any = None
-        self._last_published: dict[str, Any] | None = None
+        self.player: Player | None = None
+        self._last_published: PlayerStatus | None = None
 
     # The controls are set by whoever applies a command (the daemon, or MPD's own volume); read here.
     @property
@@ -106,14 +103,15 @@ class MusicController(RetryingStage):
         self.decisions = [*self.decisions[-49:], reason]
 
     def _fixed_point(self) -> Point:
-        v, a = self.cfg.fusion.circumplex[self.fixed_mood]
+        v, a = self.ms.circumplex[self.fixed_mood]
         return (v, a)
 
     def _open_library(self) -> Library:
-        # MPD's library is listed when MPD answers (the player's "back" event), not before starting.
-        rescan = self.cfg.library.scan_on_start and self.pc.backend != "mpd"
+        # A player with its own library (MPD) lists it when it is reached (its "back" event), not before.
+        rescan = self.ms.library.scan_on_start and not self.backend.lists_when_reached
         # Tracks an older placement model placed are placed again in the background, after the start.
-        lib, _ = open_library(self.cfg, rescan=rescan, refresh=False, should_stop=self.stop_event.is_set)
+        lib, _ = open_library(self.ms, rescan=rescan, refresh=False, listing=self.backend.scan_library,
+                              should_stop=self.stop_event.is_set)
         return lib
 
     def _replan(self, reason: str) -> None:
@@ -134,7 +132,7 @@ class MusicController(RetryingStage):
                     return
             track = self.queue.pop(0)
             try:
-                self.player.play(Path(track.path))
+                self._player.play(track.path)
             except PlayerOffline:  # MPD restarting: the track is fine, the player will come back
                 self.queue.insert(0, track)
                 return
@@ -202,7 +200,7 @@ class MusicController(RetryingStage):
     def _handle(self, cmd: Command) -> None:
         if cmd.kind == "mode":
             if self.mode == "off":
-                self.player.stop()
+                self._player.stop()
                 self.current, self.queue = None, []
                 self._decide("mode off: stopped")
             else:
@@ -210,27 +208,30 @@ class MusicController(RetryingStage):
         elif cmd.kind == "mood":
             self._replan(f"fixed mood set to {self.fixed_mood}")
         elif cmd.kind == "volume":
-            self.player.set_volume(self.volume / 100)
+            self._player.set_volume(self.volume / 100)
         elif cmd.kind == "player":
-            action = cmd.value
-            if action == "toggle":
-                action = "pause" if self.player.playing else "play"
-            if action == "pause":
-                self.user_paused = True
-                self.player.pause()
-            elif action == "play":
-                self.user_paused = False
-                if self.player.current is not None:
-                    self.player.resume()
-                elif self.mode != "off":
-                    self._play_next("play requested")
-            elif action == "skip" and self.mode != "off":
-                self.user_paused = False
-                if self.current is not None and self.clock() - self.started_at < EARLY_SKIP_S:
-                    self._opinion("skip")
-                self._play_next("skip requested")
-            elif action in ("like", "dislike"):
-                self._opinion(str(action), cmd.target)
+            self._player_action(str(cmd.value), cmd.target)
+
+    def _player_action(self, action: str, target: str) -> None:
+        """play, pause, toggle, skip, like, dislike (``target``: a track other than the playing one)."""
+        if action == "toggle":
+            action = "pause" if self._player.playing else "play"
+        if action == "pause":
+            self.user_paused = True
+            self._player.pause()
+        elif action == "play":
+            self.user_paused = False
+            if self._player.current is not None:
+                self._player.resume()
+            elif self.mode != "off":
+                self._play_next("play requested")
+        elif action == "skip" and self.mode != "off":
+            self.user_paused = False
+            if self.current is not None and self.clock() - self.started_at < EARLY_SKIP_S:
+                self._opinion("skip")
+            self._play_next("skip requested")
+        elif action in ("like", "dislike"):
+            self._opinion(action, target)
 
     def _named(self, name: str) -> Track | None:
         assert self.library is not None
@@ -241,13 +242,12 @@ class MusicController(RetryingStage):
         """Like, dislike or an early skip of the current track (or of the named one), kept in the
         listener profile. A dislike of the playing track skips it now; a disliked track stays out of
         every queue until it is liked again."""
-        playing = self.current if self.player.current is not None else None
+        playing = self.current if self._player.current is not None else None
         track = self._named(target) if target else playing
         if track is None:
             why = f"no track {target!r} in the library" if target else "no track is playing"
             log.warning("%s: %s", kind, why)
-            if self.on_refuse is not None:
-                self.on_refuse(f"'{kind}' does nothing: {why}")
+            self.out.on_refusal("player/set", f"'{kind}' does nothing: {why}")
             return
         op = self.profile.track_feedback(track.path, kind)
         what = {"like": "liked", "dislike": "disliked", "skip": "skipped early (a mild dislike)"}[kind]
@@ -260,21 +260,13 @@ class MusicController(RetryingStage):
                 self.user_paused = False
                 self._play_next(f"'{track.title}' disliked")
             else:
-                self.player.stop()
+                self._player.stop()
 
     def step(self) -> None:
         """One iteration: the player's news, commands, the listener, the end of a track, the published state."""
-        for event in self.player.poll():
+        for event in self._player.poll():
             self._player_event(event)
-        while True:
-            try:
-                cmd = self.events.get_nowait()
-                self._handle(cmd)
-            except queue.Empty:
-                break
-            except PlayerOffline as e:  # MPD restarting: say so, the command is not kept for later
-                if self.on_refuse is not None:
-                    self.on_refuse(f"'{cmd.value}' not done: {e}")
+        self._commands()
         if self.rescan_event.is_set():
             self.rescan_event.clear()
             self._rescan()
@@ -283,25 +275,39 @@ class MusicController(RetryingStage):
         if moved is not None:
             self._replan(moved)
         if self.mode != "off" and not self.user_paused:
-            if self.player.finished():
-                self.planner.settle()
-                self._queue_after_track_end()
-            elif self.player.current is None and self.player.online and now >= self._retry_at \
-                    and not (self.current is None and self.planner.waiting(now, self.mode)):
-                self.planner.settle()
-                self._play_next("starting")
-                if self.current is None:  # nothing playable: look again later, not four times a second
-                    self._retry_at = now + EMPTY_RETRY_S
+            self._keep_playing(now)
         # With SDL's dummy driver nothing is audible, so there is nothing for the microphone to hear.
-        audible = self.player.playing and getattr(self.player, "driver", "") != "dummy"
-        self.guard.set_playback(audible, self.volume / 100)
+        self.guard.set_playback(self._player.audible, self.volume / 100)
         if self.mode != "off":
-            self.player.set_next([t.path for t in self.queue])  # MPD: the picks wait in its queue
+            self._player.set_next([t.path for t in self.queue])  # MPD: the picks wait in its queue
         self._publish()
+
+    def _commands(self) -> None:
+        while True:
+            try:
+                cmd = self.events.get_nowait()
+                self._handle(cmd)
+            except queue.Empty:
+                return
+            except PlayerOffline as e:  # MPD restarting: say so, the command is not kept for later
+                self.out.on_refusal("player/set", f"'{cmd.value}' not done: {e}")
+
+    def _keep_playing(self, now: float) -> None:
+        """The next track at the end of one; the first once the player is there (and the listener seen)."""
+        if self._player.finished():
+            self.planner.settle()
+            self._queue_after_track_end()
+        elif self._player.current is None and self._player.online and now >= self._retry_at \
+                and not (self.current is None and self.planner.waiting(now, self.mode)):
+            self.planner.settle()
+            self._play_next("starting")
+            if self.current is None:  # nothing playable: look again later, not four times a second
+                self._retry_at = now + EMPTY_RETRY_S
 
     def _rescan(self) -> None:
         assert self.library is not None
-        new, _ = open_library(self.cfg, rescan=True, should_stop=self.stop_event.is_set)  # raises: the old one stays
+        new, _ = open_library(self.ms, rescan=True, listing=self.backend.scan_library,
+                              should_stop=self.stop_event.is_set)  # raises: the old one stays
         self.library, old = new, self.library
         old.close()
         self._retry_at = -float("inf")  # new music may be playable now
@@ -313,9 +319,9 @@ class MusicController(RetryingStage):
         self._replan(f"'{title}' ended")
         self._play_next("next in queue")
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> PlayerStatus:
         cur = self.current if self.player is not None and self.player.current is not None else None
-        state = "idle" if cur is None else ("paused" if self.player.paused else "playing")
+        state = "idle" if cur is None else ("paused" if self.player is not None and self.player.paused else "playing")
         error = self.start_error or (self.player.error if self.player is not None else None)
         if error is not None:
             state = "error"
@@ -326,41 +332,37 @@ class MusicController(RetryingStage):
             target = self._fixed_point()
         elif self.mode == "match" and self.planner.position is not None:
             target = self.planner.planned_from
-        return {
-            "state": state,
-            "title": cur.title if cur else None,
-            "artist": cur.artist if cur else None,
-            "track_valence": round(cur.valence, 3) if cur and cur.id >= 0 else None,
-            "track_arousal": round(cur.arousal, 3) if cur and cur.id >= 0 else None,
-            "placement": cur.source if cur and cur.id >= 0 else None,
-            "queue": len(self.queue),
-            "mode": self.mode,
-            "fixed_mood": self.fixed_mood,
-            "volume": self.volume,
-            "target": [round(target[0], 3), round(target[1], 3)] if target else None,
-            "error": error,
-        }
+        known = cur is not None and cur.id >= 0
+        return PlayerStatus(
+            state, cur.title if cur else None, cur.artist if cur else None,
+            round(cur.valence, 3) if cur and known else None, round(cur.arousal, 3) if cur and known else None,
+            cur.source if cur and known else None, self.mode, self.fixed_mood, self.volume,
+            (round(target[0], 3), round(target[1], 3)) if target else None, error,
+            tuple(QueuedTrack(t.title, t.artist, round(t.valence, 3), round(t.arousal, 3)) for t in self.queue))
 
     def _publish(self) -> None:
         st = self.status()
-        if st != self._last_published and self.publish is not None:
+        if st != self._last_published:
             self._last_published = st
-            self.publish(st)
+            self.out.on_player(st)
 
     def _fault(self, error: str) -> None:
-        if self.on_fault is not None:
-            self.on_fault(error)
+        self.out.on_fault("music", error)
+
+    @property
+    def _player(self) -> Player:
+        assert self.player is not None, "the music stage has not started"
+        return self.player
 
     def _open(self) -> None:
         self.library = self._open_library()
         if self.library.recovered_from is not None:
             self._fault(f"library index was corrupt: moved aside to {self.library.recovered_from.name} "
                         "and rebuilt by a rescan")
-        self.player = open_player(self.cfg, self.volume / 100, self.clock)
-        if self.pc.backend != "mpd" and self.cfg.library.scan_on_start:
-            refresh_in_background(self.cfg, self.stop_event.is_set)
-        log.info("player ready (%s), mode %s", self.player.driver if self.pc.backend == "mpd"
-                 else f"SDL audio driver: {self.player.driver}", self.mode)
+        self.player = self.backend.open(self.pc, self.ms.mpd_password, self.volume / 100, self.clock)
+        if self.ms.library.scan_on_start and not self.backend.lists_when_reached:
+            refresh_in_background(self.ms, self.stop_event.is_set)
+        log.info("player ready (%s), mode %s", self.player.describe(), self.mode)
 
     def _close_quietly(self) -> None:
         if self.library is not None:
@@ -373,5 +375,4 @@ class MusicController(RetryingStage):
         self._close_quietly()
         # A clean stop leaves "idle" retained, not the last "playing" or "error".
         self.start_error, self.current, self.queue = None, None, []
-        if self.publish is not None:
-            self.publish(self.status())
+        self.out.on_player(self.status())

@@ -1,8 +1,11 @@
-"""Wiring: sources -> analyzers -> fusion -> sinks, started in order and stopped in reverse.
+"""Wiring: sources -> analyzers -> fusion -> publishers and the music stage, started in order and
+stopped in reverse.
 
-One thread per stage with an explicit bounded queue between stages. The main thread supervises:
-it applies commands, sends heartbeats, feeds the systemd watchdog while the stages are alive,
-and on a stop request shuts everything down within a few seconds.
+One thread per stage with an explicit bounded queue between stages. Everything the daemon tells the
+world goes through one fan-out of publishers (the log, MQTT, the page, and any given by the caller:
+``emomusic replay``'s JSON lines): a new publisher is one class and one line in ``__init__``. The
+main thread supervises: it applies commands, sends heartbeats, feeds the systemd watchdog while the
+stages are alive, and on a stop request shuts everything down within a few seconds.
 """
 
 from __future__ import annotations
@@ -15,31 +18,33 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
+from emomusic.audio import PlaybackGuard
 from emomusic.commands import CONTROLS_FILE, Command, Controls
 from emomusic.config import Config
 from emomusic.config.fusion import FEEDBACK_MODALITY
+from emomusic.config.modalities import fed_by
 from emomusic.fusion.fuser import Fusion
 from emomusic.listener.profile import PROFILE_FILE, ListenerProfile
-from emomusic.messages import FusedState, Observation, redact
-from emomusic.queues import DropOldestQueue, RateLimiter, StreamGate
+from emomusic.messages import FusedState, Observation, Publisher, Sensed, redact
+from emomusic.queues import DropOldestQueue, Inbox, RateLimiter, StreamGate
+from emomusic.service.publishers import Fanout, LogPublisher
 from emomusic.service.systemd import Notifier
-from emomusic.service.workers import ANALYZERS, MODALITY_OF, SOURCE_OF, AnalyzerFactory, AnalyzerWorker
+from emomusic.service.workers import AnalyzerFactory, AnalyzerWorker, Tee, registered_analyzers
 from emomusic.sources.base import Source
 from emomusic.sources.camera import CameraSource
 from emomusic.sources.microphone import AudioFileSource, MicrophoneSource
 from emomusic.sources.microphone import describe_kind as audio_kind
 from emomusic.sources.resolve import resolve_camera, resolve_microphone
 from emomusic.sources.samples import SampleMediaError
-from emomusic.voice.vad import PlaybackGuard
+
+if TYPE_CHECKING:
+    from emomusic.mqtt.bridge import MqttBridge
+    from emomusic.music.controller import MusicController
+    from emomusic.web.server import WebServer
 
 log = logging.getLogger("emomusic.app")
-
-class StateSink(Protocol):
-    """Anything that wants every fused state (MQTT, the player, a JSONL writer)."""
-
-    def on_state(self, state: FusedState) -> None: ...
 
 
 class Daemon:
@@ -54,15 +59,17 @@ class Daemon:
         fast: bool = False,
         loop: bool | None = None,
         mqtt: bool | None = None,
-        sinks: Iterable[StateSink] = (),
+        publishers: Iterable[Publisher] = (),
         analyzers: dict[str, AnalyzerFactory] | None = None,
         notifier: Notifier | None = None,
         music: bool = True,
         web: bool = True,
+        persist: bool = True,
         stop_event: threading.Event | None = None,
     ) -> None:
         self.cfg = cfg
         self.fast = fast
+        self.persist = persist  # analyzers may keep what they learn (a replay's must not)
         self.loop = loop
         self.clock: Callable[[], float] = time.monotonic
         self.notifier = notifier or Notifier()
@@ -70,7 +77,6 @@ class Daemon:
         self.controls = Controls.restore(cfg.player.mode, cfg.player.volume, cfg.player.fixed_mood,
                                          cfg.state_dir / CONTROLS_FILE)
         self.profile = ListenerProfile(cfg.state_dir / PROFILE_FILE)  # feedback, calibration, track likes
-        self.sinks: list[StateSink] = list(sinks)
         self.commands: queue.Queue[Command] = queue.Queue(maxsize=100)
         self.dropped_commands = 0
         self._warnings = RateLimiter(burst=1, interval_s=10.0)
@@ -80,88 +86,92 @@ class Daemon:
         self.gate = StreamGate()  # keeps fast-replayed files in step
         self.workers: list[AnalyzerWorker] = []
         self.last_state: FusedState | None = None
-        self.player: Any = None  # set by the music pipeline when it is enabled
         self.playback = PlaybackGuard(cfg.voice.music_margin_db)
         self._fusion_thread = threading.Thread(target=self._fusion_loop, name="fusion", daemon=True)
         self._fusion_lock = threading.Lock()
-        self.bridge: Any = None
-        use_mqtt = cfg.mqtt.enabled if mqtt is None else mqtt
-        if use_mqtt:
+        # The publishers: the log always, MQTT and the page as configured, and the caller's.
+        self.bridge: MqttBridge | None = None
+        if cfg.mqtt.enabled if mqtt is None else mqtt:
             from emomusic.mqtt.bridge import MqttBridge
+            from emomusic.mqtt.link import MqttSettings
 
-            self.bridge = MqttBridge(cfg, self.submit_command, self.submit_observation)
-            self.sinks.append(self.bridge)
+            self.bridge = MqttBridge(MqttSettings.of(cfg), self.submit_command, self.submit_observation)
+        self.web: WebServer | None = None
+        if cfg.web.enabled and web:
+            from emomusic.analyze.snapshot import Snapshot
+            from emomusic.web.server import WebServer, WebSettings
+
+            self.web = WebServer(WebSettings.of(cfg), Snapshot(cfg), self.submit_command, self.profile.banned)
+        self.out = Fanout([LogPublisher(), *(p for p in (self.bridge, self.web) if p is not None), *publishers])
+        self.player: MusicController | None = None  # the music stage, when enabled
         if cfg.player.enabled and music:
             from emomusic.music.controller import MusicController
+            from emomusic.music.settings import MusicSettings
 
-            publish = self.bridge.publish_player if self.bridge is not None else None
-            on_fault = functools.partial(self.bridge.publish_fault, "music") if self.bridge is not None else None
-            self.player = MusicController(cfg, self.playback, publish, controls=self.controls, on_fault=on_fault,
-                                          profile=self.profile, on_refuse=functools.partial(self._refuse, "player/set"))
-            self.sinks.append(self.player)
-        self.web: Any = None
-        if cfg.web.enabled and web:
-            from emomusic.web.server import WebServer
-
-            self.web = WebServer(cfg, self.submit_command, self._player_view, self.profile.banned)
-            self.sinks.append(self.web)
-        factories = ANALYZERS if analyzers is None else analyzers
-        self._build_stages(factories, camera, microphone)
+            self.player = MusicController(MusicSettings.of(cfg), self.playback, self.out, controls=self.controls,
+                                          profile=self.profile)
+        self.fed: list[tuple[Source, AnalyzerWorker]] = []  # each analyzer's worker and the source feeding it
+        self._build_stages(registered_analyzers() if analyzers is None else analyzers, camera, microphone)
 
     # -- construction ---------------------------------------------------------------------------
     def _build_stages(self, factories: dict[str, AnalyzerFactory], camera: str | None, microphone: str | None) -> None:
-        cfg = self.cfg
-        for modality in ("face", "voice"):
-            source_name = SOURCE_OF[modality]
-            section = cfg.camera if source_name == "camera" else cfg.microphone
+        """A source for each kind the registered modalities read (config.modalities), feeding each of
+        their analyzers' workers."""
+        for source_name, wanted in (("camera", camera), ("microphone", microphone)):
+            modalities = [m.name for m in fed_by(source_name) if m.name in factories]
+            section = self.cfg.camera if source_name == "camera" else self.cfg.microphone
             if not section.enabled:
                 log.info("%s disabled in config", source_name)
-                continue
-            factory = factories.get(modality)
-            if factory is None:
-                log.warning("no %s analyzer available: %s not started", modality, source_name)
-                continue
-            first = factory(cfg, self.playback)  # raises ModelError now if a model file is missing or broken
-            inbox: DropOldestQueue[Any] = DropOldestQueue(section.queue_size, source_name)
-            loop = section.loop if self.loop is None else self.loop
-            source: Source
-            try:
-                spec = (resolve_camera(camera or cfg.camera.source, cfg, self.stop_event.is_set)
-                        if source_name == "camera"
-                        else resolve_microphone(microphone or cfg.microphone.source, cfg, self.stop_event.is_set))
-            except SampleMediaError as e:  # no device and no sample: this modality is off, the rest runs
-                detail = f"no {source_name} found, and {e}; {modality} analysis is off (free space or set " \
-                         "device.state_dir / EMOMUSIC_STATE_DIR to a writable folder)"
-                log.error("%s", detail)
-                self._on_status(source_name, "failed", detail)
-                continue
-            if source_name == "camera":
-                source = CameraSource(
-                    spec, inbox, analysis_fps=cfg.camera.analysis_fps, loop=loop, width=cfg.camera.width,
-                    height=cfg.camera.height, fast=self.fast, on_status=self._on_status, stall_s=cfg.camera.stall_s,
-                )
+            elif not modalities:
+                log.warning("no analyzer reads the %s: it is not started", source_name)
             else:
-                if audio_kind(spec) == "file":
-                    source = AudioFileSource(
-                        spec, inbox, block_ms=cfg.microphone.block_ms, loop=loop, fast=self.fast,
-                        on_status=self._on_status,
-                    )
-                else:
-                    source = MicrophoneSource(
-                        spec, inbox, block_ms=cfg.microphone.block_ms, stall_s=cfg.microphone.stall_s,
-                        on_status=self._on_status,
-                    )
-            log.info("%s: %s -> %s analyzer", source_name, redact(spec), modality)
-            if self.fast:
-                self.gate.register(source.source_name)
-                source.gate = self.gate
-            self.sources.append(source)
-            self.workers.append(
-                AnalyzerWorker(
-                    modality, functools.partial(factory, cfg, self.playback), inbox, self.observations,
-                    block_output=self.fast, on_status=self._on_status, first=first,
-                )
-            )
+                self._build_source(source_name, wanted, {name: factories[name] for name in modalities})
+
+    def _build_source(self, source_name: str, wanted: str | None, factories: dict[str, AnalyzerFactory]) -> None:
+        cfg = self.cfg
+        # built here, so a missing or broken model file fails at start-up (ModelError), not in a thread
+        firsts = {name: f(cfg, self.playback, self.persist) for name, f in factories.items()}
+        section = cfg.camera if source_name == "camera" else cfg.microphone
+        inboxes: dict[str, DropOldestQueue[Sensed]] = {
+            name: DropOldestQueue(section.queue_size, source_name if len(factories) == 1 else f"{source_name}/{name}")
+            for name in factories}
+        out: Inbox[Sensed] = next(iter(inboxes.values())) if len(inboxes) == 1 else Tee(list(inboxes.values()))
+        try:
+            spec = (resolve_camera(wanted or cfg.camera.source, cfg.state_dir, self.stop_event.is_set)
+                    if source_name == "camera"
+                    else resolve_microphone(wanted or cfg.microphone.source, cfg.state_dir, self.stop_event.is_set))
+        except SampleMediaError as e:  # no device and no sample: these modalities are off, the rest runs
+            detail = f"no {source_name} found, and {e}; {', '.join(factories)} analysis is off (free space or " \
+                     "set device.state_dir / EMOMUSIC_STATE_DIR to a writable folder)"
+            log.error("%s", detail)
+            self._on_status(source_name, "failed", detail)
+            return
+        source = self._source(source_name, spec, out)
+        log.info("%s: %s -> %s", source_name, redact(spec), ", ".join(f"{name} analyzer" for name in factories))
+        if self.fast:
+            self.gate.register(source.source_name)
+            source.gate = self.gate
+        self.sources.append(source)
+        for name, factory in factories.items():
+            worker = AnalyzerWorker(name, functools.partial(factory, cfg, self.playback, self.persist), inboxes[name],
+                                    self.observations, block_output=self.fast, on_status=self._on_status,
+                                    first=firsts[name])
+            self.workers.append(worker)
+            self.fed.append((source, worker))
+
+    def _source(self, source_name: str, spec: str, out: Inbox[Sensed]) -> Source:
+        cfg, loop = self.cfg, self.loop
+        if source_name == "camera":
+            return CameraSource(spec, out, analysis_fps=cfg.camera.analysis_fps,
+                                loop=cfg.camera.loop if loop is None else loop, width=cfg.camera.width,
+                                height=cfg.camera.height, fast=self.fast, on_status=self._on_status,
+                                stall_s=cfg.camera.stall_s)
+        if audio_kind(spec) == "file":
+            return AudioFileSource(spec, out, block_ms=cfg.microphone.block_ms,
+                                   loop=cfg.microphone.loop if loop is None else loop, fast=self.fast,
+                                   on_status=self._on_status)
+        return MicrophoneSource(spec, out, block_ms=cfg.microphone.block_ms, stall_s=cfg.microphone.stall_s,
+                                on_status=self._on_status)
 
     # -- inputs from other threads ----------------------------------------------------------
     def submit_observation(self, obs: Observation) -> None:
@@ -187,22 +197,20 @@ class Daemon:
             log.info("no music stage running: nothing to re-scan")
 
     def _on_status(self, name: str, status: str, detail: str) -> None:
-        if self.bridge is not None:
-            modality = MODALITY_OF.get(name, name)
-            self.bridge.publish_modality_status(modality, status, detail)
+        """A source's status is each of its modalities'; an analyzer's (by modality name) its own."""
+        for modality in [w.analyzer_name for s, w in self.fed if s.source_name == name] or [name]:
+            self.out.on_modality_status(modality, status, detail)
             if status == "disabled":  # needs a person: also on …/error, where automations watch for faults
-                self.bridge.publish_fault(modality, detail)
+                self.out.on_fault(modality, detail)
 
     # -- stages ---------------------------------------------------------------------------------
     def _emit(self, now: float) -> None:
         with self._fusion_lock:
             state = self.fusion.update(now)
         self.last_state = state
-        for sink in self.sinks:
-            try:
-                sink.on_state(state)
-            except Exception:  # one broken sink must not silence the others
-                log.exception("sink %s failed", type(sink).__name__)
+        self.out.on_state(state)
+        if self.player is not None:
+            self.player.on_state(state)
 
     def _fuse(self, obs: Observation, now: float) -> None:
         obs = self.profile.calibrate(obs)  # this listener's correction of the model's reading
@@ -233,8 +241,7 @@ class Daemon:
     def _watermark(self) -> float:
         """Stream time up to which every still-running modality has been analysed."""
         ended = lambda s: s.ident is not None and not s.is_alive()  # noqa: E731  (not merely unstarted)
-        marks = [w.progress_t for s, w in zip(self.sources, self.workers, strict=True)
-                 if not ended(s) or not w.idle]
+        marks = [w.progress_t for s, w in self.fed if not ended(s) or not w.idle]
         return min(marks) if marks else math.inf
 
     def _fusion_loop_fast(self) -> None:
@@ -285,20 +292,13 @@ class Daemon:
         self.submit_observation(Observation(FEEDBACK_MODALITY, now, {label: 1.0}, 1.0))
 
     def _refuse(self, subtopic: str, why: str) -> None:
-        """A valid command that cannot act now: say why, in the log and on …/error."""
-        if self.bridge is not None:
-            self.bridge.publish_error(f"{self.cfg.topic_prefix}/{subtopic}", why)
-        else:
-            log.warning("%s: %s", subtopic, why)
+        """A valid command that cannot act now: say why (the log, …/error)."""
+        self.out.on_refusal(subtopic, why)
 
     def _publish_controls(self) -> None:
-        if self.bridge is not None:
-            self.bridge.publish_controls(self.controls.mode, self.controls.volume, self.controls.mood)
+        self.out.on_controls(self.controls.mode, self.controls.volume, self.controls.mood)
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def _player_view(self) -> tuple[dict[str, Any], list[Any]] | None:
-        return None if self.player is None else (self.player.status(), list(self.player.queue))
-
     def start(self) -> None:
         self._publish_controls()
         if self.bridge is not None:

@@ -12,13 +12,15 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from importlib import import_module
+from typing import Protocol
 
+from emomusic.audio import PlaybackGuard
 from emomusic.config import Config
-from emomusic.messages import Observation
+from emomusic.config.modalities import MODALITIES
+from emomusic.messages import AudioChunk, Observation, Sensed
 from emomusic.queues import DropOldestQueue
 from emomusic.sources.base import StatusCallback
-from emomusic.voice.vad import PlaybackGuard
 
 
 class Analyzer(Protocol):
@@ -30,14 +32,16 @@ class Analyzer(Protocol):
     # observations in stream-time order up to each worker's progress minus this (so none comes late).
     latency_s: float
 
-    def process(self, item: Any) -> Observation | None: ...
+    def process(self, item: Sensed) -> Observation | None:
+        """Only items of the source the modality names arrive here (its registry entry)."""
+        ...
 
 
-def item_end(item: Any) -> float:
+def item_end(item: Sensed) -> float:
     """Stream time at the end of a source item (a frame is instantaneous; a chunk lasts)."""
-    samples = getattr(item, "samples", None)
-    rate = getattr(item, "sample_rate", 0)
-    return float(item.t) + (len(samples) / rate if samples is not None and rate else 0.0)
+    if isinstance(item, AudioChunk):
+        return item.t + len(item.samples) / item.sample_rate
+    return item.t
 
 
 class AnalyzerWorker(threading.Thread):
@@ -47,7 +51,7 @@ class AnalyzerWorker(threading.Thread):
         self,
         name: str,
         factory: Callable[[], Analyzer],
-        inbox: DropOldestQueue[Any],
+        inbox: DropOldestQueue[Sensed],
         outbox: DropOldestQueue[Observation],
         *,
         max_failures: int = 5,
@@ -129,24 +133,28 @@ class AnalyzerWorker(threading.Thread):
         self._status("disabled", msg)
 
 
-# An analyzer factory gets the config and the playback guard (what the player says it is playing,
-# so the voice analyzer does not take the daemon's own music for a voice).
-AnalyzerFactory = Callable[[Config, PlaybackGuard], Analyzer]
+# An analyzer factory: the whole config (each analyzer takes its own sections from it), the playback
+# guard (what the player says it plays, so the voice does not take the daemon's music for a voice),
+# and whether it may keep what it learns (a replayed recording must not change it).
+AnalyzerFactory = Callable[[Config, PlaybackGuard, bool], Analyzer]
 
 
-def _face_analyzer(cfg: Config, playback: PlaybackGuard) -> Analyzer:
-    from emomusic.face.analyzer import FaceAnalyzer
-
-    return FaceAnalyzer(cfg)
-
-
-def _voice_analyzer(cfg: Config, playback: PlaybackGuard) -> Analyzer:
-    from emomusic.voice.analyzer import VoiceAnalyzer
-
-    return VoiceAnalyzer(cfg, guard=playback)
+def registered_analyzers() -> dict[str, AnalyzerFactory]:
+    """Each registered modality's analyzer factory (``config.modalities``), imported now."""
+    out: dict[str, AnalyzerFactory] = {}
+    for m in MODALITIES.values():
+        if m.analyzer is not None:
+            module, _, name = m.analyzer.partition(":")
+            out[m.name] = getattr(import_module(module), name)
+    return out
 
 
-# Analyzer factories by modality (tests swap in their own).
-ANALYZERS: dict[str, AnalyzerFactory] = {"face": _face_analyzer, "voice": _voice_analyzer}
-SOURCE_OF = {"face": "camera", "voice": "microphone"}
-MODALITY_OF = {v: k for k, v in SOURCE_OF.items()}
+class Tee:
+    """One source feeding several modalities' analyzers: each gets every item in its own queue."""
+
+    def __init__(self, queues: list[DropOldestQueue[Sensed]]) -> None:
+        self.queues = queues
+
+    def put(self, item: Sensed, block: bool = False) -> None:
+        for q in self.queues:
+            q.put(item, block)

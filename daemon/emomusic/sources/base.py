@@ -90,6 +90,12 @@ class Source(threading.Thread):
         if self.gate is not None:
             self.gate.advance(self.source_name, t, self.stop_event)
 
+    def _read_one(self) -> None:
+        self.read_once()
+        self.last_item_at = time.monotonic()
+        if self.status == "stalled":
+            self._set_status("running", "delivering again", only_from="stalled")
+
     def run(self) -> None:
         delay = self.backoff_min_s
         while not self.stop_event.is_set():
@@ -98,10 +104,7 @@ class Source(threading.Thread):
                 self._set_status("running")
                 self.last_item_at = time.monotonic()
                 while not self.stop_event.is_set():
-                    self.read_once()
-                    self.last_item_at = time.monotonic()
-                    if self.status == "stalled":
-                        self._set_status("running", "delivering again", only_from="stalled")
+                    self._read_one()
                     delay = self.backoff_min_s  # only a source that delivers earns a fast retry
             except SourceEnded:
                 self._set_status("ended")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from emomusic.messages import VideoFrame
-from emomusic.queues import DropOldestQueue
+from emomusic.queues import Inbox
 from emomusic.sources.base import Source, SourceEnded, StatusCallback, check_still_there
 
 
@@ -35,7 +35,7 @@ class CameraSource(Source):
     def __init__(
         self,
         spec: str,
-        out: DropOldestQueue[VideoFrame],
+        out: Inbox[VideoFrame],
         *,
         analysis_fps: float = 5.0,
         loop: bool = True,
@@ -106,6 +106,19 @@ class CameraSource(Source):
         if self.kind != "file":
             self._next_t = self.clock()
 
+    def _no_frame(self) -> None:
+        """A camera that gave nothing fails (and is reopened); a file ends, or starts again when it loops."""
+        if self.kind != "file":
+            raise OSError(f"camera {self.spec!r} returned no frame")
+        if self._index == 0:
+            raise OSError(f"video file {self.spec} has no readable frames")
+        if not self.loop:
+            raise SourceEnded
+        self._stream_offset += self._index / self._file_fps  # the next loop (or reopen) goes on from here
+        self._index = 0
+        check_still_there(self.spec, "video")
+        self._cap.set(1, 0)  # CAP_PROP_POS_FRAMES: rewind instead of reopening
+
     def read_once(self) -> None:
         if self._picam is not None:
             rgb = self._picam.capture_array()
@@ -121,16 +134,7 @@ class CameraSource(Source):
         else:
             ok, frame = self._cap.read()
         if not ok or frame is None:
-            if self.kind != "file":
-                raise OSError(f"camera {self.spec!r} returned no frame")
-            if self._index == 0:
-                raise OSError(f"video file {self.spec} has no readable frames")
-            if not self.loop:
-                raise SourceEnded
-            self._stream_offset += self._index / self._file_fps  # the next loop (or reopen) goes on from here
-            self._index = 0
-            check_still_there(self.spec, "video")
-            self._cap.set(1, 0)  # CAP_PROP_POS_FRAMES: rewind instead of reopening
+            self._no_frame()
             return
         if self.kind == "file":
             stream_t = self._stream_offset + self._index / self._file_fps

@@ -18,7 +18,7 @@ import numpy as np
 
 from emomusic.audio import RATE
 from emomusic.messages import AudioChunk
-from emomusic.queues import DropOldestQueue
+from emomusic.queues import Inbox
 from emomusic.sources.base import Source, SourceEnded, StatusCallback, check_still_there
 
 OVERFLOW_REPORT_S = 10.0
@@ -61,7 +61,7 @@ class AudioFileSource(Source):
     def __init__(
         self,
         path: str,
-        out: DropOldestQueue[AudioChunk],
+        out: Inbox[AudioChunk],
         *,
         block_ms: int = 300,
         loop: bool = True,
@@ -160,7 +160,7 @@ class MicrophoneSource(Source):
     def __init__(
         self,
         device: str,
-        out: DropOldestQueue[AudioChunk],
+        out: Inbox[AudioChunk],
         *,
         block_ms: int = 300,
         stall_s: float = 5.0,

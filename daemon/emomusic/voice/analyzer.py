@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from emomusic.audio import PlaybackGuard
 from emomusic.config import Config
+from emomusic.config.perception import ModelsConfig, VoiceConfig
 from emomusic.labels import VOICE_LABELS
-from emomusic.messages import AudioChunk, Observation
+from emomusic.messages import AudioChunk, Observation, Sensed
 from emomusic.runtime import ModelError, peakedness, softmax
 from emomusic.voice.adapt import SpeakerAdapter, standardise
 from emomusic.voice.encoder import STATE_DIM, VoiceEncoder
-from emomusic.voice.vad import PlaybackGuard, SpeechWindow, SpeechWindower
+from emomusic.voice.vad import SpeechWindow, SpeechWindower
 
 REBUILD_VOICE = "python scripts/train_voice_head.py (see models/README.md)"
 ADAPTATION_FILE = "voice_adaptation.json"
@@ -84,21 +86,23 @@ class VoiceAnalyzer:
 
     modality = "voice"
 
-    def __init__(self, cfg: Config, classifier: VoiceClassifier | None = None,
-                 guard: PlaybackGuard | None = None, persist: bool = True) -> None:
-        v, m = cfg.voice, cfg.models
+    def __init__(self, v: VoiceConfig, m: ModelsConfig, keep_in: Path | None = None,
+                 classifier: VoiceClassifier | None = None, guard: PlaybackGuard | None = None) -> None:
+        """``keep_in``: the state dir, where what is learned of each voice is kept (None: in memory only)."""
         self.cfg = v
         # a window is stamped with its end, which the VAD (its ring and padding) may settle after up to a
         # window's worth of later audio has arrived
         self.latency_s = v.window_s
-        adaptation = ((cfg.state_dir / ADAPTATION_FILE) if persist else True) if v.adapt else None
+        adaptation = ((keep_in / ADAPTATION_FILE) if keep_in is not None else True) if v.adapt else None
         self.classifier = classifier or VoiceClassifier(m.path, m.threads, adaptation)
         self.guard = guard or PlaybackGuard(v.music_margin_db)
         self.windower = SpeechWindower(
             v.vad_aggressiveness, v.window_s, v.hop_s, v.min_speech_s, guard=self.guard
         )
 
-    def process(self, item: AudioChunk) -> Observation | None:
+    def process(self, item: Sensed) -> Observation | None:
+        if not isinstance(item, AudioChunk):
+            raise TypeError(f"the voice analyzer reads microphone audio, not {type(item).__name__}")
         return self.observe(self.windower.feed(item.samples, item.t))
 
     def clip(self, samples: np.ndarray) -> Observation | None:
@@ -129,3 +133,9 @@ class VoiceAnalyzer:
         close = getattr(self.classifier, "close", None)
         if close is not None:
             close()
+
+
+def build(cfg: Config, playback: PlaybackGuard, persist: bool) -> VoiceAnalyzer:
+    """The voice modality's analyzer (config.modalities): ``persist`` keeps what it learns of each voice
+    in the state dir (a replayed recording must not change it)."""
+    return VoiceAnalyzer(cfg.voice, cfg.models, cfg.state_dir if persist else None, guard=playback)

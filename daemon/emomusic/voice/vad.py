@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emomusic.audio import PlaybackGuard
+
 RATE = 16000
 FRAME = 480  # 30 ms at 16 kHz
 FRAME_S = FRAME / RATE
@@ -30,44 +32,6 @@ def frame_db(frame: np.ndarray) -> float:
     """Frame energy in dB full scale (int16 input)."""
     x = frame.astype(np.float32) / 32768.0
     return 10.0 * math.log10(float(np.mean(x * x)) + 1e-10)
-
-
-class PlaybackGuard:
-    """What the daemon knows of its own playback, and the microphone level it causes."""
-
-    def __init__(self, margin_db: float = 10.0, history_s: float = 8.0) -> None:
-        self.margin_db = margin_db
-        self.playing = False
-        self.volume = 0.0
-        self._levels: deque[float] = deque(maxlen=int(history_s / FRAME_S))
-
-    def set_playback(self, playing: bool, volume: float) -> None:
-        """Called by the player; a change of volume invalidates what was learned of the level."""
-        if playing != self.playing or abs(volume - self.volume) > 0.05:
-            self._levels.clear()
-        self.playing, self.volume = playing, volume
-
-    @property
-    def active(self) -> bool:
-        return self.playing and self.volume > 0
-
-    def observe(self, db: float) -> None:
-        if self.active:
-            self._levels.append(db)
-
-    def music_level_db(self) -> float | None:
-        """The playback-correlated level at the microphone, once about a second has been heard."""
-        if not self.active or len(self._levels) < 30:
-            return None
-        return float(np.median(self._levels))
-
-    def threshold_db(self) -> float:
-        """Frames must be louder than this to count as voice (-inf when not playing)."""
-        if not self.active:
-            return -math.inf
-        level = self.music_level_db()
-        # Until the level is known, be strict: while music plays, nothing counts as voice.
-        return math.inf if level is None else level + self.margin_db
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from aiohttp import web
 from emomusic.analyze.snapshot import AnalyzeError, Snapshot
 from emomusic.commands import COMMAND_TOPICS, Command, PayloadError, parse_command
 from emomusic.config import Config
-from emomusic.messages import FusedState
+from emomusic.config.web import WebConfig
+from emomusic.messages import FusedState, PlayerStatus, Quiet
 from emomusic.music.library import Library, Track
 from emomusic.web.guard import Door, add_headers
 
@@ -38,23 +40,37 @@ SHUTDOWN_S = 0.5  # at stop, how long open requests (a page's event stream) get 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class WebServer:
-    """Serves the page; ``submit`` takes validated commands, ``player`` gives the music stage's
-    status and queue (None without a music stage), ``banned`` the disliked tracks' paths."""
+@dataclass(frozen=True)
+class WebSettings:
+    """What the page is given of the config: its own section, its password, where the index is."""
 
-    def __init__(self, cfg: Config, submit: Callable[[Command], None],
-                 player: Callable[[], tuple[dict[str, Any], list[Track]] | None],
+    web: WebConfig
+    password: str | None
+    library_path: Path
+    max_payload_bytes: int  # a command from the page is held to MQTT's limit
+
+    @classmethod
+    def of(cls, cfg: Config) -> WebSettings:
+        return cls(cfg.web, cfg.web_password, cfg.library_path, cfg.mqtt.max_payload_bytes)
+
+
+class WebServer(Quiet):
+    """Serves the page, a publisher like MQTT: it keeps the latest state and player status it was
+    told; ``snapshot`` analyses uploads, ``submit`` takes validated commands, ``banned`` gives the
+    disliked tracks' paths."""
+
+    def __init__(self, ws: WebSettings, snapshot: Snapshot, submit: Callable[[Command], None],
                  banned: Callable[[], set[str]] = set) -> None:
-        self.cfg = cfg
+        self.ws = ws
         self.submit = submit
-        self.player = player
+        self.player: PlayerStatus | None = None  # None: no music stage
         self.banned = banned
-        self.snapshot = Snapshot(cfg)
-        self.door = Door(cfg.web, cfg.web_password)
+        self.snapshot = snapshot
+        self.door = Door(ws.web, ws.password)
         self.latest: FusedState | None = None
         self.latest_at = 0.0
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_S)
-        self.port = cfg.web.port
+        self.port = ws.web.port
         self.error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
@@ -92,15 +108,15 @@ class WebServer:
         runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=SHUTDOWN_S)
         try:
             loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, self.cfg.web.host, self.cfg.web.port)
+            site = web.TCPSite(runner, self.ws.web.host, self.ws.web.port)
             loop.run_until_complete(site.start())
             server = getattr(site, "_server", None)
             if server is not None and server.sockets:
                 self.port = server.sockets[0].getsockname()[1]
-            log.info("web page on http://%s:%d/%s", self.cfg.web.host, self.port,
-                     " (password required)" if self.cfg.web_password else "")
+            log.info("web page on http://%s:%d/%s", self.ws.web.host, self.port,
+                     " (password required)" if self.ws.password else "")
         except OSError as e:
-            self.error = f"web page not served: cannot listen on {self.cfg.web.host}:{self.cfg.web.port}: " \
+            self.error = f"web page not served: cannot listen on {self.ws.web.host}:{self.ws.web.port}: " \
                          f"{e.strerror or e} (set web.port or EMOMUSIC_WEB_PORT, or web.enabled = false)"
             log.error("%s", self.error)
             self._ready.set()
@@ -116,7 +132,7 @@ class WebServer:
 
     # -- the app --------------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        limit = int(self.cfg.web.max_upload_mb * 1024 * 1024)
+        limit = int(self.ws.web.max_upload_mb * 1024 * 1024)
         app = web.Application(middlewares=[self.door.check, self._errors], client_max_size=limit)
         app.on_response_prepare.append(add_headers)
         app.router.add_get("/", self._index)
@@ -138,7 +154,7 @@ class WebServer:
         try:
             return await handler(request)
         except web.HTTPRequestEntityTooLarge:
-            return _error(413, f"upload too large: the limit is {self.cfg.web.max_upload_mb:g} MB "
+            return _error(413, f"upload too large: the limit is {self.ws.web.max_upload_mb:g} MB "
                           "(web.max_upload_mb)")
         except web.HTTPNotFound:
             return _error(404, f"no such page or API: {request.path}")
@@ -163,13 +179,15 @@ class WebServer:
     async def _history(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"now": round(time.time(), 1), "points": list(self.history)})
 
+    def on_player(self, status: PlayerStatus) -> None:
+        self.player = status
+
     def player_json(self) -> dict[str, Any]:
-        got = self.player()
-        if got is None:
+        st = self.player
+        if st is None:
             return {"status": None, "queue": []}
-        status, queue = got
-        return {"status": status, "queue": [{"title": t.title, "artist": t.artist, "valence": round(t.valence, 3),
-                                             "arousal": round(t.arousal, 3)} for t in queue]}
+        return {"status": st.to_json(), "queue": [{"title": t.title, "artist": t.artist, "valence": t.valence,
+                                                    "arousal": t.arousal} for t in st.upcoming]}
 
     async def _player(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.player_json())
@@ -197,7 +215,7 @@ class WebServer:
 
     def _library_tracks(self) -> list[Track]:
         """The index's playable tracks, read on a connection of this call's own (an executor thread)."""
-        lib = Library(self.cfg.library_path)
+        lib = Library(self.ws.library_path)
         try:
             return lib.tracks()
         finally:
@@ -227,7 +245,7 @@ class WebServer:
         payload = body["payload"]
         raw = payload if isinstance(payload, str) else json.dumps(payload)
         try:
-            cmd = parse_command(topic, raw.encode(), self.cfg.mqtt.max_payload_bytes)
+            cmd = parse_command(topic, raw.encode(), self.ws.max_payload_bytes)
         except PayloadError as e:
             return _error(400, f"{topic}: {e}")
         self.submit(cmd)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from emomusic.config import Config
+from emomusic.config.music import MpdConfig
 
 log = logging.getLogger("emomusic.mpd")
 
@@ -36,9 +36,8 @@ class MpdAddress:
     timeout_s: float = 10.0
 
     @classmethod
-    def from_config(cls, cfg: Config) -> MpdAddress:
-        m = cfg.player.mpd
-        return cls(m.host, m.port, cfg.mpd_password, m.timeout_s)
+    def from_settings(cls, m: MpdConfig, password: str | None) -> MpdAddress:
+        return cls(m.host, m.port, password, m.timeout_s)
 
     def __str__(self) -> str:
         return self.host if self.host.startswith(("/", "@")) else f"{self.host}:{self.port}"

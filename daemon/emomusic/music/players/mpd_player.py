@@ -20,8 +20,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from emomusic.music.mpd_client import MPD_PREFIX, IdleWatcher, MpdAddress, MpdError, close, connect, describe
-from emomusic.music.player import PlaybackError, PlayerEvent, PlayerOffline
+from emomusic.config.music import PlayerConfig
+from emomusic.music.players.base import Backend, Clock, PlaybackError, PlayerEvent, PlayerOffline
+from emomusic.music.players.mpd_client import (
+    MPD_PREFIX,
+    IdleWatcher,
+    MpdAddress,
+    MpdError,
+    close,
+    connect,
+    describe,
+)
+from emomusic.music.players.mpd_library import music_dir, scan_mpd
 from emomusic.music.tags import first_value
 
 log = logging.getLogger("emomusic.mpd")
@@ -33,7 +43,7 @@ NATURAL_END_S = 3.0  # a song change this close to the expected end is MPD movin
 
 
 class MpdPlayer:
-    driver = "mpd"
+    """Steers an MPD (or Mopidy) that people share: its picks go after the current song."""
 
     def __init__(self, addr: MpdAddress, queue: str = "append", music_dir: Path | None = None,
                  volume: float = 0.6, clock: Callable[[], float] = time.monotonic, watch: bool = True) -> None:
@@ -77,6 +87,13 @@ class MpdPlayer:
     @property
     def online(self) -> bool:
         return self.client is not None
+
+    @property
+    def audible(self) -> bool:
+        return self.playing  # MPD's output may be in this room: the voice guard assumes it is
+
+    def describe(self) -> str:
+        return f"MPD at {self.addr}"
 
     @property
     def playing(self) -> bool:
@@ -242,7 +259,7 @@ class MpdPlayer:
         return ended
 
     # -- steering ---------------------------------------------------------------------------------
-    def play(self, path: Path | str) -> None:
+    def play(self, path: str) -> None:
         """Play the library track ``path`` now: inserted after the current song and started."""
         import mpd
 
@@ -268,13 +285,13 @@ class MpdPlayer:
         self._set_current(self._call("currentsong"), st)
         self._ours_uris = []  # the mirrored picks are re-placed after the new song
 
-    def set_next(self, paths: Sequence[str]) -> None:
+    def set_next(self, keys: Sequence[str]) -> None:
         """Mirror the daemon's planned queue right after the current song."""
         import mpd
 
         if self.client is None:
             return
-        uris = [u for p in paths if (u := self.uri_of(p)) is not None]
+        uris = [u for p in keys if (u := self.uri_of(p)) is not None]
         if uris == self._ours_uris and len(self._ours) == len(uris):
             return
         try:
@@ -336,3 +353,10 @@ class MpdPlayer:
             close(self.client)
             self.client = None
 
+
+
+def open_mpd(pc: PlayerConfig, password: str | None, volume: float, clock: Clock) -> MpdPlayer:
+    return MpdPlayer(MpdAddress.from_settings(pc.mpd, password), pc.mpd.queue, music_dir(pc), volume, clock)
+
+
+BACKEND = Backend(open_mpd, scan_library=scan_mpd, lists_when_reached=True)

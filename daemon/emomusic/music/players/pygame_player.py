@@ -10,42 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from emomusic.config import Config
+from emomusic.config.music import PlayerConfig
+from emomusic.music.players.base import Backend, Clock, PlaybackError, PlayerEvent
 
 log = logging.getLogger("emomusic.player")
-
-
-class PlaybackError(Exception):
-    """A track that cannot be played (deleted, corrupt); the message names the file."""
-
-
-class PlayerOffline(Exception):
-    """The player cannot be reached now (an MPD restarting); nothing is wrong with the track."""
-
-
-@dataclass(frozen=True)
-class PlayerEvent:
-    """What happened on a player people share (MPD), not by the daemon's doing.
-
-    ``kind``: 'advanced' (another song plays: ``path``/``title``/``artist``; ``by_hand`` when a person
-    changed it mid-song, ``ours`` when it is one of the daemon's picks), 'paused', 'resumed',
-    'volume' (``volume`` in percent), 'database' (the player's library changed), 'lost' (``error``),
-    'back' (connected again)."""
-
-    kind: str
-    path: str = ""
-    title: str = ""
-    artist: str = ""
-    by_hand: bool = False
-    ours: bool = False
-    volume: int = 0
-    error: str = ""
 
 
 def import_pygame() -> Any:
@@ -69,7 +41,9 @@ def import_pygame() -> Any:
 _ABSENT = object()
 
 
-class Player:
+class PygamePlayer:
+    """Plays here, through SDL (or silently through its dummy driver where there is no sound card)."""
+
     online = True  # a local mixer is always there
     error: str | None = None
 
@@ -87,13 +61,21 @@ class Player:
         self.driver = os.environ.get("SDL_AUDIODRIVER", "default")
         self.fade_ms = fade_ms
         self.volume = volume
-        self.current: Path | None = None
+        self.current: str | None = None
         self.paused = False
         pygame.mixer.music.set_volume(volume)
 
-    def play(self, path: Path) -> None:
-        """Start ``path``, fading the previous track out and this one in."""
+    @property
+    def audible(self) -> bool:
+        return self.playing and self.driver != "dummy"  # the dummy driver plays nothing a microphone hears
+
+    def describe(self) -> str:
+        return f"SDL audio driver: {self.driver}"
+
+    def play(self, key: str) -> None:
+        """Start the file ``key``, fading the previous track out and this one in."""
         music = self._pg.mixer.music
+        path = Path(key)
         if not path.is_file():
             raise PlaybackError(f"{path}: file no longer exists")
         if self.current is not None and music.get_busy():
@@ -105,7 +87,7 @@ class Player:
             self.current = None
             raise PlaybackError(f"{path}: cannot be played ({e})") from None
         music.set_volume(self.volume)
-        self.current = path
+        self.current = key
         self.paused = False
 
     def pause(self) -> None:
@@ -135,14 +117,11 @@ class Player:
         """True once the current track has played to its end (not when paused)."""
         return self.current is not None and not self.paused and not self._pg.mixer.music.get_busy()
 
-    def position_s(self) -> float:
-        return max(0.0, self._pg.mixer.music.get_pos() / 1000.0) if self.current else 0.0
-
     def poll(self) -> list[PlayerEvent]:
         """Nobody else steers this player: nothing ever happens behind the daemon's back."""
         return []
 
-    def set_next(self, paths: Sequence[str]) -> None:
+    def set_next(self, keys: Sequence[str]) -> None:
         """The planned queue lives in the controller; this player only plays one track at a time."""
 
     def close(self) -> None:
@@ -153,12 +132,8 @@ class Player:
             pass
 
 
-def open_player(cfg: Config, volume: float, clock: Callable[[], float]) -> Any:
-    """The configured player: pygame here, or the MPD that ``player.mpd`` names."""
-    if cfg.player.backend == "mpd":
-        from emomusic.music.mpd_client import MpdAddress
-        from emomusic.music.mpd_library import music_dir
-        from emomusic.music.mpd_player import MpdPlayer
+def open_pygame(pc: PlayerConfig, password: str | None, volume: float, clock: Clock) -> PygamePlayer:
+    return PygamePlayer(pc.fade_ms, volume)
 
-        return MpdPlayer(MpdAddress.from_config(cfg), cfg.player.mpd.queue, music_dir(cfg), volume, clock)
-    return Player(cfg.player.fade_ms, volume)
+
+BACKEND = Backend(open_pygame)

@@ -16,27 +16,26 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from emomusic.config import Config
+from emomusic.config.music import LibraryConfig, PlayerConfig
 from emomusic.music.library import Library, ScanReport, too_short
-from emomusic.music.mpd_client import MPD_PREFIX, MpdAddress, list_songs
+from emomusic.music.players.mpd_client import MPD_PREFIX, MpdAddress, list_songs
+from emomusic.music.scan import scan
 from emomusic.music.tags import TrackTags, first_value
 
 log = logging.getLogger("emomusic.library")
 
 
-def music_dir(cfg: Config) -> Path | None:
-    d = cfg.player.mpd.music_directory
+def music_dir(pc: PlayerConfig) -> Path | None:
+    d = pc.mpd.music_directory
     return Path(d).expanduser().resolve() if d else None
 
 
-def scan_mpd(lib: Library, cfg: Config, *, progress: bool = False,
-             on_file: Callable[[Path], None] | None = None) -> ScanReport:
+def scan_mpd(lib: Library, lc: LibraryConfig, pc: PlayerConfig, password: str | None, progress: bool,
+             on_file: Callable[[Path], None]) -> ScanReport:
     """Bring the index in line with MPD's database; raises MpdError when MPD cannot be asked."""
-    from emomusic.music.scan import scan
-
-    addr = MpdAddress.from_config(cfg)
+    addr = MpdAddress.from_settings(pc.mpd, password)
     songs = list_songs(addr)
-    lc, folder = cfg.library, music_dir(cfg)
+    folder = music_dir(pc)
     log.info("MPD at %s lists %d songs", addr, len(songs))
     if folder is not None:
         return scan(lib, (), files=[folder / s["file"] for s in songs], analyze=lc.analyze,
