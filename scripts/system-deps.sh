@@ -8,6 +8,9 @@
 #   espeak-ng      - generated speech for the sample media and the voice tests
 #   chromium       - only with "dev": the browser the page's tests drive (Playwright, no browser download)
 #   mpd            - only with "dev": the real MPD the MPD backend's tests start
+#   mopidy mopidy-mpd mopidy-local - only with "dev": the real Mopidy the same backend's tests start on a
+#                    free port (Debian may also enable its own mopidy service on 6600:
+#                    `sudo systemctl disable --now mopidy` where that is not wanted)
 # Usage: scripts/system-deps.sh [EXTRAS]
 set -euo pipefail
 missing=()
@@ -22,6 +25,9 @@ command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 if [ "${1:-}" = dev ]; then
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     command -v mpd >/dev/null 2>&1 || [ -x /usr/bin/mpd ] || missing+=(mpd)
+    [ -x /usr/bin/mopidy ] || missing+=(mopidy)
+    [ -d /usr/lib/python3/dist-packages/mopidy_mpd ] || missing+=(mopidy-mpd)
+    [ -d /usr/lib/python3/dist-packages/mopidy_local ] || missing+=(mopidy-local)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing system packages: ${missing[*]}" >&2

@@ -53,7 +53,7 @@ def check_broker(cfg: Config, timeout: float = 5.0) -> tuple[bool, str]:
 
 def check_mpd(cfg: Config) -> tuple[bool, str]:
     """The player MPD: reachable, accepting the password, and how many songs it knows."""
-    from emomusic.music.players.mpd_client import MpdAddress, MpdError, close, connect
+    from emomusic.music.players.mpd_client import MpdAddress, MpdError, close, connect, uri_style
 
     addr = MpdAddress.from_settings(cfg.player.mpd, cfg.mpd_password)
     try:
@@ -61,8 +61,11 @@ def check_mpd(cfg: Config) -> tuple[bool, str]:
     except MpdError as e:
         return False, str(e)
     try:
-        return True, f"{addr}: MPD {client.mpd_version}, {client.stats().get('songs', '?')} songs, " \
-                     f"{client.status().get('state', '?')}"
+        style, state = uri_style(client), client.status().get("state", "?")
+        if style != "mpd":  # Mopidy's stats count no songs; its library is walked with lsinfo
+            return True, f"{addr}: Mopidy (MPD protocol {client.mpd_version}), songs as {style} URIs, " \
+                         f"no song priorities, {state}"
+        return True, f"{addr}: MPD {client.mpd_version}, {client.stats().get('songs', '?')} songs, {state}"
     except Exception as e:  # noqa: BLE001 - anything MPD answers here is a diagnosis
         return False, f"{addr}: {e}"
     finally:

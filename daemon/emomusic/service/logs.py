@@ -35,3 +35,5 @@ def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # python-mpd2 logs "Calling MPD connect(…)" at INFO on every (re)connection: only when debugging.
+    logging.getLogger("mpd").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)

@@ -4,6 +4,11 @@ Two connections: one for commands (the music thread's), and one that waits in ``
 of its own and only says *that* something changed — MPD answers no command on a connection while it
 idles. Either may drop at any moment (MPD restarted, network): every failure becomes :class:`MpdError`
 with one line naming the server and what to check.
+
+Mopidy's MPD frontend speaks the same protocol with differences that matter here: ``listallinfo`` is
+disabled (the library is walked with ``lsinfo`` instead), songs are URIs (``local:track:…``,
+``file:///…``) rather than paths in MPD's music folder, and what it lacks it refuses with error code 0,
+which python-mpd2 cannot parse (a ``ValueError``): :func:`call` turns that into :class:`NotSupported`.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlparse
 
 from emomusic.config.music import MpdConfig
 
@@ -24,8 +31,72 @@ WATCH_RETRY_MAX_S = 30.0
 MPD_PREFIX = "mpd:"  # library key of a song known only by its MPD URI (no music_directory)
 
 
+LOCAL_TRACK = "local:track:"  # Mopidy-Local's songs: the path below its media_dir, percent-encoded
+_told_walk: set[str] = set()  # servers already told about (the walk is logged once per server)
+
+
 class MpdError(Exception):
     """MPD unreachable, gone, or refusing us; the message says which and what to check."""
+
+
+class NotSupported(Exception):
+    """The server does not have this command (Mopidy: not implemented, or disabled in its config)."""
+
+    def __init__(self, command: str) -> None:
+        super().__init__(f"the server does not support {command!r}")
+        self.command = command
+
+
+def call(client: Any, name: str, *args: Any) -> Any:
+    """One command on a connected client; a refusal python-mpd2 cannot parse becomes NotSupported."""
+    try:
+        return getattr(client, name)(*args)
+    except ValueError as e:
+        if "FailureResponseCode" not in str(e):
+            raise
+        raise NotSupported(name) from None
+
+
+def is_uri(name: str) -> bool:
+    """``local:track:…``, ``file:///…``, ``http://…``: not a path in MPD's music folder."""
+    scheme, colon, _ = name.partition(":")
+    return bool(colon) and scheme.isalnum() and scheme.islower()
+
+
+def key_of(uri: str, music_dir: Path | None) -> str:
+    """The library key of a song the server names: the file under ``music_dir`` where there is one
+    (MPD's relative path, Mopidy-Local's ``local:track:``, a ``file://`` URI), else ``mpd:`` + URI."""
+    if music_dir is not None:
+        if uri.startswith(LOCAL_TRACK):
+            return str(music_dir / unquote(uri[len(LOCAL_TRACK):]))
+        if uri.startswith("file://"):
+            return unquote(urlparse(uri).path)
+        if not is_uri(uri) or (music_dir / uri).exists():  # "live:set.ogg" may be a file after all
+            return str(music_dir / uri)
+    return MPD_PREFIX + uri
+
+
+def uri_for(path: Path, music_dir: Path, style: str) -> str:
+    """How the server names a file under its music folder: ``mpd`` (relative path), ``local``
+    (Mopidy-Local) or ``file`` (Mopidy's file backend)."""
+    rel = path.relative_to(music_dir).as_posix()
+    if style == "local":
+        return LOCAL_TRACK + quote(rel)
+    if style == "file":
+        return path.as_uri()
+    return rel
+
+
+def uri_style(client: Any) -> str:
+    """``local`` or ``file`` on a Mopidy with those backends (its ``urlhandlers`` are bare schemes),
+    ``mpd`` on MPD (whose handlers are ``http://`` and the like)."""
+    import mpd
+
+    try:
+        handlers = set(call(client, "urlhandlers"))
+    except (NotSupported, mpd.CommandError, mpd.ConnectionError, OSError):
+        return "mpd"  # an old server without urlhandlers; a lost connection shows at the next command
+    return "local" if "local" in handlers else "file" if "file" in handlers else "mpd"
 
 
 @dataclass(frozen=True)
@@ -84,17 +155,44 @@ def close(client: Any) -> None:
         pass
 
 
-def list_songs(addr: MpdAddress) -> list[dict[str, Any]]:
-    """Every song in MPD's database (``listallinfo``), on a short-lived connection."""
+def list_songs(addr: MpdAddress, music_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Every song the server knows, each once, on a short-lived connection: ``listallinfo`` where the
+    server allows it, else a walk folder by folder with ``lsinfo``."""
     import mpd
 
     client = connect(addr)
     try:
-        return [s for s in client.listallinfo() if "file" in s]
-    except (OSError, mpd.ConnectionError, mpd.CommandError) as e:
+        try:
+            return [s for s in call(client, "listallinfo") if "file" in s]
+        except (NotSupported, mpd.CommandError) as e:
+            why = "it is disabled or not implemented there" if isinstance(e, NotSupported) else str(e)
+            (log.debug if str(addr) in _told_walk else log.info)(
+                "MPD at %s does not allow listallinfo (%s); walking the library with lsinfo instead", addr, why)
+            _told_walk.add(str(addr))
+            return walk(client, music_dir)
+    except (OSError, mpd.ConnectionError, mpd.CommandError, NotSupported) as e:
         raise MpdError(f"MPD at {addr}: listing the library failed ({describe(e)})") from None
     finally:
         close(client)
+
+
+def walk(client: Any, music_dir: Path | None) -> list[dict[str, Any]]:
+    """The library with ``lsinfo``, folder by folder. Mopidy shows a song under each backend and in
+    several browse views (by artist, album, …): each song is kept once, by the file it is under
+    ``music_dir`` or, without one, by its tags (``local:track:a.ogg`` and ``file:///…/a.ogg`` are one song)."""
+    songs: dict[object, dict[str, Any]] = {}
+    todo, seen = [""], {""}
+    while todo:
+        for entry in call(client, "lsinfo", todo.pop()):
+            if "file" in entry:
+                key = key_of(entry["file"], music_dir)
+                same: object = key if not key.startswith(MPD_PREFIX) or "title" not in entry else \
+                    tuple(str(entry.get(t, "")) for t in ("title", "artist", "album", "time"))
+                songs.setdefault(same, entry)
+            elif "directory" in entry and entry["directory"] not in seen:
+                seen.add(entry["directory"])
+                todo.append(entry["directory"])
+    return list(songs.values())
 
 
 class IdleWatcher(threading.Thread):

@@ -18,7 +18,7 @@ from typing import Any
 
 from emomusic.config.music import LibraryConfig, PlayerConfig
 from emomusic.music.library import Library, ScanReport, too_short
-from emomusic.music.players.mpd_client import MPD_PREFIX, MpdAddress, list_songs
+from emomusic.music.players.mpd_client import MPD_PREFIX, MpdAddress, key_of, list_songs
 from emomusic.music.scan import scan
 from emomusic.music.tags import TrackTags, first_value
 
@@ -34,11 +34,12 @@ def scan_mpd(lib: Library, lc: LibraryConfig, pc: PlayerConfig, password: str | 
              on_file: Callable[[Path], None]) -> ScanReport:
     """Bring the index in line with MPD's database; raises MpdError when MPD cannot be asked."""
     addr = MpdAddress.from_settings(pc.mpd, password)
-    songs = list_songs(addr)
     folder = music_dir(pc)
+    songs = list_songs(addr, folder)
     log.info("MPD at %s lists %d songs", addr, len(songs))
     if folder is not None:
-        return scan(lib, (), files=[folder / s["file"] for s in songs], analyze=lc.analyze,
+        files = [Path(k) for s in songs if not (k := key_of(s["file"], folder)).startswith(MPD_PREFIX)]
+        return scan(lib, (), files=files, analyze=lc.analyze,
                     min_track_s=lc.min_track_s, progress=progress, jobs=lc.scan_jobs, on_file=on_file)
     return _index_tags(lib, songs, lc.min_track_s, on_file)
 

@@ -6,7 +6,8 @@ current song (``append``: the user's queue stays around it; ``own``: the rest of
 and ``poll`` reads MPD's state — woken by ``idle`` — and reports what someone else did as
 :class:`PlayerEvent`: a song started by hand, a pause, a volume change, a database update, the
 connection lost or back. The daemon's picks carry MPD priority 1, so picks a previous run left in
-the queue are recognised and removed; a pick is removed once it has played.
+the queue are recognised and removed; a pick is removed once it has played. Mopidy has no priorities:
+there the picks go in unmarked, and after a reconnect the ones this daemon queued are known by URI.
 
 Connection loss never raises out of ``poll``: it becomes an event, and the player reconnects with a
 capped backoff. Commands while disconnected raise :class:`PlayerOffline`.
@@ -27,9 +28,14 @@ from emomusic.music.players.mpd_client import (
     IdleWatcher,
     MpdAddress,
     MpdError,
+    NotSupported,
+    call,
     close,
     connect,
     describe,
+    key_of,
+    uri_for,
+    uri_style,
 )
 from emomusic.music.players.mpd_library import music_dir, scan_mpd
 from emomusic.music.tags import first_value
@@ -60,6 +66,9 @@ class MpdPlayer:
         self._ended = False
         self._ours: list[str] = []  # ids of the picks queued after the current song
         self._ours_uris: list[str] = []
+        self._picks: dict[str, str] = {}  # id -> URI of every pick in the queue (Mopidy: no marks)
+        self.style = "mpd"  # how the server names files (see mpd_client.uri_for)
+        self.priorities = True  # until the server says it has none
         self._playing_pick: str | None = None  # id of the current song, if it is one of our picks
         self._events: list[PlayerEvent] = []
         self._retry_at = -float("inf")
@@ -73,15 +82,17 @@ class MpdPlayer:
     def uri_of(self, key: str) -> str | None:
         if key.startswith(MPD_PREFIX):
             return key[len(MPD_PREFIX):]
+        if self.style == "file":
+            return Path(key).as_uri()
         if self.music_dir is not None:
             try:
-                return Path(key).relative_to(self.music_dir).as_posix()
+                return uri_for(Path(key), self.music_dir, self.style)
             except ValueError:
                 return None
         return None
 
     def key_of(self, uri: str) -> str:
-        return str(self.music_dir / uri) if self.music_dir is not None and "://" not in uri else MPD_PREFIX + uri
+        return key_of(uri, self.music_dir)
 
     # -- the connection ---------------------------------------------------------------------------
     @property
@@ -119,7 +130,7 @@ class MpdPlayer:
         if self.client is None:
             raise PlayerOffline(self.error or f"MPD at {self.addr} is not connected")
         try:
-            return getattr(self.client, name)(*args)
+            return call(self.client, name, *args)
         except (OSError, mpd.ConnectionError, mpd.ProtocolError) as e:
             raise self._lost(e) from None
 
@@ -131,7 +142,9 @@ class MpdPlayer:
             self._retry_at = now + self._delay
             self._delay = min(self._delay * 2, RETRY_MAX_S)
             return
-        log.info("connected to MPD at %s (protocol %s)%s", self.addr, self.client.mpd_version,
+        self.style = uri_style(self.client)
+        log.info("connected to MPD at %s (protocol %s%s)%s", self.addr, self.client.mpd_version,
+                 "" if self.style == "mpd" else f"; Mopidy, songs named as {self.style} URIs",
                  f" after: {self.error}" if self.error else "")
         self.error, self._delay = None, 1.0
         self._events.append(PlayerEvent("back"))
@@ -143,15 +156,17 @@ class MpdPlayer:
         import mpd
 
         st = self._call("status")
-        self._ours, self._ours_uris, self._playing_pick = [], [], None
+        mine = set() if self.priorities else set(self._picks.values())  # queued before the connection was lost
+        self._ours, self._ours_uris, self._playing_pick, self._picks = [], [], None, {}
         for song in self._call("playlistinfo"):
-            if int(song.get("prio", 0)) == PICK_PRIO:
+            if int(song.get("prio", 0)) == PICK_PRIO or song.get("file") in mine:
                 if song["id"] == st.get("songid"):
                     self._playing_pick = song["id"]
+                    self._picks[song["id"]] = song["file"]
                 else:
                     try:
                         self._call("deleteid", song["id"])
-                    except mpd.CommandError:
+                    except (mpd.CommandError, NotSupported):
                         pass
         self._state, self.current_id, self.current = st["state"], None, None
         self.paused = st["state"] == "pause"
@@ -181,7 +196,7 @@ class MpdPlayer:
                     self._sync(subsystems, now)
                 except PlayerOffline:
                     pass
-                except mpd.CommandError as e:
+                except (mpd.CommandError, NotSupported) as e:
                     log.warning("MPD at %s: %s", self.addr, e)
         events, self._events = self._events, []
         return events
@@ -194,8 +209,10 @@ class MpdPlayer:
         self._estimate_end(st)
 
     def _estimate_end(self, st: dict[str, Any]) -> None:
+        # MPD says "duration"; Mopidy only "time" as "elapsed:total" (whole seconds)
+        total = st.get("duration") or str(st.get("time", "0:0")).partition(":")[2] or 0
         try:
-            left = float(st.get("duration", 0)) - float(st.get("elapsed", 0))
+            left = float(total) - float(st.get("elapsed", 0))
         except ValueError:
             left = 0.0
         self._song_end = self.clock() + left if st.get("state") == "play" and left > 0 else float("inf")
@@ -248,9 +265,10 @@ class MpdPlayer:
 
         if song_id is not None and song_id == self._playing_pick:
             self._playing_pick = None
+            self._picks.pop(song_id, None)
             try:
                 self._call("deleteid", song_id)
-            except mpd.CommandError:
+            except (mpd.CommandError, NotSupported):
                 pass
 
     def finished(self) -> bool:
@@ -273,16 +291,18 @@ class MpdPlayer:
             return
         try:
             sid = self._call("addid", uri, int(st["song"]) + 1) if "song" in st else self._call("addid", uri)
-            self._call("prioid", PICK_PRIO, sid)
-        except mpd.CommandError as e:
+        except (mpd.CommandError, NotSupported) as e:
             raise PlaybackError(f"{key}: MPD cannot play it ({e})") from None
+        self._mark(sid, uri)
         previous = st.get("songid")
         self._call("playid", sid)
         self._forget_pick(previous)
         self._playing_pick = sid
         self._state, self.paused, self._ended = "play", False, False
-        st = self._call("status")
-        self._set_current(self._call("currentsong"), st)
+        # What we started, by its id: Mopidy starts playing asynchronously, so its status and currentsong
+        # may still show the previous song (which the next sync would take for a song chosen by hand).
+        songs = self._call("playlistid", sid)
+        self._set_current(songs[0] if songs else {"file": uri}, {**self._call("status"), "songid": sid})
         self._ours_uris = []  # the mirrored picks are re-placed after the new song
 
     def set_next(self, keys: Sequence[str]) -> None:
@@ -296,9 +316,10 @@ class MpdPlayer:
             return
         try:
             for sid in self._ours:
+                self._picks.pop(sid, None)
                 try:
                     self._call("deleteid", sid)
-                except mpd.CommandError:
+                except (mpd.CommandError, NotSupported):
                     pass
             self._ours = []
             if self.own:
@@ -309,11 +330,24 @@ class MpdPlayer:
             st = self._call("status")
             for i, uri in enumerate(uris):
                 sid = self._call("addid", uri, int(st["song"]) + 1 + i) if "song" in st else self._call("addid", uri)
-                self._call("prioid", PICK_PRIO, sid)
+                self._mark(sid, uri)
                 self._ours.append(sid)
             self._ours_uris = uris
-        except mpd.CommandError as e:
+        except (mpd.CommandError, NotSupported) as e:
             log.warning("MPD at %s: queueing the daemon's picks failed (%s)", self.addr, e)
+
+    def _mark(self, sid: str, uri: str) -> None:
+        """Mark a pick with MPD priority 1, so that a restarted daemon finds the picks it left behind."""
+        self._picks[sid] = uri
+        if not self.priorities:
+            return
+        try:
+            self._call("prioid", PICK_PRIO, sid)
+        except NotSupported:
+            self.priorities = False
+            log.warning("%s has no song priorities (prioid): the daemon's picks still go right after the current "
+                        "song, but picks an earlier run of the daemon left in the queue cannot be told from the "
+                        "user's songs", self.describe())
 
     def pause(self) -> None:
         if self._state == "play":
@@ -338,7 +372,7 @@ class MpdPlayer:
         self.volume = max(0.0, min(1.0, volume))
         try:
             self._call("setvol", round(self.volume * 100))
-        except mpd.CommandError as e:  # mixer_type "none": MPD has no volume to set
+        except (mpd.CommandError, NotSupported) as e:  # mixer_type "none": MPD has no volume to set
             log.warning("MPD at %s cannot set the volume (%s)", self.addr, e)
 
     def close(self) -> None:
