@@ -373,6 +373,26 @@ def summary_rows(info: dict[str, Any]) -> list[str]:
     return rows
 
 
+def goals_not_met(info: dict[str, Any]) -> list[str]:
+    """The goals today's figures miss, said in one line under the table rather than left to be spotted."""
+    st, run = info["stages"], info["memory"]
+    voice = st["voice mel frames per 2 s window"] + st["voice encoder + adaptation + head per 2 s window"]
+    checks = [
+        ("`emomusic run` CPU", run["steady cpu (% of one core)"] or 0, "≤", 5.0, "%"),
+        ("`emomusic run` steady RSS", run["steady peak RSS (MB)"], "≤", 150.0, "MB"),
+        ("first start RSS", run["first start peak RSS (MB)"], "≤", 190.0, "MB"),
+        ("one face view", st["face classify, one face, one view (int8, onnxruntime)"], "≤", 1.5, "ms"),
+        ("voice per second of speech", voice, "≤", 10.0, "ms"),
+    ]
+    if "seeds_per_stream_s_ms" in info:
+        checks.append(("cheaper than seed-sized models", info["seeds_per_stream_s_ms"] / info["ours_per_stream_s_ms"],
+                       "≥", 50.0, "×"))
+    if info.get("scan"):
+        checks.append(("library scan", info["scan"]["tracks_per_s"], "≥", 5.0, "tracks/s"))
+    return [f"{what} ({value:.1f} {unit}, goal {op} {goal:g} {unit})" for what, value, op, goal, unit in checks
+            if (value > goal if op == "≤" else value < goal)]
+
+
 def write_report(path: Path, info: dict[str, Any]) -> None:
     st = info["stages"]
     m = info["machine"]
@@ -381,6 +401,7 @@ def write_report(path: Path, info: dict[str, Any]) -> None:
              f"(code {m['code']}) on a {m['cores']}-core {m['cpu']} ({m['arch']}, Python {m['python']}, "
              f"onnxruntime {m['onnxruntime']}). Earlier figures: docs/HISTORY.md.", "",
              "| what | today | goal |", "|---|---|---|", *summary_rows(info), "",
+             "**Not met today:** " + ("; ".join(goals_not_met(info)) or "none") + ".", "",
              "Absolute times depend on the machine and, on a shared VM like this one, on the neighbours: between "
              "runs on the same day single stages varied by up to 2x. Ratios and shares are taken within one run.",
              "", "## Per stage (median, one thread)", "", "| stage | ms |", "|---|---|"]

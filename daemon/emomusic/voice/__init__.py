@@ -1,1 +1,1 @@
-"""Voice perception: WebRTC VAD with the self-hearing guard, MFCC features, speech-emotion classifier."""
+"""Voice perception: WebRTC VAD with the self-hearing guard, the speaker encoder, the adapted speech-emotion head."""
