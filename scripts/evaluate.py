@@ -92,14 +92,14 @@ def load_faces(args: argparse.Namespace) -> tuple[np.ndarray, list[str]]:
 
 def eval_faces(args: argparse.Namespace) -> dict[str, Any]:
     from emomusic.face.analyzer import ExpressionClassifier
-    from emomusic.face.detector import FaceDetector
+    from emomusic.face.detector import make_detector
     from emomusic.face.preprocess import align_face, crop_locator, locate_in_crop
 
     models = Path(args.models)
     images, truth = load_faces(args)
     labels = sorted(set(truth), key=FERPLUS_ORDER.index)
     clf = ExpressionClassifier(models, args.backend, "fp32" if args.fp32 else "int8")
-    detector = FaceDetector(args.detector, args.backend, models_dir=models) if args.detect else None
+    detector = make_detector(args.detector, args.backend, models_dir=models) if args.detect else None
     # a pre-cropped photo is located and aligned exactly as the training photos were
     locator = crop_locator(args.backend, models)
     idx = [clf.labels.index(lab) for lab in labels]
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("faces", help="facial expression classifier")
     f.add_argument("--npz", type=Path, required=True)
     f.add_argument("--detect", action="store_true", help="run the face detector first (largest face)")
-    f.add_argument("--detector", choices=["full", "short"], default="full")
+    f.add_argument("--detector", choices=["both", "full", "short"], default="both")
     f.add_argument("--split", default="valid", help="with the shared npz: which split")
     f.add_argument("--target", choices=["ferplus", "fer2013"], default="ferplus", help="with the shared npz")
     v = sub.add_parser("voice", help="speech-emotion classifier")

@@ -341,3 +341,37 @@ def test_int8_weights_fit_seven_bits_so_every_cpu_reads_the_model_alike() -> Non
     model = onnx.load(str(ROOT / "models" / "face_expression_int8.onnx"))
     weights = [numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
     assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64
+
+
+def _near_gray_face() -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The astronaut's face as a tight 96 px gray crop blown up to 400 px, close to the camera (like the
+    proof scenarios' FER faces): the full-range model scores it about 0.44, the short range about 0.85."""
+    import cv2
+
+    img = skdata.astronaut()[:, :, ::-1].copy()
+    x0, y0, x1, y1 = (int(v) for v in FaceDetector("short").detect(img)[0].box)
+    p = int(0.15 * (x1 - x0))
+    gray = cv2.cvtColor(img[y0 + p:y1 - p, x0 + p:x1 - p], cv2.COLOR_BGR2GRAY)
+    gray = cv2.resize(cv2.resize(gray, (96, 96), interpolation=cv2.INTER_AREA), (400, 400))
+    frame = np.full((480, 640), 128, np.uint8)
+    frame[40:440, 120:520] = gray
+    return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), (120, 40, 520, 440)
+
+
+def test_both_ranges_find_a_near_face_the_full_range_misses() -> None:
+    from emomusic.face.detector import BothRanges, make_detector
+
+    frame, (fx0, fy0, fx1, fy1) = _near_gray_face()
+    assert FaceDetector("full").detect(frame) == []  # scores ~0.44 against the 0.6 threshold
+    both = make_detector("both")
+    assert isinstance(both, BothRanges)
+    found = both.detect(frame)
+    assert len(found) == 1 and both.second_looks == 1
+    cx, cy = (found[0].box[0] + found[0].box[2]) / 2, (found[0].box[1] + found[0].box[3]) / 2
+    assert fx0 < cx < fx1 and fy0 < cy < fy1  # on the face
+    # A face the full range finds is not looked at twice; a frame without a face finds nothing in either.
+    assert both.detect(skdata.astronaut()[:, :, ::-1].copy()) and both.second_looks == 1
+    assert both.detect(np.full((480, 640, 3), 90, np.uint8)) == [] and both.second_looks == 2
+    assert parse_config({}, env={}).face.detector == "both"
+    analyzer = FaceAnalyzer(parse_config({}, env={}).face, parse_config({}, env={}).models)
+    assert isinstance(analyzer.detector, BothRanges)

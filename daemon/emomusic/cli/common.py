@@ -48,7 +48,8 @@ def _model_problems(cfg: Config) -> list[str]:
         return [f"models.dir: {models}: no such folder"]
     ext = "onnx" if cfg.models.backend == "onnxruntime" else "tflite"
     q = "_int8" if cfg.models.precision == "int8" else ""
-    files = [models / f"face_detector_{cfg.face.detector}.{ext}", models / f"face_expression{q}.{ext}",
+    ranges = ("full", "short") if cfg.face.detector == "both" else (cfg.face.detector,)
+    files = [*(models / f"face_detector_{r}.{ext}" for r in ranges), models / f"face_expression{q}.{ext}",
              models / "voice_encoder_int8.onnx", models / "voice_head.json"]  # the voice path is onnxruntime only
     return [line for f in files for line in _need("models.dir", f)]
 

@@ -26,8 +26,9 @@ class ModelsConfig(Section):
 
 
 class FaceConfig(Section):
-    detector: Literal["full", "short"] = Field(
-        "full", description="BlazeFace full range (room distance) or short range (within ~2 m, cheaper)."
+    detector: Literal["both", "full", "short"] = Field(
+        "both", description="BlazeFace full range (room distance), short range (within ~2 m, cheaper), or both: "
+        "full range first, short range where it finds nothing (near faces the full range misses)."
     )
     score_threshold: float = Field(0.6, gt=0, lt=1, description="Minimum detector score.")
     min_face_px: int = Field(32, ge=8, le=2000, description="Smaller faces are ignored.")

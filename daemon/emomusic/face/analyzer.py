@@ -14,7 +14,7 @@ import numpy as np
 from emomusic.audio import PlaybackGuard
 from emomusic.config import Config
 from emomusic.config.perception import FaceConfig, ModelsConfig
-from emomusic.face.detector import Detection, FaceDetector
+from emomusic.face.detector import Detection, Detects, FaceDetector, make_detector
 from emomusic.face.preprocess import align_face, crop_locator, locate_in_crop, standardise, to_bgr8
 from emomusic.face.tracking import DetectionSchedule, FaceTracker, Track, face_quality
 from emomusic.labels import FACE_LABELS
@@ -53,16 +53,22 @@ class ExpressionClassifier:
         return softmax((logits[:n] + logits[n:]) / 2)
 
 
+def _fills(d: Detection, image: np.ndarray) -> bool:
+    """The face covers most of the image: a tight crop (which the short range finds) rather than a photo."""
+    x0, y0, x1, y1 = d.box
+    return (x1 - x0) * (y1 - y0) >= 0.5 * image.shape[0] * image.shape[1]
+
+
 class FaceAnalyzer:
     """VideoFrame -> Observation of the largest (or every) face's expression over the window."""
 
     modality = "face"
     latency_s = 0.0  # an observation is stamped with its frame's time
 
-    def __init__(self, f: FaceConfig, m: ModelsConfig, detector: FaceDetector | None = None,
+    def __init__(self, f: FaceConfig, m: ModelsConfig, detector: Detects | None = None,
                  classifier: ExpressionClassifier | None = None) -> None:
         self.cfg = f
-        self.detector = detector or FaceDetector(
+        self.detector = detector or make_detector(
             f.detector, m.backend, score_threshold=f.score_threshold, min_face_px=f.min_face_px,
             threads=m.threads, models_dir=m.path,
         )
@@ -91,12 +97,13 @@ class FaceAnalyzer:
 
     def photo(self, image: np.ndarray) -> Observation | None:
         """One still image (``emomusic analyze``, the web page): every face found, both views
-        averaged, no window; None when no face is found. A small image in which the detector finds
-        no face (a tight crop: the detector wants context around a face) is read as one face crop,
-        located as the training photos were (``extras["read_as"]`` says so)."""
+        averaged, no window; None when no face is found. A small image that is a face crop (no face
+        found in it, or one that fills most of it) is read as one face crop, located as the training
+        photos were (``extras["read_as"]`` says so)."""
         bgr = to_bgr8(image)
         dets = self.detector.detect(bgr) if bgr is not None else []
-        if bgr is not None and not dets and max(bgr.shape[:2]) <= CROP_MAX_PX and bgr.std() >= FLAT_STD:
+        if bgr is not None and max(bgr.shape[:2]) <= CROP_MAX_PX and bgr.std() >= FLAT_STD \
+                and (not dets or _fills(dets[0], bgr)):
             return self._crop(bgr)
         if bgr is None or not dets:
             return None
@@ -113,7 +120,7 @@ class FaceAnalyzer:
         probs = self.classifier.classify([align_face(bgr, box, keypoints)], "both")
         quality = face_quality(d, self.cfg.min_face_px)
         obs = self.observe(0.0, [d], FaceTracker(self.cfg.window_s).update(0.0, [d], probs, [quality]), [quality])
-        obs.extras["read_as"] = "no face found: the whole image read as one face crop"
+        obs.extras["read_as"] = "a face crop: the whole image read as one face crop"
         return obs
 
     def observe(self, t: float, dets: list[Detection], tracks: list[Track], qualities: list[float]) -> Observation:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emomusic.face.detector import Detection, FaceDetector, iou
+from emomusic.face.detector import Detection, Detects, iou
 from emomusic.face.preprocess import gray_patch
 
 
@@ -110,7 +110,7 @@ class DetectionSchedule:
     that can no longer be followed (turned away, left, replaced) is detected again at once.
     """
 
-    def __init__(self, detector: FaceDetector, every: int) -> None:
+    def __init__(self, detector: Detects, every: int) -> None:
         self.detector = detector
         self.every = every
         self.runs = 0
