@@ -375,3 +375,31 @@ def test_both_ranges_find_a_near_face_the_full_range_misses() -> None:
     assert parse_config({}, env={}).face.detector == "both"
     analyzer = FaceAnalyzer(parse_config({}, env={}).face, parse_config({}, env={}).models)
     assert isinstance(analyzer.detector, BothRanges)
+
+
+def test_a_small_face_is_found_in_the_quarters_after_a_few_empty_looks() -> None:
+    """A small, soft face (the astronaut's, 64 px gray blown up to 112 px with its surroundings, as a far
+    webcam shows one): the full range scores it about 0.39 and the short range finds nothing; in the frame's
+    quarters, enlarged 1.7x, the full range scores it about 0.85. Neither look finds a face where there is none."""
+    import cv2
+
+    from emomusic.face.detector import make_detector
+
+    img = skdata.astronaut()[:, :, ::-1].copy()
+    x0, y0, x1, y1 = (int(v) for v in FaceDetector("short").detect(img)[0].box)
+    p = (x1 - x0) // 4
+    gray = cv2.cvtColor(img[max(0, y0 - p):y1 + p, max(0, x0 - p):x1 + p], cv2.COLOR_BGR2GRAY)
+    gray = cv2.resize(cv2.resize(gray, (64, 64), interpolation=cv2.INTER_AREA), (112, 112))
+    frame = np.full((480, 640), 110, np.uint8)
+    frame[180:292, 260:372] = gray
+    frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    both = make_detector("both", tile_every=3)
+    assert both.detect(frame) == [] and both.detect(frame) == []  # two empty looks: no quarters yet
+    found = both.detect(frame)  # the third in a row looks in the quarters
+    assert len(found) == 1 and both.tiled_looks == 1
+    bx0, by0, bx1, by1 = found[0].box
+    assert 260 <= (bx0 + bx1) / 2 <= 372 and 180 <= (by0 + by1) / 2 <= 292  # on the face, in frame coordinates
+    assert all(260 <= x <= 372 and 180 <= y <= 292 for x, y in found[0].keypoints)
+    empty = np.full((480, 640, 3), 110, np.uint8)
+    assert all(both.detect(empty) == [] for _ in range(6)) and both.tiled_looks == 3
+    assert parse_config({}, env={}).face.tile_every == 5

@@ -39,6 +39,11 @@ class FaceConfig(Section):
         "in between, faces are followed by template matching and classified on every frame.",
     )
     faces: Literal["largest", "all"] = Field("largest", description="Report the largest face, or average all.")
+    tile_every: int = Field(
+        5, ge=0, le=60,
+        description="With detector \"both\": after this many detections in a row found nothing, look for small faces "
+        "in the frame's four quarters, enlarged (four full-range runs; 0 = never).",
+    )
 
 
 class VoiceConfig(Section):
