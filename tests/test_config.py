@@ -122,3 +122,15 @@ def test_check_config_cli_exit_codes(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "emomusic", "check-config", str(bad)], capture_output=True, text=True)
     assert res.returncode == 1
     assert "mqtt.port: Input should be a valid integer" in res.stderr
+
+
+def test_a_partial_tau_table_keeps_the_other_modalities_defaults() -> None:
+    """`[fusion.tau_s] face = 2` changes the face only: the voice keeps its 3 s (it used to fall to the
+    slowest listed value, the face's), while one number still sets every modality."""
+    from emomusic.config import parse_config
+
+    cfg = parse_config({"fusion": {"tau_s": {"face": 2.0}}}, env={})
+    default = parse_config({}, env={}).fusion
+    assert cfg.fusion.tau("face") == 2.0 and cfg.fusion.tau("voice") == default.tau("voice") == 3.0
+    assert parse_config({"fusion": {"tau_s": 4}}, env={}).fusion.tau("voice") == 4.0
+    assert default.tau("face") == 0.5 and default.hold_s == 0.25

@@ -40,7 +40,7 @@ class FusionConfig(Section):
     )
     stale_after_s: float = Field(10.0, gt=0, description="A modality silent this long contributes nothing.")
     margin: float = Field(0.2, ge=0, le=1, description="A new leader must beat the current label by this much...")
-    hold_s: float = Field(1.0, ge=0, description="...for this long before the published label changes.")
+    hold_s: float = Field(0.25, ge=0, description="...for this long before the published label changes.")
     jump_margin: float = Field(0.5, ge=0, le=1, description="A new leader ahead by more than this takes over at "
                                "once, without the hold: a clear change is not held back (1 = never).")
     reliability: dict[str, float] = Field(
@@ -58,9 +58,10 @@ class FusionConfig(Section):
     @field_validator("tau_s", mode="before")
     @classmethod
     def _tau_number(cls, v: Any) -> Any:
+        """One number sets every modality; a table sets the modalities it names, the rest keep their defaults."""
         if isinstance(v, int | float) and not isinstance(v, bool):
             return {name: v for name in _defaults("tau_s")}
-        return v
+        return {**_defaults("tau_s"), **v} if isinstance(v, dict) else v
 
     @field_validator("tau_s")
     @classmethod

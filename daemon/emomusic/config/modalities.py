@@ -39,7 +39,7 @@ def fed_by(source: str) -> list[Modality]:
 
 # Defaults chosen on held-out scenarios (docs/PROOF.md): the face is pooled over its own window and
 # forgotten fast, speech comes in bursts and is kept over pauses. Reliability: measured accuracy.
-FACE = register(Modality("face", "Face", "camera", "emomusic.face.analyzer:build", 1.0, 0.81, calibrated=True))
+FACE = register(Modality("face", "Face", "camera", "emomusic.face.analyzer:build", 0.5, 0.81, calibrated=True))
 VOICE = register(Modality("voice", "Voice", "microphone", "emomusic.voice.analyzer:build", 3.0, 0.65,
                           calibrated=True))
 EXTERNAL = register(Modality("external", "Other devices", None, None, 10.0, 0.5))
