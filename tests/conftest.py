@@ -126,6 +126,22 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listens on port {port}")
 
 
+def titles(c: Any) -> list[str]:
+    """The titles in an MPD (or Mopidy) queue, in order."""
+    return [s.get("title", "") for s in c.playlistinfo()]
+
+
+def wait(pred: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
+    """Poll ``pred`` until it returns something truthy (which is returned), or fail naming ``what``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or pred}")
+
+
 class Broker:
     """A mosquitto process we own: can be killed and restarted on the same port."""
 

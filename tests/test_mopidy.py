@@ -23,7 +23,7 @@ from emomusic.music.scan import open_library
 from emomusic.music.settings import MusicSettings
 from emomusic.service.daemon import Daemon
 
-from conftest import Broker, Probe, daemon_config, free_port, wait_port
+from conftest import Broker, Probe, daemon_config, free_port, titles, wait, wait_port
 
 PREFIX = "emomusic/mopidy"
 # (file, title, mood): the daemon plays "calm" (fixed mood); the user's own queue holds the happy ones.
@@ -81,20 +81,6 @@ class Mopidy:
 
 def uri(name: str) -> str:
     return "local:track:" + name.replace(" ", "%20")
-
-
-def titles(c: Any) -> list[str]:
-    return [s.get("title", "") for s in c.playlistinfo()]
-
-
-def wait(pred: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what or pred}")
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from emomusic.music.scan import open_library
 from emomusic.music.settings import MusicSettings
 from emomusic.service.daemon import Daemon
 
-from conftest import Broker, Probe, daemon_config, free_port, wait_port
+from conftest import Broker, Probe, daemon_config, free_port, titles, wait, wait_port
 
 PREFIX = "emomusic/mpd"
 PASSWORD = "sesame"
@@ -75,20 +75,6 @@ class Mpd:
         if self.password:
             c.password(self.password)
         return c
-
-
-def titles(c: Any) -> list[str]:
-    return [s.get("title", "") for s in c.playlistinfo()]
-
-
-def wait(pred: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what or pred}")
 
 
 @pytest.fixture(scope="module")
