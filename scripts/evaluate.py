@@ -22,8 +22,9 @@ counts as wrong and is reported as no_speech. With ``--adapt`` the daemon's spea
 per speaker (the CSV's ``speaker`` column; all files are one speaker without it) the files are
 streamed in a seeded shuffled order and each is scored *before* the adapter learns from it. With
 ``--feedback N`` a listener who corrects the daemon is simulated (scripts/feedback_sim.py): per speaker,
-N clips of each emotion (seeded choice) go in as "I feel <emotion>" and the daemon's calibration fitted
-on them scores the speaker's other clips; the result has accuracy before and after on those clips.
+N clips of each emotion (seeded choice) go in as "I feel <emotion>" and the speaker's other clips are
+scored before, after the bias calibration the face uses ("after"), and after the voice's own per-voice
+update (emomusic.voice.personal, "personal": what the daemon does; add --adapt, as the daemon runs).
 
 A faces npz holds ``images`` (uint8, (N,H,W) gray or (N,H,W,3) BGR) and ``labels`` (strings; canonical
 names or FER2013/corpus spellings such as fear, surprise, happiness). The prediction is the argmax
@@ -149,6 +150,7 @@ def eval_voice(args: argparse.Namespace) -> dict[str, Any]:
     idx = [clf.labels.index(lab) for lab in labels]
     preds: list[str | None] = [None] * len(rows)
     probs_of: list[np.ndarray | None] = [None] * len(rows)  # the model's probabilities, for --feedback
+    inputs_of: list[np.ndarray | None] = [None] * len(rows)  # the head's inputs, for --feedback
     # --adapt: each speaker's files stream through the daemon's adaptation in a seeded shuffled
     # order, each scored before the adapter learns from it; a fresh adapter per speaker
     speakers: dict[str, list[int]] = {}
@@ -162,13 +164,15 @@ def eval_voice(args: argparse.Namespace) -> dict[str, Any]:
             windows = speech_windows(read_audio_file(base / rows[i]["path"]))
             if windows:
                 probs_of[i] = clf.classify([w.samples for w in windows]).mean(0)
+                inputs_of[i] = clf.inputs
                 preds[i] = labels[int(probs_of[i][idx].argmax())]
     out = summarize(truth, preds, labels, "no_speech")
     if args.feedback:
         from feedback_sim import simulate
 
-        told = {spk: [(clf.labels.index(truth[i]), probs_of[i]) for i in members] for spk, members in speakers.items()}
-        out["feedback"] = simulate(told, clf.labels, args.feedback, args.seed, classes=idx)
+        told = {spk: [(clf.labels.index(truth[i]), probs_of[i], inputs_of[i]) for i in members]
+                for spk, members in speakers.items()}
+        out["feedback"] = simulate(told, clf.labels, args.feedback, args.seed, classes=idx, head=clf.head)
     return out
 
 

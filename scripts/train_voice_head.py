@@ -119,7 +119,11 @@ def fit(d: dict[str, np.ndarray], clips: np.ndarray, c: float, seed: int) -> dic
     w = np.zeros((len(VOICE_LABELS), x.shape[1]))
     b = np.full(len(VOICE_LABELS), -30.0)  # emotions a corpus lacks are never predicted
     w[m.classes_], b[m.classes_] = m.coef_, m.intercept_
-    return {"prior_mean": prior[0], "prior_var": prior[1], "w": w, "b": b}
+    # each emotion's centre in the head's input space: the anchors of on-device personalisation
+    means = np.zeros((len(VOICE_LABELS), x.shape[1]))
+    for k in m.classes_:
+        means[k] = x[y == k].mean(0)
+    return {"prior_mean": prior[0], "prior_var": prior[1], "w": w, "b": b, "class_means": means}
 
 
 def logits(head: dict[str, Any], z: np.ndarray) -> np.ndarray:
@@ -192,50 +196,66 @@ def fit_temperature(scored: list[tuple[int, np.ndarray | None]]) -> float:
     return float(grid[int(np.argmin(nll))])
 
 
-def by_speaker(d: dict[str, np.ndarray], clips: np.ndarray, scored: list[tuple[int, np.ndarray | None]],
-               t: float) -> dict[str, list[tuple[int, np.ndarray | None]]]:
-    """Scored clips (in ``evaluate``'s order: speaker by speaker) grouped per speaker, as probabilities."""
-    out: dict[str, list[tuple[int, np.ndarray | None]]] = {}
-    k = 0
+def told_clips(d: dict[str, np.ndarray], head: dict[str, Any], clips: np.ndarray, t: float,
+               seed: int) -> dict[str, list[tuple[int, np.ndarray | None, np.ndarray | None]]]:
+    """Per held-out speaker, streamed through a SpeakerAdapter as in the daemon: (label, probabilities,
+    its windows' standardised inputs) per clip, for the feedback simulation."""
+    out: dict[str, list[tuple[int, np.ndarray | None, np.ndarray | None]]] = {}
     for spk in np.unique(d["speaker"][clips]):
-        n = int((d["speaker"][clips] == spk).sum())
-        out[str(spk)] = [(y, None if lg is None else softmax(lg[None] / t)[0]) for y, lg in scored[k:k + n]]
-        k += n
+        adapter = SpeakerAdapter(head["prior_mean"], head["prior_var"])
+        rows = []
+        for c in np.random.default_rng(seed).permutation(clips[d["speaker"][clips] == spk]):
+            win = d["clip_of"] == c
+            x, who = d["x"][win], d["emb"][win]
+            if len(x) == 0:
+                rows.append((int(d["label"][c]), None, None))
+                continue
+            z = adapter.transform(x, who)[0]
+            rows.append((int(d["label"][c]), softmax(logits(head, z) / t).mean(0), z))
+            adapter.update(x, who)
+        out[str(spk)] = rows
     return out
 
 
 def feedback_report(d: dict[str, np.ndarray], ns: list[int], seed: int) -> dict[str, Any]:
-    from feedback_sim import simulate
+    """What the listener's statements give on speakers the head never heard (adapted, as the daemon runs):
+    RAVDESS actors by fold, EMO-DB from a RAVDESS-only head, EMOVO (if loaded) from the shipped corpora."""
+    from feedback_sim import one_emotion, simulate
+
+    from emomusic.voice.personal import Head
 
     shipped = json.loads((ROOT / "models" / "voice_head.json").read_text())
     c, t = shipped["report"]["selected_C"], shipped["temperature"]
-    n = len(d["label"])
+    pool = np.isin(d["corpus"], ["ravdess", "emodb"])  # the shipped head's corpora
     rav = np.flatnonzero(d["corpus"] == "ravdess")
-    emo = np.flatnonzero(d["corpus"] == "emodb")
     actor = np.array([int(s.split(":")[1]) if s.startswith("ravdess") else 0 for s in d["speaker"]])
-    groups: dict[str, dict[str, list[tuple[int, np.ndarray | None]]]] = {"cold": {}, "adapted": {}}
-    for f, held in enumerate(FOLDS):
-        test = rav[np.isin(actor[rav], held)]
-        head = fit(d, np.setdiff1d(np.arange(n), test), c, seed + f)
-        for mode in groups:
-            groups[mode] |= by_speaker(d, test, evaluate(d, head, test, mode == "adapted", seed), t)
-        print(f"fold {f + 1}/5 scored", flush=True)
-    head = fit(d, rav, c, seed)
-    cross = {mode: by_speaker(d, emo, evaluate(d, head, emo, mode == "adapted", seed), t) for mode in groups}
+    sets: dict[str, tuple[list[tuple[np.ndarray, np.ndarray]], list[int] | None]] = {
+        "ravdess_unseen_actors_8": ([(np.flatnonzero(pool & ~np.isin(actor, held)), rav[np.isin(actor[rav], held)])
+                                     for held in FOLDS], None),
+        "ravdess_to_emodb_6": ([(rav, np.flatnonzero(d["corpus"] == "emodb"))], SHARED6)}
+    if (d["corpus"] == "emovo").any():
+        emovo = np.flatnonzero(d["corpus"] == "emovo")
+        sets["emovo_7"] = ([(np.flatnonzero(pool), emovo)], sorted(set(d["label"][emovo].tolist())))
     labels = list(VOICE_LABELS)
-    report: dict[str, Any] = {"C": c, "temperature": t, "ravdess_unseen_actors_8": {}, "ravdess_to_emodb_6": {}}
-    for mode in groups:
-        report["ravdess_unseen_actors_8"][mode] = [simulate(groups[mode], labels, k, seed) for k in ns]
-        report["ravdess_to_emodb_6"][mode] = [simulate(cross[mode], labels, k, seed, SHARED6) for k in ns]
-    # The choices of the calibration: its shrinkage (pseudo-pairs of "no correction") and whether a
-    # temperature is fitted besides the biases; accuracy after feedback (N = 1, 3), cold then adapted.
-    report["choices"] = {
-        f"prior {p}{' + scale' if sc else ''}": {
-            "ravdess": [simulate(groups[m], labels, k, seed, prior=p, fit_scale=sc)["after"]
-                        for m in groups for k in (1, 3)],
-            "emodb": [simulate(cross[m], labels, k, seed, SHARED6, prior=p, fit_scale=sc)["after"]
-                      for m in groups for k in (1, 3)]}
-        for p in (0.5, 1.0, 2.0, 4.0, 8.0) for sc in (False, True)}
+    report: dict[str, Any] = {"C": c, "temperature": t}
+    for name, (splits, classes) in sets.items():
+        rows: list[dict[str, Any]] = [{} for _ in ns]
+        alone: list[dict[str, Any]] = []
+        groups: list[tuple[Head, dict[str, list[tuple[int, np.ndarray | None, np.ndarray | None]]]]] = []
+        for f, (train, test) in enumerate(splits):
+            h = fit(d, train, c, seed + f)
+            groups.append((Head(h["w"], h["b"], t, h["class_means"]), told_clips(d, h, test, t, seed)))
+        for i, k in enumerate(ns):
+            parts = [simulate(g, labels, k, seed, classes, head=head) for head, g in groups]
+            scored = sum(p["scored"] for p in parts)
+            rows[i] = {"n": k} | {key: round(sum(p[key] * p["scored"] for p in parts) / scored, 4)
+                                   for key in ("before", "after", "personal")}
+        for emotion in ("sad", "neutral", "angry"):
+            parts = [one_emotion(g, labels, VOICE_LABELS.index(emotion), 3, head, seed, classes) for head, g in groups]
+            alone.append({"emotion": emotion} | {key: round(float(np.mean([p[key] for p in parts])), 4)
+                                                 for key in ("others_before", "others_after", "read_as_it")})
+        report[name] = {"statements": rows, "one_emotion_x3": alone}
+        print(name, json.dumps(report[name]), flush=True)
     return report
 
 
@@ -248,6 +268,7 @@ def write_head(path: Path, head: dict[str, Any], t: float, report: dict[str, Any
         "prior_var": head["prior_var"].round(6).tolist(),
         "weights": head["w"].round(6).tolist(),
         "bias": head["b"].round(6).tolist(),
+        "class_means": head["class_means"].round(4).tolist(),
         "temperature": round(t, 4),
         "trained_on": trained_on,
         "report": report,

@@ -272,12 +272,12 @@ def test_simulated_feedback_corrects_a_speaker_the_model_misreads() -> None:
     rng = np.random.default_rng(1)
     labels = ["neutral", "happy", "sad"]
 
-    def clip(y: int, shift: int) -> tuple[int, np.ndarray]:  # this speaker's neutral reads as sad
+    def clip(y: int, shift: int) -> tuple[int, np.ndarray, None]:  # this speaker's neutral reads as sad
         p = rng.dirichlet(np.ones(3)) * 0.3
         p[y] += 0.5
         if y == 0 and shift:
             p[2] += 0.6
-        return y, p / p.sum()
+        return y, p / p.sum(), None  # (no model inputs: the calibration alone)
 
     speakers = {f"s{k}": [clip(y, 1) for y in (0, 1, 2) for _ in range(6)] for k in range(4)}
     misread = simulate(speakers, labels, 2, seed=0)

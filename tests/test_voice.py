@@ -1,13 +1,17 @@
 """Voice pipeline: MFCC/mel against librosa's definitions, VAD segmentation on generated audio, the
 self-hearing guard, the encoder and calibrated head, speaker adaptation (bounded, persisted, voices
-told apart), the streaming analyzer, and evaluate.py (plain and --adapt) on a tiny generated CSV."""
+told apart), the streaming analyzer, evaluate.py (plain and --adapt) on a tiny generated CSV, and what
+the listener's statements teach each voice (bounded, persisted, reset)."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +21,18 @@ import soundfile as sf
 from emomusic.audio import PlaybackGuard
 from emomusic.config import parse_config
 from emomusic.labels import VOICE_LABELS
-from emomusic.messages import AudioChunk
+from emomusic.messages import AudioChunk, Observation, Sensed
 from emomusic.music.demo import synth_music
+from emomusic.queues import DropOldestQueue
+from emomusic.runtime import softmax
+from emomusic.service.workers import AnalyzerWorker
 from emomusic.sources.samples import espeak_speech
-from emomusic.voice.adapt import MAX_SHIFT, MAX_WEIGHT, MIN_VAR_RATIO, SpeakerAdapter
-from emomusic.voice.analyzer import ADAPTATION_FILE, VoiceClassifier
+from emomusic.voice import personal
+from emomusic.voice.adapt import MAX_SHIFT, MAX_VOICES, MAX_WEIGHT, MIN_VAR_RATIO, SpeakerAdapter
+from emomusic.voice.analyzer import ADAPTATION_FILE, VoiceAnalyzer, VoiceClassifier
 from emomusic.voice.analyzer import build as voice_build
 from emomusic.voice.encoder import VoiceEncoder, mel_frames
+from emomusic.voice.personal import MAX_WINDOWS, PERSONAL_FILE
 from emomusic.voice.vad import SpeechWindower, speech_windows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +74,9 @@ def test_speech_is_segmented_where_it_is(speech: np.ndarray) -> None:
     assert len(short_windows) == 1
     w = short_windows[0]
     assert second - 0.3 <= w.t <= second + 0.1 and 1.0 <= w.speech_s <= 1.8
+    # stamped where its audio ends (the observation's time), not a full window later
+    assert second + 1.2 - 0.1 <= w.end <= second + 1.2 + 0.5
+    assert all(x.end == pytest.approx(x.t + 2.0) for x in long_windows)
     assert all(x.samples.size == 2 * RATE and x.snr_db > 20 for x in windows)
 
 
@@ -169,6 +181,16 @@ def test_voices_are_told_apart_by_the_speaker_embedding(speech: np.ndarray) -> N
     assert clf.adapter.voice_of(a_who[0]) != clf.adapter.voice_of(b_who[0])
 
 
+def test_a_forgotten_voices_id_is_never_given_to_a_new_voice() -> None:
+    """What the listener told is kept per voice id: a newcomer must not inherit a forgotten voice's."""
+    dim = 8
+    adapter = SpeakerAdapter(np.zeros(dim), np.ones(dim))
+    who = np.eye(256)[: MAX_VOICES + 2] * 3.0  # orthogonal speaker embeddings: all different voices
+    ids = [adapter.update(np.zeros((1, dim)), who[i : i + 1], now=float(i))[0] for i in range(len(who))]
+    assert ids == list(range(1, MAX_VOICES + 3))  # the 9th and 10th evicted the oldest, with new ids
+    assert sorted(v.id for v in adapter.voices) == list(range(3, MAX_VOICES + 3))
+
+
 def test_adaptation_persists_across_a_restart_and_stores_no_audio(tmp_path: Path, speech: np.ndarray) -> None:
     cfg = parse_config({"device": {"state_dir": str(tmp_path)}}, env={})
     analyzer = voice_build(cfg, PlaybackGuard(), True)
@@ -178,8 +200,8 @@ def test_adaptation_persists_across_a_restart_and_stores_no_audio(tmp_path: Path
     analyzer.close()  # the worker calls this when the daemon stops
     state = tmp_path / ADAPTATION_FILE
     saved = json.loads(state.read_text())
-    assert set(saved) == {"version", "dim", "voices"} and len(saved["voices"]) == 1
-    assert set(saved["voices"][0]) == {"weight", "mean", "var", "centroid", "last_heard"}
+    assert set(saved) == {"version", "dim", "next_id", "voices"} and len(saved["voices"]) == 1
+    assert set(saved["voices"][0]) == {"weight", "mean", "var", "centroid", "last_heard", "id"}
     assert len(saved["voices"][0]["mean"]) == saved["dim"] < 2000  # statistics, not samples
     again = voice_build(cfg, PlaybackGuard(), True)  # a restart
     assert isinstance(again.classifier, VoiceClassifier) and again.classifier.adapter is not None
@@ -242,4 +264,135 @@ def test_evaluate_voice_on_a_tiny_csv(tmp_path: Path, speech: np.ndarray) -> Non
     assert res.returncode == 0, res.stderr
     told = json.loads(res.stdout.strip().splitlines()[-1])["feedback"]
     assert told["n"] == 1 and told["scored"] == 4  # one of the two happy clips was told, the rest scored
-    assert {"before", "after", "gain"} <= told.keys()
+    assert {"before", "after", "gain", "personal"} <= told.keys()
+
+
+# -- what the listener's statements teach the voice (voice/personal.py) -----------------------------
+
+def say(analyzer: VoiceAnalyzer, speech: np.ndarray, n: int) -> dict[str, float]:
+    """The ``n``-th utterance of one continuous stream (1 s of silence either side); the last
+    observation's probabilities."""
+    audio = pcm(np.concatenate([np.zeros(RATE), speech, np.zeros(RATE)]))
+    last = None
+    for i in range(0, audio.size, 4800):
+        o = analyzer.process(AudioChunk(t=(n * audio.size + i) / RATE, samples=audio[i : i + 4800]))
+        last = o or last
+    assert last is not None
+    return last.probabilities
+
+
+def after(speech: np.ndarray, n: int) -> float:
+    """Stream time just after the ``n``-th utterance (``say``)."""
+    return (n + 1) * (speech.size + 2 * RATE) / RATE
+
+
+def test_a_statement_teaches_this_voice_and_a_restart_keeps_it(tmp_path: Path, speech: np.ndarray) -> None:
+    cfg = parse_config({"device": {"state_dir": str(tmp_path)}}, env={})
+    analyzer = voice_build(cfg, PlaybackGuard(), True)
+    for k in range(3):
+        before = say(analyzer, speech, k)
+    # the population head hears no fear in this sentence; the listener says that is how they sound afraid
+    assert before["fearful"] < 0.1, before
+    analyzer.teach("fearful", after(speech, 2))
+    taught_now = say(analyzer, speech, 3)
+    assert taught_now["fearful"] >= 0.4, taught_now  # (0.66 on x86-64)
+    taught = analyzer.classifier.personal.voices[1].update  # type: ignore[union-attr]
+    analyzer.close()
+    saved = json.loads((tmp_path / PERSONAL_FILE).read_text())
+    [voice] = saved["voices"].values()
+    assert [s["label"] for s in voice["statements"]] == ["fearful"]
+    # a few 2 s windows' summaries (float16), not samples: at most MAX_WINDOWS x 1,024 numbers
+    assert len(base64.b64decode(voice["statements"][0]["windows"])) <= 2 * MAX_WINDOWS * 1024
+    plain_dir = tmp_path / "plain"
+    plain_dir.mkdir()
+    (plain_dir / ADAPTATION_FILE).write_bytes((tmp_path / ADAPTATION_FILE).read_bytes())
+    again = voice_build(cfg, PlaybackGuard(), True)  # a restart
+    plain = voice_build(parse_config({"device": {"state_dir": str(plain_dir)}}, env={}), PlaybackGuard(), True)
+    assert again.classifier.personal is not None
+    restored = again.classifier.personal.voices[1].update
+    assert restored is not None and taught is not None
+    assert np.abs(restored.dw - taught.dw).max() <= 0.01 * np.abs(taught.dw).max()
+    # the same voice, the same adaptation, with and without what was taught (0.37 and 0.00 on x86-64)
+    assert say(again, speech, 0)["fearful"] - say(plain, speech, 0)["fearful"] >= 0.15
+    (tmp_path / PERSONAL_FILE).write_text("{not json")  # a corrupt file: started afresh, said in the log
+    assert voice_build(cfg, PlaybackGuard(), True).classifier.personal.voices == {}  # type: ignore[union-attr]
+    off = voice_build(parse_config({"device": {"state_dir": str(tmp_path / "off")},
+                                    "voice": {"personalise": False}}, env={}), PlaybackGuard(), True)
+    assert off.classifier.personal is None
+
+
+@pytest.mark.parametrize("anchored", [True, False])
+def test_a_listener_who_only_ever_says_sad_does_not_make_everything_sad(
+        speech: np.ndarray, anchored: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five "I feel sad" said in the voice's everyday tone. With the anchors, every emotion's population
+    centre still reads as itself and the voice's everyday tone moves only part of the way to sad; the
+    unanchored fit (the same statements, anchors weighted 0) is what the bound prevents."""
+    if not anchored:
+        monkeypatch.setattr(personal, "ANCHOR", 0.0)
+        monkeypatch.setattr(personal, "CENTRE", 0.0)
+    analyzer = voice_build(parse_config({}, env={}), PlaybackGuard(), False)
+    for n in range(3):
+        say(analyzer, speech, n)
+    for n in range(3, 8):
+        analyzer.teach("sad", after(speech, n - 1))
+        say(analyzer, speech, n)
+    clf = analyzer.classifier
+    assert clf.personal is not None and clf.adapter is not None
+    [(vid, told)] = clf.personal.voices.items()
+    assert told.update is not None and len(told.statements) == personal.MAX_PER_LABEL
+    head = clf.head
+    sad = VOICE_LABELS.index("sad")
+    centre = clf.adapter.centre(vid)
+    assert centre is not None
+    everyday = softmax(head.logits(centre[None]) + told.update(centre[None]))[0]
+    centres = softmax(head.logits(head.class_means) + told.update(head.class_means))
+    if anchored:
+        assert list(centres.argmax(1)) == list(range(len(VOICE_LABELS)))
+        assert centres.max(1).min() >= 0.6  # each read as itself, clearly (>= 0.92 on x86-64)
+        assert everyday[sad] <= 0.6  # part of the way (0.36 on x86-64)
+    else:
+        assert everyday[sad] >= 0.9  # everything this voice says is now sad (0.99 on x86-64)
+
+
+def test_profile_reset_forgets_what_the_voice_was_taught_even_while_running(
+        tmp_path: Path, speech: np.ndarray) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'[device]\nstate_dir = "{tmp_path}"\n')
+    analyzer = voice_build(parse_config({"device": {"state_dir": str(tmp_path)}}, env={}), PlaybackGuard(), True)
+    say(analyzer, speech, 0)
+    analyzer.teach("fearful", after(speech, 0))
+    assert (tmp_path / PERSONAL_FILE).exists()
+    res = subprocess.run([sys.executable, "-m", "emomusic", "profile", "--config", str(conf), "--reset"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["voice_personalisation_forgotten"] is True
+    assert not (tmp_path / PERSONAL_FILE).exists()
+    assert analyzer.classifier.personal is not None
+    analyzer.classifier.personal.refresh()  # what the running analyzer does every few seconds
+    assert analyzer.classifier.personal.voices == {}
+
+
+def test_a_statement_reaches_the_analyzer_on_its_own_thread() -> None:
+    class Learner:
+        modality, latency_s = "voice", 0.0
+
+        def __init__(self) -> None:
+            self.taught: list[tuple[str, float, str]] = []
+
+        def process(self, item: Sensed) -> Observation | None:
+            return None
+
+        def teach(self, label: str, t: float) -> None:
+            self.taught.append((label, t, threading.current_thread().name))
+
+    learner = Learner()
+    inbox: DropOldestQueue[Sensed] = DropOldestQueue(4, "in")
+    worker = AnalyzerWorker("voice", lambda: learner, inbox, DropOldestQueue(4, "out"), first=learner)
+    worker.start()
+    worker.tell("sad", 12.5)
+    deadline = time.monotonic() + 5
+    while not learner.taught and time.monotonic() < deadline:
+        time.sleep(0.02)
+    worker.stop()
+    worker.join(5)
+    assert learner.taught == [("sad", 12.5, "analyzer-voice")]

@@ -40,7 +40,7 @@ def fed_by(source: str) -> list[Modality]:
 # Defaults chosen on held-out scenarios (docs/PROOF.md): the face is pooled over its own window and
 # forgotten fast, speech comes in bursts and is kept over pauses. Reliability: measured accuracy.
 FACE = register(Modality("face", "Face", "camera", "emomusic.face.analyzer:build", 0.5, 0.81, calibrated=True))
-VOICE = register(Modality("voice", "Voice", "microphone", "emomusic.voice.analyzer:build", 3.0, 0.65,
-                          calibrated=True))
+# The voice learns from the listener's statements itself, per voice (voice/personal.py; not calibrated here).
+VOICE = register(Modality("voice", "Voice", "microphone", "emomusic.voice.analyzer:build", 3.0, 0.65))
 EXTERNAL = register(Modality("external", "Other devices", None, None, 10.0, 0.5))
 LISTENER = register(Modality("listener", "The listener", None, None, 60.0, 1.0, told=True))

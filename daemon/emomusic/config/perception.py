@@ -55,6 +55,8 @@ class VoiceConfig(Section):
         10.0, ge=0, le=40, description="While music plays, voice must be this much louder than the music."
     )
     adapt: bool = Field(True, description="Learn each voice's baseline (statistics only, in the state dir).")
+    personalise: bool = Field(True, description="Learn from each 'I feel …' what the voice that spoke just before "
+                              "sounds like in that emotion (needs adapt; kept in the state dir).")
 
     @model_validator(mode="after")
     def _lengths(self) -> VoiceConfig:

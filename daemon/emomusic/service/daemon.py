@@ -284,11 +284,14 @@ class Daemon:
 
     def _feel(self, label: str) -> None:
         """The listener says how they feel: the state follows at once (strong evidence that fades
-        slowly), and each modality's calibration learns from what it read just before."""
+        slowly), the face's calibration learns from what it read just before, and the voice what the
+        voice that spoke just before sounds like so."""
         now = self.clock()
         paired = self.profile.feel(label, now)
+        for w in self.workers:  # the voice learns this voice's sound of it (voice/personal.py)
+            w.tell(label, now)
         log.info("listener feels %s: calibration pairs now %s", label,
-                 ", ".join(f"{m} {n}" for m, n in paired.items()) or "none (no recent face or voice)")
+                 ", ".join(f"{m} {n}" for m, n in paired.items()) or "none (no recent face)")
         self.submit_observation(Observation(FEEDBACK_MODALITY, now, {label: 1.0}, 1.0))
 
     def _refuse(self, subtopic: str, why: str) -> None:

@@ -11,9 +11,10 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from importlib import import_module
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from emomusic.audio import PlaybackGuard
 from emomusic.config import Config
@@ -34,6 +35,15 @@ class Analyzer(Protocol):
 
     def process(self, item: Sensed) -> Observation | None:
         """Only items of the source the modality names arrive here (its registry entry)."""
+        ...
+
+
+@runtime_checkable
+class Teachable(Protocol):
+    """An analyzer that learns from the listener's "I feel …" (the voice: voice/personal.py)."""
+
+    def teach(self, label: str, t: float) -> None:
+        """Called on the worker's own thread, between two items."""
         ...
 
 
@@ -76,10 +86,25 @@ class AnalyzerWorker(threading.Thread):
         self.handled = 0  # items finished, successfully or not (compared with inbox.taken)
         self.disabled = False
         self.progress_t = -math.inf  # stream time up to which every item has been analysed
+        self._told: deque[tuple[str, float]] = deque(maxlen=16)  # statements for the analyzer, in order
         self.log = logging.getLogger(f"emomusic.analyzer.{name}")
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def tell(self, label: str, t: float) -> None:
+        """The listener says they feel ``label`` at stream time ``t``: handed to a Teachable analyzer on
+        its own thread, before its next item (no lock shared with the command thread)."""
+        self._told.append((label, t))
+
+    def _teach(self, analyzer: Analyzer) -> None:
+        while self._told:
+            label, t = self._told.popleft()
+            if isinstance(analyzer, Teachable):
+                try:
+                    analyzer.teach(label, t)
+                except Exception as e:  # learning from a statement must never stop the analysis
+                    self.log.warning("could not learn from 'I feel %s': %s: %s", label, type(e).__name__, e)
 
     @property
     def idle(self) -> bool:
@@ -93,6 +118,7 @@ class AnalyzerWorker(threading.Thread):
     def run(self) -> None:
         analyzer = self.first if self.first is not None else self.factory()
         while not self.stop_event.is_set():
+            self._teach(analyzer)
             item = self.inbox.get(timeout=0.2)
             if item is None:
                 if self.inbox.closed:

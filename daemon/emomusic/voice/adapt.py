@@ -48,6 +48,7 @@ class VoiceStats:
     var: np.ndarray
     centroid: np.ndarray  # unit speaker embedding: which voice this is
     last_heard: float
+    id: int = 0  # stable while the voice is kept (what the listener told is kept per voice: voice/personal.py)
 
     def add(self, x: np.ndarray, who: np.ndarray, now: float) -> None:
         w = min(self.weight, MAX_WEIGHT - 1.0)  # beyond MAX_WEIGHT each window replaces a share of the past
@@ -85,6 +86,7 @@ class SpeakerAdapter:
         self.prior_mean, self.prior_var = prior_mean.astype(np.float64), prior_var.astype(np.float64)
         self.path = path
         self.voices: list[VoiceStats] = []
+        self.next_id = 1  # a forgotten voice's id is not given to a new one (its statements are its own)
         self._dirty = 0
         if path is not None:
             self.load()
@@ -114,29 +116,45 @@ class SpeakerAdapter:
                 adapted.append(v.weight / (v.weight + PRIOR_WEIGHT))
         return out, float(np.mean(adapted)) if adapted else 0.0
 
-    def update(self, x: np.ndarray, who: np.ndarray, now: float | None = None) -> None:
-        """Learn from windows of speech: features ``x`` (n, d), each joining its voice (or starting one)."""
+    def update(self, x: np.ndarray, who: np.ndarray, now: float | None = None) -> list[int]:
+        """Learn from windows of speech: features ``x`` (n, d), each joining its voice (or starting one).
+        Returns each window's voice id."""
         now = time.time() if now is None else now
+        ids = []
         for e, w in zip(np.asarray(x, dtype=np.float64), who, strict=True):
             k = self.voice_of(w)
             if k is None:
                 if len(self.voices) >= MAX_VOICES:
                     self.voices.remove(min(self.voices, key=lambda v: v.last_heard))
                 u = w / max(float(np.linalg.norm(w)), 1e-9)
-                self.voices.append(VoiceStats(1.0, e.copy(), self.prior_var.copy(), u.astype(np.float64), now))
+                self.next_id = max([self.next_id, *(v.id + 1 for v in self.voices)])  # never reused
+                self.voices.append(VoiceStats(1.0, e.copy(), self.prior_var.copy(), u.astype(np.float64), now,
+                                              self.next_id))
+                ids.append(self.next_id)
+                self.next_id += 1
             else:
                 self.voices[k].add(e, w, now)
+                ids.append(self.voices[k].id)
         self._dirty += len(x)
         if self.path is not None and self._dirty >= 20:
             self.save()
+        return ids
+
+    def centre(self, voice_id: int) -> np.ndarray | None:
+        """A voice's own mean, standardised as its speech is: where its everyday voice sits for the head."""
+        for v in self.voices:
+            if v.id == voice_id:
+                return standardise(v.mean[None], self.prior_mean, self.prior_var, v.weight, v.mean, v.var)[0]
+        return None
 
     # -- persistence: statistics only ---------------------------------------------------------------
     def save(self) -> None:
         if self.path is None:
             return
-        state = {"version": STATE_VERSION, "dim": int(self.prior_mean.size), "voices": [
+        state = {"version": STATE_VERSION, "dim": int(self.prior_mean.size), "next_id": self.next_id, "voices": [
             {"weight": round(v.weight, 3), "mean": v.mean.round(6).tolist(), "var": v.var.round(6).tolist(),
-             "centroid": v.centroid.round(6).tolist(), "last_heard": round(v.last_heard, 1)} for v in self.voices]}
+             "centroid": v.centroid.round(6).tolist(), "last_heard": round(v.last_heard, 1), "id": v.id}
+            for v in self.voices]}
         try:
             write_json(self.path, state)
             self._dirty = 0
@@ -151,7 +169,9 @@ class SpeakerAdapter:
             if state.get("version") != STATE_VERSION or state.get("dim") != self.prior_mean.size:
                 raise ValueError("written by another version")
             self.voices = [VoiceStats(float(v["weight"]), np.array(v["mean"]), np.array(v["var"]),
-                                      np.array(v["centroid"]), float(v["last_heard"])) for v in state["voices"]]
+                                      np.array(v["centroid"]), float(v["last_heard"]), int(v.get("id", i + 1)))
+                           for i, v in enumerate(state["voices"])]  # files before ids: numbered in order
+            self.next_id = int(state.get("next_id", max((v.id + 1 for v in self.voices), default=1)))
             log.info("voice adaptation: %d voices restored from %s", len(self.voices), self.path)
         except (OSError, ValueError, KeyError, TypeError) as e:
             log.warning("voice adaptation state %s unusable (%s); starting afresh", self.path, e)

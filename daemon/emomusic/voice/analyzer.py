@@ -1,4 +1,5 @@
-"""The voice pipeline: VAD-gated windows of speech -> voice encoder -> per-voice adaptation -> head.
+"""The voice pipeline: VAD-gated windows of speech -> voice encoder -> per-voice adaptation -> head
+(+ what the listener told of this voice: voice/personal.py).
 
 Only voiced audio is analysed; the audio itself never leaves this process (the adaptation state
 holds statistics only). One observation per audio chunk that completed at least one window
@@ -9,6 +10,7 @@ fusion weighs them as they are.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -21,19 +23,24 @@ from emomusic.messages import AudioChunk, Observation, Sensed
 from emomusic.runtime import ModelError, peakedness, softmax
 from emomusic.voice.adapt import SpeakerAdapter, standardise
 from emomusic.voice.encoder import STATE_DIM, VoiceEncoder
+from emomusic.voice.personal import PAIR_WINDOW_S, PERSONAL_FILE, Head, Personaliser
 from emomusic.voice.vad import SpeechWindow, SpeechWindower
 
 REBUILD_VOICE = "python scripts/train_voice_head.py (see models/README.md)"
 ADAPTATION_FILE = "voice_adaptation.json"
+log = logging.getLogger("emomusic.voice")
 
 
 class VoiceClassifier:
     """Speech windows (int16, 2 s) -> calibrated probabilities over VOICE_LABELS.
 
     With ``adaptation`` each window is read relative to its voice's learned baseline and then
-    taught to it (``learn``); without, every voice is read against the population, as on day one."""
+    taught to it (``learn``); without, every voice is read against the population, as on day one.
+    With ``personal`` (and adaptation: it tells the voices apart) the listener's statements correct the
+    head per voice (``teach``)."""
 
-    def __init__(self, models_dir: Path, threads: int = 1, adaptation: Path | None | bool = None) -> None:
+    def __init__(self, models_dir: Path, threads: int = 1, adaptation: Path | None | bool = None,
+                 personal: Path | None | bool = None) -> None:
         self.encoder = VoiceEncoder(models_dir, threads)
         path = models_dir / "voice_head.json"
         try:
@@ -41,7 +48,9 @@ class VoiceClassifier:
             self.w, self.b = np.array(head["weights"], np.float32), np.array(head["bias"], np.float32)
             self.prior_mean, self.prior_var = np.array(head["prior_mean"]), np.array(head["prior_var"])
             self.temperature = float(head["temperature"])
-            ok = tuple(head["labels"]) == VOICE_LABELS and self.w.shape == (len(VOICE_LABELS), STATE_DIM)
+            means = np.array(head.get("class_means", np.zeros(self.w.shape)), np.float32)
+            ok = (tuple(head["labels"]) == VOICE_LABELS and self.w.shape == (len(VOICE_LABELS), STATE_DIM)
+                  and means.shape == self.w.shape)
         except FileNotFoundError:
             raise ModelError(f"model file {path} not found; rebuild it with {REBUILD_VOICE}") from None
         except (OSError, ValueError, KeyError, TypeError) as e:
@@ -55,18 +64,53 @@ class VoiceClassifier:
             self.adapter = SpeakerAdapter(self.prior_mean, self.prior_var,
                                           adaptation if isinstance(adaptation, Path) else None)
         self.adapted = 0.0  # how far adaptation had got for the last windows (0..1)
+        self.head = Head(self.w, self.b, self.temperature, means)
+        self.personal: Personaliser | None = None
+        if personal is not None and personal is not False and self.adapter is not None:
+            if not means.any():
+                log.warning("%s has no class_means: the listener's statements cannot teach the voice head; "
+                            "rebuild it with %s", path, REBUILD_VOICE)
+            else:
+                self.personal = Personaliser(self.head, VOICE_LABELS, personal if isinstance(personal, Path) else None)
+        self.inputs = np.zeros((0, STATE_DIM), np.float32)  # the head's input for the last windows…
+        self.voice_ids: list[int | None] = []  # …and whose voice each was
 
     def classify(self, windows: list[np.ndarray], learn: bool = True) -> np.ndarray:
         if not windows:
             return np.zeros((0, len(self.labels)), np.float32)
         who, x = self.encoder.encode(windows)
+        ids: list[int | None] = [None] * len(windows)
         if self.adapter is not None:
             z, self.adapted = self.adapter.transform(x, who)
             if learn:
-                self.adapter.update(x, who)
+                ids = list(self.adapter.update(x, who))
+            else:
+                ids = [None if (k := self.adapter.voice_of(w)) is None else self.adapter.voices[k].id for w in who]
         else:
             z = standardise(x, self.prior_mean, self.prior_var)
-        return softmax((z @ self.w.T + self.b) / self.temperature)
+        logits = self.head.logits(z)
+        if self.personal is not None:
+            logits = logits + self.personal.adjust(z, ids)
+        self.inputs, self.voice_ids = z, ids
+        return softmax(logits)
+
+    def remember(self, t: float, weights: np.ndarray) -> None:
+        """The last windows (and how much each counted, ``weights``) as what each voice said at stream
+        time ``t``, for a statement that may follow."""
+        if self.personal is None or self.adapter is None:
+            return
+        for vid in {v for v in self.voice_ids if v is not None}:
+            sel = [i for i, v in enumerate(self.voice_ids) if v == vid]
+            centre = self.adapter.centre(vid)
+            if centre is not None:
+                self.personal.note(t, vid, self.inputs[sel], weights[sel], centre)
+
+    def teach(self, label: str, t: float) -> tuple[int, int] | None:
+        """The listener feels ``label`` (stream time ``t``): (voice, its statements), or None."""
+        if self.personal is None or self.adapter is None:
+            return None
+        self.personal.keep_only({v.id for v in self.adapter.voices})
+        return self.personal.teach(label, t)
 
     def close(self) -> None:
         if self.adapter is not None:
@@ -94,7 +138,8 @@ class VoiceAnalyzer:
         # window's worth of later audio has arrived
         self.latency_s = v.window_s
         adaptation = ((keep_in / ADAPTATION_FILE) if keep_in is not None else True) if v.adapt else None
-        self.classifier = classifier or VoiceClassifier(m.path, m.threads, adaptation)
+        personal = ((keep_in / PERSONAL_FILE) if keep_in is not None else True) if v.personalise else None
+        self.classifier = classifier or VoiceClassifier(m.path, m.threads, adaptation, personal)
         self.guard = guard or PlaybackGuard(v.music_margin_db)
         self.windower = SpeechWindower(
             v.vad_aggressiveness, v.window_s, v.hop_s, v.min_speech_s, guard=self.guard
@@ -118,15 +163,27 @@ class VoiceAnalyzer:
         conf = np.array([window_confidence(w, p, self.cfg.window_s, self.cfg.music_margin_db)
                          for w, p in zip(windows, probs, strict=True)])
         pooled = (probs * conf[:, None]).sum(0) / max(conf.sum(), 1e-9)
+        t = windows[-1].end
+        self.classifier.remember(t, conf)
         return Observation(
             modality=self.modality,
-            t=windows[-1].t + self.cfg.window_s,
+            t=t,
             probabilities={label: float(p) for label, p in zip(VOICE_LABELS, pooled, strict=True)},
             confidence=float(np.clip(conf.max(), 0.0, 1.0)),
             extras={"speech_s": round(sum(w.speech_s for w in windows), 2),
                     "snr_db": round(float(np.mean([w.snr_db for w in windows])), 1),
                     "adapted": round(getattr(self.classifier, "adapted", 0.0), 2)},
         )
+
+    def teach(self, label: str, t: float) -> None:
+        """The listener says they feel ``label`` (stream time ``t``): the voice that spoke just before
+        learns what it sounds like so (the worker calls this on its own thread)."""
+        got = self.classifier.teach(label, t)
+        if got is None:
+            log.info("voice: nothing to learn from 'I feel %s' (no speech in the %.0f s before it%s)", label,
+                     PAIR_WINDOW_S, "" if self.classifier.personal is not None else ", or voice.personalise is off")
+        else:
+            log.info("voice: learned 'I feel %s' for voice %d (%d statements of that voice kept)", label, *got)
 
     def close(self) -> None:
         """Keep what was learned about the voices (the worker calls this when it stops)."""

@@ -39,6 +39,7 @@ class SpeechWindow:
     """One window handed to the voice model."""
 
     t: float  # stream time of its first sample
+    end: float  # stream time at which its audio ends (before padding): when it could be analysed
     samples: np.ndarray  # int16, exactly window length (zero-padded if the speech was shorter)
     speech_s: float  # how much of it is real (unpadded) audio
     snr_db: float  # voiced frame level above the noise floor
@@ -171,6 +172,7 @@ class SpeechWindower:
         music = self.guard.music_level_db()
         return SpeechWindow(
             t=self._seg_t + start / RATE,
+            end=self._seg_t + (start + min(length, len(self._segment) * FRAME - start)) / RATE,
             samples=audio.astype(np.int16),
             speech_s=(length if speech_len is None else speech_len) / RATE,
             snr_db=voiced_db - self.noise_db,
