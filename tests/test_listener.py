@@ -22,7 +22,7 @@ from emomusic.listener.profile import PROFILE_FILE, ListenerProfile
 from emomusic.messages import Observation
 from emomusic.service.daemon import Daemon
 
-from conftest import Broker, Probe, daemon_config
+from conftest import Broker, Probe, daemon_config, wait
 from fakes import factories
 
 PREFIX = "emomusic/listener"
@@ -397,3 +397,28 @@ def test_the_daemon_learns_from_each_play_and_plans_with_it_after_a_restart(
     daemon.player.join(10)
     again = Daemon(cfg, analyzers={})
     assert again.profile.effects.plays >= plays
+
+
+def test_i_feel_teaches_the_running_daemons_voice_what_this_voice_sounds_like(
+        broker: Broker, tmp_path: Path, supervised: Callable[..., Daemon],
+        probe_factory: Callable[..., Probe]) -> None:
+    """The whole path: the broker's feedback topic, the daemon, the voice worker's own thread, the
+    voice's statements kept in the state dir (a real voice analyzer hearing espeak-ng speech)."""
+    import soundfile as sf
+
+    from emomusic.sources.samples import espeak_speech
+    from emomusic.voice.personal import PERSONAL_FILE
+
+    speech = espeak_speech("The quick brown fox jumps over the lazy dog, and then it runs away.")
+    assert speech is not None, "espeak-ng is required (scripts/system-deps.sh installs it)"
+    wav = tmp_path / "talk.wav"
+    sf.write(wav, np.concatenate([np.zeros(16000), speech / np.abs(speech).max() * 0.5, np.zeros(16000)]), 16000)
+    cfg = daemon_config(broker, tmp_path, "listener", microphone={"source": str(wav)}, camera={"enabled": False})
+    probe = probe_factory(broker.port, [f"{PREFIX}/#"])
+    supervised(cfg)  # the registered (real) analyzers
+    probe.wait_for(f"{PREFIX}/state", lambda m: "voice" in m.json().get("modalities", {}), timeout=30)
+    probe.publish(f"{PREFIX}/feedback/set", "fearful")
+    state = tmp_path / "state" / PERSONAL_FILE
+    wait(lambda: state.exists(), 15, "the voice's statements in the state dir")
+    [voice] = json.loads(state.read_text())["voices"].values()
+    assert [s["label"] for s in voice["statements"]] == ["fearful"]
