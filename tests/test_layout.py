@@ -20,7 +20,7 @@ RANK = {
     "listener": 1,
     "commands": 2, "sources": 2,
     "face": 3, "voice": 3,
-    "fusion": 4,
+    "fusion": 4, "house": 4,
     "mqtt": 5, "music": 5,
     "analyze": 6,
     "web": 7,

@@ -42,6 +42,8 @@ class ConfigError(Exception):
 class DeviceConfig(Section):
     id: str = Field("", description="Device id used in topics and HA unique ids; empty = hostname.")
     name: str = Field("emomusic", min_length=1, description="Friendly name shown in Home Assistant.")
+    room: str = Field("", max_length=64, description="The room this daemon is in (e.g. 'Living room'): Home "
+                      "Assistant's area and the device name 'emomusic <room>'; the house view shows it.")
     state_dir: str = Field(
         "", description="Where the library index lives; empty = $STATE_DIRECTORY or ~/.local/state/emomusic."
     )
@@ -51,7 +53,16 @@ class DeviceConfig(Section):
     def _id_chars(cls, v: str) -> str:
         if v and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v):
             raise ValueError("expected 1-64 characters of letters, digits, '_' or '-'")
+        if v == "house":
+            raise ValueError("'house' is taken: <base>/house/state is the house mood")
         return v
+
+
+class HouseConfig(Section):
+    enabled: bool = Field(True, description="Follow the other rooms' daemons under the same topic base (the "
+                          "house view, the house mood).")
+    sure: float = Field(0.5, ge=0, le=1, description="A room's state counts for the house mood from this "
+                        "confidence on.")
 
 
 class LoggingConfig(Section):
@@ -76,6 +87,7 @@ class Config(Section):
     player: PlayerConfig = Field(default_factory=PlayerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     web: WebConfig = Field(default_factory=WebConfig)
+    house: HouseConfig = Field(default_factory=HouseConfig)
 
     # Resolved at load time, not part of the file.
     _mqtt_password: str | None = PrivateAttr(None)

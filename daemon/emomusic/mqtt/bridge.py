@@ -19,6 +19,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from emomusic.commands import COMMAND_TOPICS, Command, PayloadError, parse_command, parse_external_emotion
+from emomusic.house.view import HouseView
 from emomusic.messages import FusedState, Observation, PlayerStatus, Quiet
 from emomusic.mqtt.discovery import discovery_messages
 from emomusic.mqtt.link import MqttLink, MqttSettings
@@ -74,6 +75,13 @@ class MqttBridge(Quiet):
             self.link.subscribe(topic)
         if ms.mqtt.discovery:
             self.link.subscribe(self.ha_status_topic)
+        # the other rooms' daemons under the same base (house/view.py); this one's own topics come back too
+        self.house: HouseView | None = None
+        self._mood_sent: tuple[str, float] | None = None  # (what, when) of the house mood we last published
+        if ms.house_base is not None and ms.house is not None:
+            self.house = HouseView(ms.house_base, ms.device_id, ms.house.sure, ms.room)
+            for topic in self.house.topics():
+                self.link.subscribe(topic)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -105,8 +113,10 @@ class MqttBridge(Quiet):
             self.link.publish(f"{self.prefix}/modality/{name}", json.dumps(est.to_json() | status))
 
     def heartbeat(self) -> None:
-        """Resend the latest state if nothing went out for ``heartbeat_s``; report suppressed rejections."""
+        """Resend the latest state if nothing went out for ``heartbeat_s``; report suppressed rejections;
+        publish the house mood while this daemon is the house's lowest online id."""
         self.report_suppressed()
+        self._house_mood()
         with self._lock:
             stale = self._last_state is not None and self.clock() - self._last_sent_at >= self.ms.mqtt.heartbeat_s
             payload = self._last_state
@@ -114,6 +124,21 @@ class MqttBridge(Quiet):
                 self._last_sent, self._last_sent_at = payload, self.clock()
         if stale and payload is not None:
             self._publish_state(payload)
+
+    def _house_mood(self) -> None:
+        if self.house is None or not self.connected or self.house.leader() != self.ms.device_id:
+            self._mood_sent = None  # not ours (now): when it becomes ours again, say it at once
+            return
+        mood = self.house.mood()
+        if mood is None:
+            return
+        what = json.dumps({k: v for k, v in mood.items() if k != "seen"})  # a change, not merely a newer time
+        now = self.clock()
+        sent = self._mood_sent
+        if sent is None or sent[0] != what or now - sent[1] >= self.ms.mqtt.heartbeat_s:
+            self._mood_sent = (what, now)
+            self.link.publish(self.house.mood_topic, json.dumps(mood | {"published_by": self.ms.device_id}),
+                              retain=True, qos=1)
 
     def _publish_state(self, payload: dict[str, Any]) -> None:
         """The retained state, stamped with the wall time it was sent (UTC): after the daemon is gone
@@ -206,6 +231,10 @@ class MqttBridge(Quiet):
             if payload[:16].strip().lower() == b"online":
                 log.info("Home Assistant is online: re-sending discovery")
                 self.publish_discovery()
+            return
+        if self.house is not None and (self.house.accepts(topic) or topic == self.house.mood_topic):
+            if topic != self.house.mood_topic:  # (the mood is ours to send, not to read)
+                self.house.on_message(topic, payload)
             return
         try:
             if topic.startswith(self.prefix + "/"):

@@ -36,11 +36,13 @@ def discovery_messages(ms: MqttSettings) -> list[tuple[str, dict[str, Any]]]:
     pre = ms.prefix
     device = {
         "identifiers": [f"emomusic_{dev}"],
-        "name": ms.device_name,
+        "name": f"{ms.device_name} {ms.room}" if ms.room else ms.device_name,  # unique, readable entity ids
         "manufacturer": "emomusic",
         "model": "emotion-aware music daemon",
         "sw_version": __version__,
     }
+    if ms.room:
+        device["suggested_area"] = ms.room
     common = {
         "availability_topic": f"{pre}/availability",
         "payload_available": "online",
@@ -172,4 +174,27 @@ def discovery_messages(ms: MqttSettings) -> list[tuple[str, dict[str, Any]]]:
     for component, obj, payload in entities:
         payload = {**payload, **common, "unique_id": f"emomusic_{dev}_{obj}"}
         out.append((f"{ms.mqtt.discovery_prefix}/{component}/emomusic_{dev}/{obj}/config", payload))
+    if ms.house_base is not None:
+        out.append(house_mood_entity(ms, ms.house_base))
     return out
+
+
+def house_mood_entity(ms: MqttSettings, base: str) -> tuple[str, dict[str, Any]]:
+    """One "House mood" sensor for the whole house: every daemon sends the same retained config, so Home
+    Assistant sees one entity, fed by whichever daemon publishes the house mood."""
+    slug = "".join(c if c.isalnum() else "_" for c in base)
+    known = json.dumps(list(ALL_LABELS))
+    state = f"{base}/house/state"
+    return (f"{ms.mqtt.discovery_prefix}/sensor/emomusic_house_{slug}/mood/config", {
+        "name": "House mood",
+        "state_topic": state,
+        "value_template": "{{ value_json.emotion if value_json.emotion in " + known + " else None }}",
+        "json_attributes_topic": state,
+        "json_attributes_template": "{{ {'room': value_json.room, 'confidence': value_json.confidence, "
+        "'valence': value_json.valence, 'arousal': value_json.arousal, 'published_by': value_json.published_by} "
+        "| tojson }}",
+        "unique_id": f"emomusic_house_{slug}_mood",
+        "device": {"identifiers": [f"emomusic_house_{slug}"], "name": "emomusic house", "manufacturer": "emomusic",
+                   "model": "the rooms' emomusic daemons together", "sw_version": __version__},
+        "icon": "mdi:home-heart",
+    })

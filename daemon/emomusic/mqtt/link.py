@@ -22,7 +22,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from emomusic.config import Config
+from emomusic.config import Config, HouseConfig
 from emomusic.config.mqtt import MqttConfig, TlsConfig
 
 log = logging.getLogger("emomusic.mqtt")
@@ -43,10 +43,20 @@ class MqttSettings:
     device_name: str
     prefix: str  # <base_topic>/<device_id>
     password: str | None
+    room: str = ""
+    house: HouseConfig | None = None  # follow the house (None: this daemon keeps to itself)
 
     @classmethod
     def of(cls, cfg: Config) -> MqttSettings:
-        return cls(cfg.mqtt, cfg.device_id, cfg.device.name, cfg.topic_prefix, cfg.mqtt_password)
+        return cls(cfg.mqtt, cfg.device_id, cfg.device.name, cfg.topic_prefix, cfg.mqtt_password, cfg.device.room,
+                   cfg.house if cfg.house.enabled else None)
+
+    @property
+    def house_base(self) -> str | None:
+        """The topic base shared by the house's daemons (``emomusic`` of ``emomusic/<device>``), when the
+        house is followed; None for a one-level prefix."""
+        base, _, _ = self.prefix.rpartition("/")
+        return base if base and self.house is not None else None
 
 
 def tls_context(t: TlsConfig) -> ssl.SSLContext:
@@ -108,7 +118,7 @@ class MqttLink:
         # both called "raspberrypi") would take this one's client id over and over; the marker tells them apart.
         self.instance_topic = f"{self.prefix}/instance"
         self.instance = {"instance": uuid.uuid4().hex, "started": round(time.time(), 3),
-                         "host": socket.gethostname(), "pid": os.getpid()}
+                         "host": socket.gethostname(), "pid": os.getpid(), "room": ms.room}
         self.conflict: str | None = None  # set when a newer daemon with our id was seen: MQTT given up
         self.connected = threading.Event()
         self.connect_count = 0

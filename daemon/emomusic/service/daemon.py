@@ -101,7 +101,9 @@ class Daemon:
             from emomusic.analyze.snapshot import Snapshot
             from emomusic.web.server import WebServer, WebSettings
 
-            self.web = WebServer(WebSettings.of(cfg), Snapshot(cfg), self.submit_command, self.profile.banned)
+            house = self.bridge.house if self.bridge is not None else None
+            self.web = WebServer(WebSettings.of(cfg), Snapshot(cfg), self.submit_command, self.profile.banned,
+                                 house.snapshot if house is not None else None)
         self.out = Fanout([LogPublisher(), *(p for p in (self.bridge, self.web) if p is not None), *publishers])
         self.player: MusicController | None = None  # the music stage, when enabled
         if cfg.player.enabled and music:

@@ -60,8 +60,10 @@ class WebServer(Quiet):
     disliked tracks' paths."""
 
     def __init__(self, ws: WebSettings, snapshot: Snapshot, submit: Callable[[Command], None],
-                 banned: Callable[[], set[str]] = set) -> None:
+                 banned: Callable[[], set[str]] = set, house: Callable[[], dict[str, Any]] | None = None) -> None:
+        """``house``: the house view's snapshot (house/view.py), None when the house is not followed."""
         self.ws = ws
+        self.house = house
         self.submit = submit
         self.player: PlayerStatus | None = None  # None: no music stage
         self.banned = banned
@@ -145,6 +147,7 @@ class WebServer(Quiet):
         app.router.add_get("/api/events", self._events)
         app.router.add_get("/api/player", self._player)
         app.router.add_get("/api/library", self._library)
+        app.router.add_get("/api/house", self._house)
         app.router.add_post("/api/command", self._command)
         app.router.add_post("/api/analyze", self._analyze)
         return app
@@ -191,6 +194,12 @@ class WebServer(Quiet):
 
     async def _player(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.player_json())
+
+    async def _house(self, request: web.Request) -> web.StreamResponse:
+        """Every room's daemon on the broker, as their retained topics say (this one's included)."""
+        if self.house is None:
+            return web.json_response({"rooms": [], "mood": None, "published_by": None, "followed": False})
+        return web.json_response(self.house() | {"followed": True})
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: the state and the player whenever either changed."""

@@ -22,6 +22,7 @@ document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click
   b.classList.add("active");
   $(b.dataset.tab).classList.add("active");
   if (b.dataset.tab === "library") loadLibrary();
+  if (b.dataset.tab === "house") loadHouse();
 }));
 
 // Where each label sits beside its point (dx, dy, anchor): neighbours (angry/fearful, disgust/contempt)
@@ -168,6 +169,31 @@ api("/api/history").then((h) => {
   drawTimeline();
 }).catch(() => {});
 connect();
+
+// -- house --------------------------------------------------------------------------------------------
+// Every room's daemon on the broker, as their retained topics say; refreshed while the tab is open.
+let houseTimer = null;
+async function loadHouse() {
+  clearTimeout(houseTimer);
+  let h;
+  try { h = await api("/api/house"); } catch (e) { $("house-note").textContent = e.message; return; }
+  const m = h.mood;
+  $("house-mood").textContent = m ? m.emotion : "…";
+  $("house-mood-detail").textContent = m ? `in ${m.room || m.device}, seen ${m.seen}; published by ${h.published_by}` : "";
+  const body = $("rooms").querySelector("tbody");
+  body.replaceChildren();
+  for (const r of h.rooms) {
+    const tr = document.createElement("tr");
+    const cells = [r.room || "—", r.device, r.online ? "online" : "offline", r.emotion || "—",
+      r.confidence == null ? "" : r.confidence.toFixed(2),
+      r.player && r.player.title ? `${r.player.title} (${r.player.state})` : (r.player && r.player.state) || ""];
+    for (const c of cells) tr.appendChild(Object.assign(document.createElement("td"), { textContent: c }));
+    if (!r.online) tr.className = "muted";
+    body.appendChild(tr);
+  }
+  $("house-note").textContent = h.followed ? `${h.rooms.length} room(s)` : "this daemon does not follow the house (house.enabled = false, or no MQTT)";
+  if ($("house").classList.contains("active")) houseTimer = setTimeout(loadHouse, 3000);
+}
 
 // -- library ------------------------------------------------------------------------------------------
 let tracks = [];
