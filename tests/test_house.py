@@ -115,7 +115,8 @@ def api_house(port: int) -> dict[str, Any]:
 
 
 def page_shows_the_house(port: int) -> None:
-    """The kitchen's page, House tab, in a real Chromium: the three rooms and the house mood."""
+    """The kitchen's page, House tab, in a real Chromium: the three rooms and the house mood; the living
+    room's mode set from the kitchen's page."""
     from playwright.sync_api import expect, sync_playwright
     from test_web import CHROMIUM, CHROMIUM_ARGS
 
@@ -130,6 +131,8 @@ def page_shows_the_house(port: int) -> None:
             expect(page.locator("#house-mood")).to_have_text("happy", timeout=10000)
             for room in ROOMS.values():
                 expect(page.locator("#rooms tbody")).to_contain_text(room)
+            page.select_option("#rooms tr[data-device=a-living] select.room-mode", "regulate")
+            expect(page.locator("#house-note")).to_contain_text("sent regulate to a-living", timeout=10000)
         finally:
             b.close()
 
@@ -138,7 +141,7 @@ def test_three_rooms_one_house_mood_and_the_next_daemon_takes_over_when_one_dies
         broker: Broker, house: tuple[dict[str, subprocess.Popen[str]], int],
         probe_factory: Callable[..., Probe]) -> None:
     procs, page = house
-    probe = probe_factory(broker.port, ["emomusic/house/state", "homeassistant/sensor/#"])
+    probe = probe_factory(broker.port, ["emomusic/house/state", "homeassistant/sensor/#", "emomusic/a-living/mode"])
 
     seen: list[Any] = []
 
@@ -168,6 +171,18 @@ def test_three_rooms_one_house_mood_and_the_next_daemon_takes_over_when_one_dies
     names = {m.json()["device"]["name"] for m in probe.messages if "/emotion/config" in m.topic}
     assert names == {f"emomusic {room}" for room in ROOMS.values()}
     page_shows_the_house(page)
+    # the living room took the kitchen page's command (validated there as ever) and says its new mode
+    probe.wait_for("emomusic/a-living/mode", lambda m: m.payload == b"regulate", timeout=10)
+    from test_web import call
+
+    def room_command(body: dict[str, Any]) -> tuple[int, Any]:
+        return call(f"http://127.0.0.1:{page}/api/command", json.dumps(body).encode(),
+                    {"Content-Type": "application/json"})
+
+    status, answer = room_command({"device": "nowhere", "topic": "mode/set", "payload": "off"})
+    assert status == 409 and "no room with the device id 'nowhere'" in answer["error"]
+    status, answer = room_command({"device": "a-living", "topic": "volume/set", "payload": "loud"})
+    assert status == 400 and answer["error"].startswith("volume/set:")
 
     procs["a-living"].kill()  # SIGKILL: no goodbye, the broker's last will says offline
     killed = time.monotonic()

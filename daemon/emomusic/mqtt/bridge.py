@@ -125,6 +125,18 @@ class MqttBridge(Quiet):
         if stale and payload is not None:
             self._publish_state(payload)
 
+    def send_to_room(self, device: str, subtopic: str, payload: str) -> str | None:
+        """A command (already validated by the caller) for another room's daemon, which validates it again.
+        Only rooms the house view knows; returns why it was not sent, or None."""
+        if self.house is None:
+            return "this daemon does not follow the house (house.enabled = false)"
+        if device not in {r["device"] for r in self.house.rooms()}:
+            return f"no room with the device id {device[:64]!r} on this broker"
+        if not self.connected:
+            return "not connected to the broker"
+        self.link.publish(f"{self.house.base}/{device}/{subtopic}", payload, qos=1)
+        return None
+
     def _house_mood(self) -> None:
         if self.house is None or not self.connected or self.house.leader() != self.ms.device_id:
             self._mood_sent = None  # not ours (now): when it becomes ours again, say it at once

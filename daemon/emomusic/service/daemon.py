@@ -103,7 +103,8 @@ class Daemon:
 
             house = self.bridge.house if self.bridge is not None else None
             self.web = WebServer(WebSettings.of(cfg), Snapshot(cfg), self.submit_command, self.profile.banned,
-                                 house.snapshot if house is not None else None)
+                                 house.snapshot if house is not None else None,
+                                 self.bridge.send_to_room if self.bridge is not None and house is not None else None)
         self.out = Fanout([LogPublisher(), *(p for p in (self.bridge, self.web) if p is not None), *publishers])
         self.player: MusicController | None = None  # the music stage, when enabled
         if cfg.player.enabled and music:

@@ -60,10 +60,13 @@ class WebServer(Quiet):
     disliked tracks' paths."""
 
     def __init__(self, ws: WebSettings, snapshot: Snapshot, submit: Callable[[Command], None],
-                 banned: Callable[[], set[str]] = set, house: Callable[[], dict[str, Any]] | None = None) -> None:
-        """``house``: the house view's snapshot (house/view.py), None when the house is not followed."""
+                 banned: Callable[[], set[str]] = set, house: Callable[[], dict[str, Any]] | None = None,
+                 to_room: Callable[[str, str, str], str | None] | None = None) -> None:
+        """``house``: the house view's snapshot (house/view.py), None when the house is not followed;
+        ``to_room``: sends a validated command to another room's daemon over MQTT (None: why not)."""
         self.ws = ws
         self.house = house
+        self.to_room = to_room
         self.submit = submit
         self.player: PlayerStatus | None = None  # None: no music stage
         self.banned = banned
@@ -257,6 +260,14 @@ class WebServer(Quiet):
             cmd = parse_command(topic, raw.encode(), self.ws.max_payload_bytes)
         except PayloadError as e:
             return _error(400, f"{topic}: {e}")
+        device = body.get("device")
+        if device is not None:  # another room's daemon (the House tab): over MQTT, validated there again
+            if not isinstance(device, str) or self.to_room is None:
+                return _error(400, "device: expected the device id of a room this daemon follows")
+            why = self.to_room(device, topic, raw)
+            if why is not None:
+                return _error(409, f"device: {why}")
+            return web.json_response({"sent": {"device": device, "topic": topic, "payload": raw}})
         self.submit(cmd)
         return web.json_response({"accepted": {"kind": cmd.kind, "value": cmd.value, "target": cmd.target}})
 

@@ -173,6 +173,17 @@ connect();
 // -- house --------------------------------------------------------------------------------------------
 // Every room's daemon on the broker, as their retained topics say; refreshed while the tab is open.
 let houseTimer = null;
+async function roomCommand(device, topic, payload) {
+  try {
+    await api("/api/command", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ device, topic, payload }) });
+    $("house-note").textContent = `sent ${payload} to ${device}'s ${topic}`;
+  } catch (e) {
+    $("house-note").textContent = e.message;
+  }
+  clearTimeout(houseTimer);
+  houseTimer = setTimeout(loadHouse, 3000);  // not at once: the note stays readable
+}
 async function loadHouse() {
   clearTimeout(houseTimer);
   let h;
@@ -188,6 +199,22 @@ async function loadHouse() {
       r.confidence == null ? "" : r.confidence.toFixed(2),
       r.player && r.player.title ? `${r.player.title} (${r.player.state})` : (r.player && r.player.state) || ""];
     for (const c of cells) tr.appendChild(Object.assign(document.createElement("td"), { textContent: c }));
+    const controls = document.createElement("td");  // sent to that room over MQTT, validated there as ever
+    if (r.online) {
+      const mode = document.createElement("select");
+      mode.className = "room-mode";
+      for (const m of ["match", "regulate", "fixed", "off"]) mode.appendChild(new Option(m, m, false, r.player && r.player.mode === m));
+      if (!r.player || !r.player.mode) mode.value = "";
+      mode.addEventListener("change", () => roomCommand(r.device, "mode/set", mode.value));
+      controls.appendChild(mode);
+      for (const p of ["play", "pause", "skip"]) {
+        const b = Object.assign(document.createElement("button"), { textContent: p, className: `room-${p}` });
+        b.addEventListener("click", () => roomCommand(r.device, "player/set", p));
+        controls.appendChild(b);
+      }
+    }
+    tr.appendChild(controls);
+    tr.dataset.device = r.device;
     if (!r.online) tr.className = "muted";
     body.appendChild(tr);
   }
