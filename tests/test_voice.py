@@ -362,6 +362,9 @@ def test_profile_reset_forgets_what_the_voice_was_taught_even_while_running(
     say(analyzer, speech, 0)
     analyzer.teach("fearful", after(speech, 0))
     assert (tmp_path / PERSONAL_FILE).exists()
+    shown = subprocess.run([sys.executable, "-m", "emomusic", "profile", "--config", str(conf)],
+                           capture_output=True, text=True, timeout=60)
+    assert json.loads(shown.stdout)["voice_statements"] == {"1": {"fearful": 1}}
     res = subprocess.run([sys.executable, "-m", "emomusic", "profile", "--config", str(conf), "--reset"],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
+from pathlib import Path
 
 from emomusic.cli.common import config_from_args
 from emomusic.listener.profile import PROFILE_FILE, ListenerProfile
@@ -22,5 +24,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
         print(json.dumps({"path": str(profile.path), "reset": True, "feedback_forgotten": before,
                           "voice_personalisation_forgotten": told}))
         return 0
-    print(json.dumps(profile.summary(), indent=2))
+    print(json.dumps(profile.summary() | {"voice_statements": voice_statements(cfg.state_dir / PERSONAL_FILE)},
+                     indent=2))
     return 0
+
+
+def voice_statements(path: Path) -> dict[str, dict[str, int]]:
+    """What the listener's statements taught each voice (voice/personal.py): per voice, statements per
+    emotion; empty when nothing was taught or the file is unusable (the daemon says why in its log)."""
+    try:
+        voices = json.loads(path.read_text())["voices"]
+        return {key: dict(Counter(str(s["label"]) for s in v["statements"])) for key, v in voices.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
