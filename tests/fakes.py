@@ -5,6 +5,7 @@ as a subprocess exactly as systemd would."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -97,8 +98,21 @@ def factories(face: str = "happy", voice: str = "happy") -> dict[str, AnalyzerFa
     }
 
 
+class PresentFace(ConstantAnalyzer):
+    """A happy face while the file ``flag`` exists, none otherwise: a listener who comes and goes."""
+
+    def __init__(self, flag: Path) -> None:
+        super().__init__("face", "happy")
+        self.flag = flag
+
+    def process(self, item: Sensed) -> Observation | None:  # type: ignore[override]
+        return super().process(item) if self.flag.exists() else None
+
+
 def happy(cfg: Config, playback: PlaybackGuard, persist: bool) -> ConstantAnalyzer:
-    return ConstantAnalyzer("face", "happy")
+    """The face of the CLI under test: always happy, or present only while $EMOMUSIC_TEST_FACE_FILE exists."""
+    flag = os.environ.get("EMOMUSIC_TEST_FACE_FILE")
+    return PresentFace(Path(flag)) if flag else ConstantAnalyzer("face", "happy")
 
 
 def happy_voice(cfg: Config, playback: PlaybackGuard, persist: bool) -> ConstantAnalyzer:

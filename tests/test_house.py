@@ -220,3 +220,60 @@ def test_the_house_view_spans_two_brokers_joined_by_a_mosquitto_bridge(
     finally:
         out.kill()
         main.kill()
+
+
+def test_the_music_follows_the_listener_from_the_room_they_leave_to_the_room_they_enter(
+        broker: Broker, tmp_path: Path, probe_factory: Callable[..., Probe]) -> None:
+    """Two daemon processes, each with real pygame playback of one shared library: the listener's face is
+    in the living room, then gone (its file removed), then in the kitchen. The kitchen takes over the
+    living room's music (its mode and its next track), the living room pauses."""
+    from emomusic.music.demo import synth_music, write_tagged
+
+    music = tmp_path / "music"
+    music.mkdir()
+    for i in range(5):
+        write_tagged(music / f"{i}.ogg", synth_music(40.0, 100, False, 0.5, seed=i), f"Song {i}", "calm", rate=16000)
+    procs, logs = {}, []
+    for dev, room in (("a-living", "Living room"), ("b-kitchen", "Kitchen")):
+        cfg = tmp_path / f"{dev}.toml"
+        cfg.write_text(
+            f'[device]\nid = "{dev}"\nroom = "{room}"\nstate_dir = "{tmp_path / dev}"\n'
+            f'[camera]\nenabled = true\n[microphone]\nenabled = false\n[mqtt]\nheartbeat_s = 2.0\n'
+            f'[player]\nenabled = true\nfade_ms = 0\nmode = "{"regulate" if dev == "a-living" else "match"}"\n'
+            f'[library]\nfolders = ["{music}"]\nmin_track_s = 0\n'
+            f"[house]\nfollow = true\nleft_after_s = 2.0\nfollow_window_s = 30.0\n[web]\nenabled = false\n")
+        logs.append(open(tmp_path / f"{dev}.log", "w"))  # noqa: SIM115 (closed below)
+        env = os.environ | broker.env() | {"EMOMUSIC_TEST_FACE_FILE": str(tmp_path / f"{dev}.here"),
+                                           "SDL_AUDIODRIVER": "dummy"}
+        procs[dev] = subprocess.Popen([sys.executable, str(HERE / "fakes.py"), "run", "--config", str(cfg)],
+                                      env=env, stdout=logs[-1], stderr=subprocess.STDOUT, text=True)
+    probe = probe_factory(broker.port, ["emomusic/+/player", "emomusic/+/handoff"])
+    try:
+        (tmp_path / "a-living.here").touch()  # the listener is in the living room
+        probe.wait_for("emomusic/a-living/player", lambda m: m.json()["state"] == "playing", timeout=90)
+        time.sleep(3)
+        (tmp_path / "a-living.here").unlink()  # …leaves it
+        offer = probe.wait_for("emomusic/a-living/handoff", lambda m: "next" in m.json(), timeout=30).json()
+        assert offer["mode"] == "regulate" and offer["history"] and offer["room"] == "Living room"
+        n = len(probe.messages)
+        (tmp_path / "b-kitchen.here").touch()  # …and enters the kitchen
+        nxt = Path(offer["next"]).stem
+        took = probe.wait_for("emomusic/b-kitchen/player", lambda m: m.json()["state"] == "playing"
+                              and m.json()["mode"] == "regulate", timeout=30, after=n).json()
+        assert took["title"] == f"Song {nxt}"  # the living room's next track, in its mode
+        probe.wait_for("emomusic/a-living/player", lambda m: m.json()["state"] == "paused", timeout=15, after=n)
+        probe.wait_for("emomusic/a-living/handoff", lambda m: m.json().get("taken_by") == "b-kitchen", timeout=5)
+    finally:
+        for p in procs.values():
+            p.terminate()
+        for p in procs.values():
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for f in logs:
+            f.close()
+    living = (tmp_path / "a-living.log").read_text()
+    kitchen = (tmp_path / "b-kitchen.log").read_text()
+    assert "the listener left Living room" in living and "the listener went to Kitchen: pausing here" in living
+    assert "the listener came from Living room: taking over its music" in kitchen

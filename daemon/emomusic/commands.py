@@ -31,12 +31,15 @@ class PayloadError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A validated command: ``kind`` is 'mode', 'volume' (0-100), 'player', 'mood' (the fixed mood) or
-    'feedback' (the listener says how they feel: an emotion label)."""
+    """A validated command: ``kind`` is 'mode', 'volume' (0-100), 'player', 'mood' (the fixed mood),
+    'feedback' (the listener says how they feel: an emotion label), or 'takeover' (made by the daemon
+    only, house/follow.py: ``value`` the room the listener came from, ``target`` the next track, ``paths``
+    what played there)."""
 
     kind: str
     value: str | int
     target: str = ""  # like/dislike of a named track (its path or title) instead of the current one
+    paths: tuple[str, ...] = ()
 
 
 CONTROLS_FILE = "controls.json"  # in the state dir: what the user set survives a restart

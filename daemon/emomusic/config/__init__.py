@@ -63,6 +63,11 @@ class HouseConfig(Section):
                           "house view, the house mood).")
     sure: float = Field(0.5, ge=0, le=1, description="A room's state counts for the house mood from this "
                         "confidence on.")
+    follow: bool = Field(False, description="Music follows the listener: when they leave a room while its music "
+                         "plays and a face appears here soon after, this room takes the music over.")
+    left_after_s: float = Field(20.0, gt=0, description="No face for this long: the listener has left the room.")
+    follow_window_s: float = Field(60.0, gt=0, description="A face appearing here this soon after the listener "
+                                   "left another room takes that room's music over.")
 
 
 class LoggingConfig(Section):

@@ -22,7 +22,7 @@ from typing import Any
 log = logging.getLogger("emomusic.house")
 
 HOUSE = "house"  # <base>/house/state: not a device id
-FOLLOWED = ("availability", "instance", "state", "player")
+FOLLOWED = ("availability", "instance", "state", "player", "handoff")
 MAX_ROOMS = 64  # a broker full of strangers cannot grow this without bound
 
 
@@ -36,6 +36,7 @@ class Room:
     state: dict[str, Any] | None = None
     player: dict[str, Any] | None = None
     sure_at: float = -math.inf  # wall time of its last sure state
+    handoff: dict[str, Any] | None = None  # its music offered to the house, or taken (house/follow.py)
 
     def to_json(self) -> dict[str, Any]:
         s = self.state or {}
@@ -77,22 +78,29 @@ class HouseView:
             if sub == "availability":
                 room.online = text == "online"
                 return
+            if sub == "handoff" and not text:  # a retained offer cleared
+                room.handoff = None
+                return
             try:
                 data = json.loads(text) if text else None
             except ValueError:
                 log.debug("house: %s is not JSON; ignored", topic)
                 return
-            if not isinstance(data, dict):
-                return
-            if sub == "instance":
-                room.room = str(data.get("room") or "")[:64]
-            elif sub == "state":
-                room.state = data
-                conf = data.get("confidence")
-                if data.get("emotion") not in (None, "unknown") and isinstance(conf, int | float) and conf >= self.sure:
-                    room.sure_at = self.clock()
-            elif sub == "player":
-                room.player = data
+            if isinstance(data, dict):
+                self._take(room, sub, data)
+
+    def _take(self, room: Room, sub: str, data: dict[str, Any]) -> None:
+        if sub == "instance":
+            room.room = str(data.get("room") or "")[:64]
+        elif sub == "state":
+            room.state = data
+            conf = data.get("confidence")
+            if data.get("emotion") not in (None, "unknown") and isinstance(conf, int | float) and conf >= self.sure:
+                room.sure_at = self.clock()
+        elif sub == "player":
+            room.player = data
+        elif sub == "handoff":
+            room.handoff = data | {"device": room.device}
 
     def rooms(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -115,6 +123,11 @@ class HouseView:
             return {"emotion": s.get("emotion"), "confidence": s.get("confidence"), "valence": s.get("valence"),
                     "arousal": s.get("arousal"), "room": r.room, "device": r.device,
                     "seen": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.sure_at))}
+
+    def handoffs(self) -> list[dict[str, Any]]:
+        """Every room's offer of its music, or the mark that another room took it (house/follow.py)."""
+        with self._lock:
+            return [dict(r.handoff) for r in self._rooms.values() if r.handoff is not None]
 
     def snapshot(self) -> dict[str, Any]:
         """``GET /api/house``."""

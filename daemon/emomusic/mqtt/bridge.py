@@ -137,6 +137,17 @@ class MqttBridge(Quiet):
         self.link.publish(f"{self.house.base}/{device}/{subtopic}", payload, qos=1)
         return None
 
+    def offer_handoff(self, payload: dict[str, Any]) -> None:
+        """This room's music, offered to the house (retained on …/handoff; house/follow.py)."""
+        self._publish_retained(f"{self.prefix}/handoff", json.dumps(payload))
+
+    def take_handoff(self, device: str) -> None:
+        """Mark another room's offer taken by this one (retained on its …/handoff)."""
+        if self.house is not None:
+            self.link.publish(f"{self.house.base}/{device}/handoff",
+                              json.dumps({"taken_by": self.ms.device_id, "taken_room": self.ms.room}),
+                              retain=True, qos=1)
+
     def _house_mood(self) -> None:
         if self.house is None or not self.connected or self.house.leader() != self.ms.device_id:
             self._mood_sent = None  # not ours (now): when it becomes ours again, say it at once

@@ -63,6 +63,7 @@ class MusicController(RetryingStage):
         self.user_paused = False
         self.decisions: list[str] = []  # the reasons, newest last (bounded)
         self.played: list[str] = []  # titles in play order (bounded), for status and tests
+        self.played_paths: list[str] = []  # the same as paths: what a handoff to another room carries
         self.library: Library | None = None
         self.player: Player | None = None
         self._last_published: PlayerStatus | None = None
@@ -153,6 +154,7 @@ class MusicController(RetryingStage):
     def _now_playing(self, track: Track, reason: str) -> None:
         self.current, self.started_at = track, self.clock()
         self.played = [*self.played[-99:], track.title]
+        self.played_paths = [*self.played_paths[-49:], track.path]
         if track.id < 0:  # a song the library does not know (started on MPD by someone)
             self._decide(f"playing '{track.title}' by {track.artist or 'unknown'} (not in the library): {reason}")
             return
@@ -211,6 +213,26 @@ class MusicController(RetryingStage):
             self._player.set_volume(self.volume / 100)
         elif cmd.kind == "player":
             self._player_action(str(cmd.value), cmd.target)
+        elif cmd.kind == "takeover":
+            self._take_over(str(cmd.value), cmd.target, cmd.paths)
+
+    def handoff(self) -> tuple[tuple[str, ...], str] | None:
+        """What played and the next track of the plan, while something plays (house/follow.py; read from
+        the fusion thread: copies of two lists, no library access)."""
+        queue = list(self.queue)
+        return None if self.current is None else (tuple(self.played_paths), queue[0].path if queue else "")
+
+    def _take_over(self, room: str, next_path: str, history: tuple[str, ...]) -> None:
+        """The listener came from ``room``: its history counts here, its next track plays now."""
+        assert self.library is not None
+        for path in history:
+            known = self.library.track(path)
+            if known is not None:
+                self.planner.history.append(known.id)
+        nxt = self.library.track(next_path) if next_path else None
+        self.queue = [nxt, *(t for t in self.queue if t.id != nxt.id)] if nxt is not None else []
+        self.user_paused = False
+        self._play_next(f"the listener came from {room}: its music goes on here")
 
     def _player_action(self, action: str, target: str) -> None:
         """play, pause, toggle, skip, like, dislike (``target``: a track other than the playing one)."""

@@ -101,10 +101,9 @@ class Daemon:
             from emomusic.analyze.snapshot import Snapshot
             from emomusic.web.server import WebServer, WebSettings
 
-            house = self.bridge.house if self.bridge is not None else None
+            b = self.bridge if self.bridge is not None and self.bridge.house is not None else None  # the house
             self.web = WebServer(WebSettings.of(cfg), Snapshot(cfg), self.submit_command, self.profile.banned,
-                                 house.snapshot if house is not None else None,
-                                 self.bridge.send_to_room if self.bridge is not None and house is not None else None)
+                                 *((b.house.snapshot, b.send_to_room) if b is not None and b.house else (None, None)))
         self.out = Fanout([LogPublisher(), *(p for p in (self.bridge, self.web) if p is not None), *publishers])
         self.player: MusicController | None = None  # the music stage, when enabled
         if cfg.player.enabled and music:
@@ -113,6 +112,12 @@ class Daemon:
 
             self.player = MusicController(MusicSettings.of(cfg), self.playback, self.out, controls=self.controls,
                                           profile=self.profile)
+        if cfg.house.follow and self.player is not None and self.bridge is not None and self.bridge.house is not None:
+            from emomusic.house.follow import Follower  # music that follows the listener: hears state and player
+            b, h, house = self.bridge, cfg.house, self.bridge.house
+            self.out.publishers.append(Follower(cfg.device_id, cfg.device.room, h.left_after_s, h.follow_window_s,
+                                                self.player.handoff, b.offer_handoff, b.take_handoff,
+                                                house.handoffs, self.submit_command))
         self.fed: list[tuple[Source, AnalyzerWorker]] = []  # each analyzer's worker and the source feeding it
         self._build_stages(registered_analyzers() if analyzers is None else analyzers, camera, microphone)
 

@@ -1,0 +1,155 @@
+"""Music that follows the listener from room to room (``house.follow``, off by default).
+
+Room A's daemon sees its listener leave (no face for ``house.left_after_s``) while its music plays: it
+offers its music to the house, retained on ``<base>/A/handoff`` (mode, fixed mood, volume, what played,
+the next track of its plan). Room B's daemon sees a face appear within ``house.follow_window_s`` of that:
+it takes the music over (same mode, mood and volume, A's history, A's next track) and marks the offer
+taken (``{"taken_by": …}`` on the same topic); A sees its offer taken and pauses. Both rooms log why.
+Only what the retained topics carry is used: no protocol beyond them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from emomusic.commands import Command
+from emomusic.messages import FusedState, PlayerStatus, Quiet
+
+log = logging.getLogger("emomusic.house")
+
+FACE_FRESH_S = 2.0  # a face observation this recent means someone is here
+MAX_HISTORY = 50
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A room's music, offered to the house when its listener left."""
+
+    device: str
+    room: str
+    mode: str
+    mood: str
+    volume: int
+    history: tuple[str, ...]  # track paths, oldest first
+    next: str  # the next track of its plan ("" when none)
+    left: float  # wall time the listener left
+
+    def to_json(self) -> dict[str, Any]:
+        return {"device": self.device, "room": self.room, "mode": self.mode, "mood": self.mood, "volume": self.volume,
+                "history": list(self.history), "next": self.next, "left": round(self.left, 1)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Handoff:
+        """Raises ValueError (KeyError, TypeError) for anything but what ``to_json`` writes."""
+        volume = int(data["volume"])
+        history = tuple(str(p) for p in data["history"])[-MAX_HISTORY:]
+        if not 0 <= volume <= 100 or not math.isfinite(float(data["left"])):
+            raise ValueError("volume or time out of range")
+        return cls(str(data["device"]), str(data["room"]), str(data["mode"]), str(data["mood"]), volume,
+                   history, str(data["next"]), float(data["left"]))
+
+
+class Presence:
+    """Whether this room's listener is here, from the fused state's face."""
+
+    def __init__(self, left_after_s: float) -> None:
+        self.left_after_s = left_after_s
+        self.here = False
+        self.last_seen = -math.inf
+        self.gone_said = True  # nobody was here at start: no "left" before someone came
+
+    def update(self, face_seen: bool, now: float) -> str | None:
+        """'arrived' when a face appears after none, 'left' once after ``left_after_s`` without one."""
+        if face_seen:
+            self.last_seen = now
+            if not self.here:
+                self.here, self.gone_said = True, False
+                return "arrived"
+            return None
+        if self.here and now - self.last_seen >= self.left_after_s:
+            self.here = False
+        if not self.here and not self.gone_said:
+            self.gone_said = True
+            return "left"
+        return None
+
+
+class Follower(Quiet):
+    """A publisher (it hears the fused state and the player) that hands the music between rooms.
+
+    ``music``: this room's music as a handoff, or None when nothing plays; ``offer``/``take``: publish the
+    offer on our own topic / mark another room's offer taken; ``offers``: the house's open offers (the
+    house view); ``submit``: commands into this daemon, as if the user had sent them."""
+
+    def __init__(self, me: str, room: str, left_after_s: float, window_s: float,
+                 music: Callable[[], tuple[tuple[str, ...], str] | None],
+                 offer: Callable[[dict[str, Any]], None], take: Callable[[str], None],
+                 offers: Callable[[], list[dict[str, Any]]], submit: Callable[[Command], None],
+                 wall: Callable[[], float] = time.time) -> None:
+        self.me, self.room, self.window_s = me, room, window_s
+        self.presence = Presence(left_after_s)
+        self.music, self.offer, self.take, self.offers = music, offer, take, offers
+        self.submit, self.wall = submit, wall
+        self.player: PlayerStatus | None = None
+        self.offered = False
+
+    def on_player(self, status: PlayerStatus) -> None:
+        self.player = status
+
+    def on_state(self, state: FusedState) -> None:
+        face = state.modalities.get("face")
+        event = self.presence.update(face is not None and face.age_s <= FACE_FRESH_S, time.monotonic())
+        if event == "left":
+            self._left()
+        elif event == "arrived":
+            self._arrived()
+        self._check_taken()
+
+    def _left(self) -> None:
+        st, music = self.player, self.music()
+        if st is None or st.state != "playing" or music is None:
+            return
+        history, nxt = music
+        h = Handoff(self.me, self.room, st.mode, st.fixed_mood, st.volume, history, nxt, self.wall())
+        self.offer(h.to_json())
+        self.offered = True
+        log.info("the listener left %s (no face for %.0f s): its music is offered to the house",
+                 self.room or self.me, self.presence.left_after_s)
+
+    def _arrived(self) -> None:
+        now = self.wall()
+        fresh = []
+        for data in self.offers():
+            if "taken_by" in data:
+                continue
+            try:
+                h = Handoff.from_json(data)
+            except (ValueError, KeyError, TypeError):
+                continue
+            if h.device != self.me and 0 <= now - h.left <= self.window_s:
+                fresh.append(h)
+        if not fresh:
+            return
+        h = max(fresh, key=lambda x: x.left)
+        log.info("the listener came from %s: taking over its music (%s, next '%s')", h.room or h.device, h.mode,
+                 h.next.rsplit("/", 1)[-1] or "from the plan")
+        self.take(h.device)
+        self.submit(Command("volume", h.volume))
+        self.submit(Command("mood", h.mood) if h.mode == "fixed" else Command("mode", h.mode))
+        self.submit(Command("takeover", h.room or h.device, h.next, h.history))
+
+    def _check_taken(self) -> None:
+        """Our offer taken by another room: pause here."""
+        if not self.offered:
+            return
+        mine = next((o for o in self.offers() if o.get("device") == self.me), None)
+        if mine is None or "taken_by" not in mine:
+            return
+        self.offered = False
+        log.info("the listener went to %s: pausing here", mine.get("taken_room") or mine["taken_by"])
+        self.submit(Command("player", "pause"))
