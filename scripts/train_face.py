@@ -197,6 +197,11 @@ def main() -> int:
     ap.add_argument("--smoothing", type=float, default=0.1)
     ap.add_argument("--balance", type=float, default=0.5, help="sampling weight = class count ** -balance")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mixup", type=float, default=0.0,
+                    help="mixup's Beta(a, a); 0: off. Half of each batch is mixed with a shuffled copy of itself")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="keep an exponential moving average of the weights with this decay (e.g. 0.999) and "
+                         "select and export it instead of the raw weights; 0: off")
     ap.add_argument("--requantize", action="store_true",
                     help="no training: quantize the existing fp32 model in --out again (after a change of "
                          "model_export.quantize_int8)")
@@ -226,6 +231,10 @@ def main() -> int:
     weights = torch.from_numpy(counts[major] ** -args.balance)
     model = build_model(args.width).to(device)
     n_params = sum(p.numel() for p in model.parameters())
+    swa = torch.optim.swa_utils
+    ema = (swa.AveragedModel(model, multi_avg_fn=swa.get_ema_multi_avg_fn(args.ema), use_buffers=True)
+           if args.ema else None)
+    mix = torch.distributions.Beta(args.mixup, args.mixup) if args.mixup else None
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
     per_epoch = args.epoch_size // args.batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * per_epoch,
@@ -239,13 +248,23 @@ def main() -> int:
         for i in range(per_epoch):
             idx = draw[i * args.batch : (i + 1) * args.batch]
             xb, yb = augment(x_all[idx], gen).to(device), y_all[idx].to(device)
+            if mix is not None:  # mixup on half the batch: soft targets mix as the faces do
+                half = len(xb) // 2
+                lam = mix.sample((half,)).to(device)
+                perm = torch.randperm(len(xb), generator=gen)[:half].to(device)
+                xb = torch.cat([lam[:, None, None, None] * xb[:half] + (1 - lam[:, None, None, None]) * xb[perm],
+                                xb[half:]])
+                yb = torch.cat([lam[:, None] * yb[:half] + (1 - lam[:, None]) * yb[perm], yb[half:]])
             loss = -(yb * torch.log_softmax(model(xb), 1)).sum(1).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             loss_sum += float(loss.detach())
-        m = metrics(predict(model, x_fv, device), fv, predict(model, x_rv, device), rv)
+        judged = ema.module if ema is not None else model
+        m = metrics(predict(judged, x_fv, device), fv, predict(judged, x_rv, device), rv)
         history.append({"epoch": epoch + 1, "loss": round(loss_sum / per_epoch, 4),
                         **{k: round(v, 4) for k, v in m.items()}})
         print(f"epoch {epoch + 1:2d} loss {loss_sum / per_epoch:.3f} FER+ {m['ferplus_acc']:.4f} "
@@ -253,7 +272,7 @@ def main() -> int:
               f"  [{(time.time() - t0) / 60:.1f} min]", flush=True)
         if m["score"] > best:
             best = m["score"]
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()}
     assert best_state is not None
     model = model.cpu()
     model.load_state_dict(best_state)
@@ -271,7 +290,9 @@ def main() -> int:
         "parameters": n_params,
         "trained_on": "FER2013 Training (FER+ votes mixed with FER2013 labels, weight "
                       f"{args.fer2013_weight}) + 90 % of RAF-DB basic train (smoothing {args.smoothing}); "
-                      f"class-balanced sampling (count ** -{args.balance})",
+                      f"class-balanced sampling (count ** -{args.balance})"
+                      + (f"; mixup Beta({args.mixup}) on half of each batch" if args.mixup else "")
+                      + (f"; weights: moving average, decay {args.ema}" if args.ema else ""),
         "selected_on": "mean of FER+/FER2013 accuracy on FER2013 PublicTest and accuracy/macro recall on "
                        "a stratified 10 % of RAF-DB train",
         "training_minutes": round((time.time() - t0) / 60, 1),
