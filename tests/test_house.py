@@ -277,3 +277,26 @@ def test_the_music_follows_the_listener_from_the_room_they_leave_to_the_room_the
     kitchen = (tmp_path / "b-kitchen.log").read_text()
     assert "the listener left Living room" in living and "the listener went to Kitchen: pausing here" in living
     assert "the listener came from Living room: taking over its music" in kitchen
+
+
+def test_a_listener_back_before_anyone_took_the_music_withdraws_the_offer() -> None:
+    """Stepping out for longer than left_after_s and coming back: the offer goes, nobody else takes it."""
+    from emomusic.house.follow import Follower
+    from emomusic.messages import FusedState, ModalityEstimate, PlayerStatus
+
+    offers: list[dict[str, Any] | None] = []
+    f = Follower("a-living", "Living room", 0.05, 60.0, lambda: (("/m/0.ogg",), "/m/1.ogg"), offers.append,
+                 lambda device: None, lambda: [], lambda cmd: None)
+    f.on_player(PlayerStatus("playing", "Song 0", "x", 0.5, -0.6, "tag", "regulate", "calm", 60, None, None))
+    face = {"face": ModalityEstimate("face", "happy", {"happy": 1.0}, 0.6, 0.1)}
+
+    def state(seen: bool) -> FusedState:
+        return FusedState(0.0, "happy", 0.8, 0.5, 0.5, {"happy": 1.0}, face if seen else {})
+
+    f.on_state(state(True))
+    f.on_state(state(False))
+    time.sleep(0.1)
+    f.on_state(state(False))  # gone for longer than left_after_s: offered
+    assert len(offers) == 1 and offers[0] is not None and offers[0]["next"] == "/m/1.ogg"
+    f.on_state(state(True))  # back: withdrawn
+    assert offers[1:] == [None] and not f.offered

@@ -5,6 +5,7 @@ offers its music to the house, retained on ``<base>/A/handoff`` (mode, fixed moo
 the next track of its plan). Room B's daemon sees a face appear within ``house.follow_window_s`` of that:
 it takes the music over (same mode, mood and volume, A's history, A's next track) and marks the offer
 taken (``{"taken_by": …}`` on the same topic); A sees its offer taken and pauses. Both rooms log why.
+A listener who comes back to A before anyone took it withdraws the offer (the topic is cleared).
 Only what the retained topics carry is used: no protocol beyond them.
 """
 
@@ -83,12 +84,12 @@ class Follower(Quiet):
     """A publisher (it hears the fused state and the player) that hands the music between rooms.
 
     ``music``: this room's music as a handoff, or None when nothing plays; ``offer``/``take``: publish the
-    offer on our own topic / mark another room's offer taken; ``offers``: the house's open offers (the
-    house view); ``submit``: commands into this daemon, as if the user had sent them."""
+    offer on our own topic (None: withdraw it) / mark another room's offer taken; ``offers``: the house's
+    open offers (the house view); ``submit``: commands into this daemon, as if the user had sent them."""
 
     def __init__(self, me: str, room: str, left_after_s: float, window_s: float,
                  music: Callable[[], tuple[tuple[str, ...], str] | None],
-                 offer: Callable[[dict[str, Any]], None], take: Callable[[str], None],
+                 offer: Callable[[dict[str, Any] | None], None], take: Callable[[str], None],
                  offers: Callable[[], list[dict[str, Any]]], submit: Callable[[Command], None],
                  wall: Callable[[], float] = time.time) -> None:
         self.me, self.room, self.window_s = me, room, window_s
@@ -122,6 +123,11 @@ class Follower(Quiet):
                  self.room or self.me, self.presence.left_after_s)
 
     def _arrived(self) -> None:
+        if self.offered:  # back before another room took it: the music stays here
+            self.offered = False
+            self.offer(None)
+            log.info("the listener is back in %s: its music is no longer offered", self.room or self.me)
+            return
         now = self.wall()
         fresh = []
         for data in self.offers():

@@ -30,6 +30,7 @@ log = logging.getLogger("emomusic.mqtt")
 HA_STATUS_SUFFIX = "/status"
 STAGES = ("music",)  # parts whose faults are {"stage", "error"}; any other part is a modality
 ERROR_BURST, ERROR_INTERVAL_S = 5, 10.0  # rejected messages answered per topic per interval
+HOUSE_SETTLE_S = 3.0  # after a (re)connect, the other rooms' retained availability is heard before leading
 
 
 def _significant(a: dict[str, Any] | None, b: dict[str, Any], deadband: float) -> bool:
@@ -78,6 +79,7 @@ class MqttBridge(Quiet):
         # the other rooms' daemons under the same base (house/view.py); this one's own topics come back too
         self.house: HouseView | None = None
         self._mood_sent: tuple[str, float] | None = None  # (what, when) of the house mood we last published
+        self._house_since = math.inf  # when we (re)connected: no mood before the house has been heard
         if ms.house_base is not None and ms.house is not None:
             self.house = HouseView(ms.house_base, ms.device_id, ms.house.sure, ms.room)
             for topic in self.house.topics():
@@ -137,9 +139,9 @@ class MqttBridge(Quiet):
         self.link.publish(f"{self.house.base}/{device}/{subtopic}", payload, qos=1)
         return None
 
-    def offer_handoff(self, payload: dict[str, Any]) -> None:
-        """This room's music, offered to the house (retained on …/handoff; house/follow.py)."""
-        self._publish_retained(f"{self.prefix}/handoff", json.dumps(payload))
+    def offer_handoff(self, payload: dict[str, Any] | None) -> None:
+        """This room's music, offered to the house (retained on …/handoff; house/follow.py); None clears it."""
+        self._publish_retained(f"{self.prefix}/handoff", "" if payload is None else json.dumps(payload))
 
     def take_handoff(self, device: str) -> None:
         """Mark another room's offer taken by this one (retained on its …/handoff)."""
@@ -149,7 +151,8 @@ class MqttBridge(Quiet):
                               retain=True, qos=1)
 
     def _house_mood(self) -> None:
-        if self.house is None or not self.connected or self.house.leader() != self.ms.device_id:
+        settled = self.clock() - self._house_since >= HOUSE_SETTLE_S  # else a lower id may not be heard yet
+        if self.house is None or not self.connected or not settled or self.house.leader() != self.ms.device_id:
             self._mood_sent = None  # not ours (now): when it becomes ours again, say it at once
             return
         mood = self.house.mood()
@@ -238,6 +241,7 @@ class MqttBridge(Quiet):
             self.link.publish(topic, payload, retain=True, qos=1)
 
     def _on_connected(self) -> None:
+        self._house_since = self.clock()  # the rooms' retained topics arrive in the next moments
         self.publish_discovery()
         with self._lock:
             retained = dict(self._retained)
