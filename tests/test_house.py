@@ -96,6 +96,11 @@ def house(broker: Broker, tmp_path: Path) -> Iterator[tuple[dict[str, subprocess
                                       stdout=logs[-1],
                                       stderr=subprocess.STDOUT, text=True)
     yield procs, page
+    stop_all(procs, logs)
+
+
+def stop_all(procs: dict[str, subprocess.Popen[str]], logs: list[Any]) -> None:
+    """SIGTERM to every daemon still running, SIGKILL to any not gone in 10 s; then their log files closed."""
     for p in procs.values():
         if p.poll() is None:
             p.terminate()
@@ -264,15 +269,7 @@ def test_the_music_follows_the_listener_from_the_room_they_leave_to_the_room_the
         probe.wait_for("emomusic/a-living/player", lambda m: m.json()["state"] == "paused", timeout=15, after=n)
         probe.wait_for("emomusic/a-living/handoff", lambda m: m.json().get("taken_by") == "b-kitchen", timeout=5)
     finally:
-        for p in procs.values():
-            p.terminate()
-        for p in procs.values():
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        for f in logs:
-            f.close()
+        stop_all(procs, logs)
     living = (tmp_path / "a-living.log").read_text()
     kitchen = (tmp_path / "b-kitchen.log").read_text()
     assert "the listener left Living room" in living and "the listener went to Kitchen: pausing here" in living
