@@ -627,14 +627,39 @@ def test_pygame_is_imported_without_pkg_resources_and_nothing_stays_blocked() ->
     assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr
 
 
-def test_malloc_arenas_are_capped_on_glibc() -> None:
-    import platform
+FREED_BUFFERS = """
+import sys, numpy as np
+from emomusic.service.memory import limit_malloc_arenas, release_freed
+if sys.argv[1] == "limit":
+    assert limit_malloc_arenas()
+def rss(): return int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) / 1024
+a = np.ones(8 << 20, np.uint8); del a  # one large block freed: glibc's own threshold climbs to 8 MB
+base = rss()
+big, small = [], []
+for i in range(60):  # 1 MB buffers with small live ones between them, as a piece's synthesis leaves
+    big.append(np.ones(1 << 20, np.uint8)); small.append(np.ones(3000, np.uint8))
+del big
+held = rss() - base
+assert release_freed()
+print(round(held, 1), round(rss() - base, 1))
+"""
 
-    from emomusic.service.memory import limit_malloc_arenas
+
+def test_freed_large_buffers_go_back_to_the_system_on_glibc() -> None:
+    """What the daemon's first start relies on (emomusic.memory): with the mmap threshold fixed, 60 MB of
+    freed 1 MB buffers leave the process at once (glibc's default held 12 MB of them here); and
+    malloc_trim hands back what is left."""
+    import platform
 
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("not glibc")
-    assert limit_malloc_arenas(8)  # (8: this test process keeps glibc's usual behaviour)
+    out = {}
+    for mode in ("default", "limit"):
+        res = subprocess.run([sys.executable, "-c", FREED_BUFFERS, mode], capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        out[mode] = [float(v) for v in res.stdout.split()]
+    assert out["limit"][0] < 3.0, out  # freed at once (measured 0.0 MB held)
+    assert out["default"][1] < 3.0, out  # and malloc_trim returns what glibc kept by default
 
 
 def test_blockwise_spectrogram_equals_the_direct_one() -> None:
