@@ -88,7 +88,7 @@ grep -E "emotion: |playing '|ERROR|Traceback" "$log" | head -20 >&2 || true
 
 # 2. the sample story through the real models
 story="FAILED"
-if inside ".venv/bin/emomusic replay --fast --video /var/tmp/emomusic-state/samples/sample_video_v2.avi \
+if inside ".venv/bin/emomusic replay --fast --video /var/tmp/emomusic-state/samples/sample_video_v3.avi \
         --audio /var/tmp/emomusic-state/samples/sample_speech_v3.wav --jsonl /var/tmp/story.jsonl >/dev/null \
         && .venv/bin/python scripts/evaluate.py story /var/tmp/story.jsonl" > "$root/var/tmp/story.json" 2>&1; then
     story="ok"
