@@ -69,9 +69,27 @@ def machine() -> dict[str, str]:
     import onnxruntime
 
     code = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+    try:
+        dot = int8_dot_product(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        dot = False
     return {"cpu": cpu, "cores": str(os.cpu_count()), "arch": platform.machine(),
             "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
-            "code": code.stdout.strip() or "unknown"}
+            "code": code.stdout.strip() or "unknown", "kind": CPU_KINDS[dot]}
+
+
+INT8_DOT_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"}  # x86 VNNI/AMX; arm64 SDOT/UDOT (Pi 5, not Pi 4)
+CPU_KINDS = {True: "with int8 dot product", False: "without int8 dot product"}
+
+
+def int8_dot_product(cpuinfo: str) -> bool:
+    """Whether /proc/cpuinfo's flags (x86) or Features (arm64) name an int8 dot-product instruction: the
+    int8 models run about 3x faster than fp32 with one and about as fast as fp32 without (docs/PERFORMANCE.md)."""
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags |= set(line.split(":", 1)[1].split())
+    return bool(flags & INT8_DOT_FLAGS)
 
 
 # -- per stage -------------------------------------------------------------------------------------
@@ -280,12 +298,16 @@ def full_daemon_memory(seconds: float = 60.0, warmup_s: float = 20.0) -> dict[st
         proc = subprocess.Popen([sys.executable, "-m", "emomusic", "run", "--config", str(ROOT / "config.toml"),
                                  "--no-mqtt", "--duration", str(seconds)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        hwm_kb = 0
+        hwm_kb, top_kb, split = 0, 0, (0, 0)
         marks: list[tuple[float, float]] = []
         while proc.poll() is None:
             try:
                 status = Path(f"/proc/{proc.pid}/status").read_text()
                 hwm_kb = int(status.split("VmHWM:")[1].split()[0])
+                rss_kb = int(status.split("VmRSS:")[1].split()[0])
+                if rss_kb > top_kb:  # what the largest sampled RSS was made of
+                    top_kb = rss_kb
+                    split = tuple(int(status.split(k)[1].split()[0]) for k in ("RssAnon:", "RssFile:"))
                 fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
                 marks.append((time.monotonic() - t0, (int(fields[11]) + int(fields[12])) / tick))
             except (OSError, IndexError, ValueError):
@@ -294,11 +316,65 @@ def full_daemon_memory(seconds: float = 60.0, warmup_s: float = 20.0) -> dict[st
         if proc.returncode:
             raise SystemExit(f"emomusic run failed with exit code {proc.returncode}")
         out[f"{run} peak RSS (MB)"] = round(hwm_kb / 1024, 1)
+        out[f"{run} anonymous / file-backed at the largest sample (MB)"] = [round(v / 1024, 1) for v in split]
         steady = [(t, c) for t, c in marks if t >= warmup_s]
         if run == "steady" and len(steady) > 1:
             out["steady cpu (% of one core)"] = round(100 * (steady[-1][1] - steady[0][1])
                                                       / (steady[-1][0] - steady[0][0]), 1)
     return out
+
+
+MEMORY_STEPS = """
+import json, sys
+def rss():
+    s = open('/proc/self/status').read()
+    return [int(s.split(k)[1].split()[0]) / 1024 for k in ('RssAnon:', 'RssFile:')]
+out, last = {}, rss()
+out['Python itself'] = last
+def step(name, fn):
+    global last
+    fn()
+    now = rss()
+    out[name] = [round(a - b, 1) for a, b in zip(now, last)]
+    last = now
+step('numpy and OpenCV', lambda: (__import__('numpy'), __import__('cv2')))
+step('onnxruntime', lambda: __import__('onnxruntime'))
+step('settings (emomusic.config: pydantic)', lambda: __import__('emomusic.config'))
+step('the page (aiohttp)', lambda: __import__('emomusic.web.server'))
+def player():
+    import pygame
+    pygame.mixer.init()
+step('the player (pygame, its mixer started)', player)
+def ours():
+    import emomusic.cli.main, emomusic.service.daemon, emomusic.music.controller, emomusic.mqtt.bridge  # noqa
+step('the rest of emomusic and paho-mqtt', ours)
+def models():
+    import numpy as np
+    from pathlib import Path
+    from emomusic.runtime import Model
+    d = Path(sys.argv[1])
+    for name, weight_only in (('face_detector_full.onnx', False), ('face_detector_short.onnx', False),
+                              ('face_expression_int8.onnx', False), ('voice_encoder_int8.onnx', True)):
+        m = Model(d / name, weight_only=weight_only)
+        shape = [1, 160, 40] if name.startswith('voice') else [1 if v < 0 else v for v in m.input_shape]
+        m.run(np.zeros(shape, np.float32))
+        models.keep.append(m)
+models.keep = []
+step('the four models loaded and run once (onnxruntime)', models)
+print(json.dumps(out))
+"""
+
+
+def memory_breakdown() -> dict[str, list[float]]:
+    """Where a daemon's memory goes, step by step in a fresh process of this interpreter: each step's
+    growth of anonymous and file-backed RSS (MB), as the daemon meets them (the steady daemon's peak
+    minus their sum is its threads, buffers, library, player and page at work)."""
+    env = os.environ | {"SDL_AUDIODRIVER": "dummy"}
+    res = subprocess.run([sys.executable, "-c", MEMORY_STEPS, str(ROOT / "models")], env=env, capture_output=True,
+                         text=True, timeout=300)
+    if res.returncode:
+        raise SystemExit(f"memory breakdown failed: {res.stderr.strip().splitlines()[-1:]}")
+    return dict(json.loads(res.stdout.strip().splitlines()[-1]))
 
 
 def detection_share(seconds: float = 60.0) -> tuple[float, float, float]:
@@ -455,21 +531,81 @@ def goals_not_met(info: dict[str, Any]) -> list[str]:
     return out
 
 
+def int8_against_fp32(st: dict[str, float]) -> str:
+    """One face view in each precision and backend of this run: what a per-CPU choice would choose from."""
+    view = "face classify, one face, one view ({}, {})"
+    cells = [f"{b}: int8 {st[view.format('int8', b)]:.2f} ms, fp32 {st[view.format('fp32', b)]:.2f} ms"
+             for b in ("onnxruntime", "tflite") if view.format("int8", b) in st]
+    return "One face view by precision and backend in this run (the fastest is what a CPU of this kind should " \
+        "run): " + "; ".join(cells) + "."
+
+
+def memory_section(run: dict[str, Any]) -> list[str]:
+    """Where the steady daemon's peak RSS goes (anonymous: the heap, objects, model weights; file-backed:
+    the pages of libraries and code it touched)."""
+    parts = run.get("breakdown")
+    if not parts:
+        return []
+    anon, file = run["steady anonymous / file-backed at the largest sample (MB)"]
+    rows = ["", "## Memory: where the steady daemon's RSS goes", "",
+            "| step (`bench.py --memory`, a fresh process) | anonymous MB | file-backed MB |", "|---|---|---|"]
+    rows += [f"| {k} | {a:.1f} | {f:.1f} |" for k, (a, f) in parts.items()]
+    sa, sf = sum(a for a, _ in parts.values()), sum(f for _, f in parts.values())
+    rows += [f"| threads, buffers, the library, the player and page at work (the steady daemon's largest sample "
+             f"minus the steps) | {anon - sa:.1f} | {file - sf:.1f} |",
+             f"| **the steady daemon** ({run['steady peak RSS (MB)']} MB peak) | **{anon:.1f}** | **{file:.1f}** |",
+             "",
+             "File-backed pages are the libraries' code and data as far as they were touched; right after `pip "
+             "install` the kernel maps freshly written files in larger pieces, so the same daemon reads larger in "
+             "a just-built venv such as the dev venv `scripts/test.sh` makes (measured 2026-12-03: numpy, OpenCV "
+             "and onnxruntime imported to 95.7 MB RSS there and 60.3 MB in an older venv, 59.2 MB in both after "
+             "dropping the page cache; the same modules are imported in both, none because an extra is "
+             "installed). Anonymous memory is the part no page cache can explain."]
+    return rows
+
+
+KINDS_FILE = ROOT / "docs" / "performance-cpus.json"
+
+
+def both_kinds(info: dict[str, Any], path: Path = KINDS_FILE) -> list[str]:
+    """The headline figures of the last run on each kind of CPU (with and without an int8 dot product),
+    side by side: this run's replaces its kind's entry in ``path``."""
+    m = info["machine"]
+    kinds = json.loads(path.read_text()) if path.is_file() else {}
+    kinds[m["kind"]] = {"date": time.strftime("%Y-%m-%d"), "cpu": f"{m['cores']}-core {m['cpu']}",
+                        "code": m["code"], "figures": {k: round(v, 4) for k, v in measured(info).items()}}
+    path.write_text(json.dumps(kinds, indent=1) + "\n")
+    order = [k for k in CPU_KINDS.values() if k in kinds]
+    head = " | ".join(f"{k}: {kinds[k]['cpu']}, {kinds[k]['date']} ({kinds[k]['code']})" for k in order)
+    rows = [f"| figure | {head} | goal |", "|---|" + "---|" * len(order) + "---|"]
+    for key in GOALS:
+        vals = [kinds[k]["figures"].get(key) for k in order]
+        if any(v is not None for v in vals):
+            cells = " | ".join("—" if v is None else f"{v:.4g} {GOALS[key][2]}" for v in vals)
+            rows.append(f"| {key} | {cells} | {_goal(key)} |")
+    return rows
+
+
 def write_report(path: Path, info: dict[str, Any]) -> None:
     st = info["stages"]
     m = info["machine"]
     lines = ["# Performance", "",
-             f"Today's figures, measured by `python scripts/bench.py` on **{time.strftime('%Y-%m-%d')}** "
-             f"(code {m['code']}) on a {m['cores']}-core {m['cpu']} ({m['arch']}, Python {m['python']}, "
+             "The last run of `python scripts/bench.py` on each kind of CPU (`/proc/cpuinfo` names an int8 "
+             f"dot-product instruction, {', '.join(sorted(INT8_DOT_FLAGS))}, or not; `{KINDS_FILE.name}`):", "",
+             *both_kinds(info), "",
+             f"Today's figures in detail, measured on **{time.strftime('%Y-%m-%d')}** "
+             f"(code {m['code']}) on a {m['cores']}-core {m['cpu']} ({m['arch']}, {m['kind']}, Python {m['python']}, "
              f"onnxruntime {m['onnxruntime']}). Earlier figures: docs/HISTORY.md.", "",
              "| what | today | goal |", "|---|---|---|", *summary_rows(info), "",
              "**Not met today:** " + ("; ".join(goals_not_met(info)) or "none") + ".", "",
+             int8_against_fp32(st), "",
              "Absolute times depend on the machine and, on a shared VM like this one, on the neighbours: between "
              "runs on the same day single stages varied by up to 2x. Ratios and shares are taken within one run.",
              "", "## Per stage (median, one thread)", "", "| stage | ms |", "|---|---|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in st.items()]
     w = info["daemon"]
     run = info["memory"]
+    lines += memory_section(run)
     lines += ["", "## How each figure is taken", "",
               f"- **`emomusic run`**: the README's first command on its defaults (sample video and speech, the demo "
               "library through SDL's dummy driver, the page, no broker) in a fresh state dir, twice: a first start "
@@ -606,7 +742,7 @@ def main() -> int:
         print(json.dumps(web_idle(30.0 if args.quick else 60.0)))
         return 0
     if args.memory:
-        print(json.dumps(full_daemon_memory()))
+        print(json.dumps({**full_daemon_memory(), "breakdown": memory_breakdown()}, indent=1))
         return 0
     if args.stages:
         print(json.dumps(stage_benchmarks(20 if args.quick else 100), indent=1))
@@ -619,6 +755,7 @@ def main() -> int:
     info["stages"] = stage_benchmarks(repeat)
     info["daemon"] = whole_daemon(30.0, 10.0) if args.quick else whole_daemon(args.stream_s)
     info["memory"] = full_daemon_memory(30.0 if args.quick else 60.0, 10.0 if args.quick else 20.0)
+    info["memory"]["breakdown"] = memory_breakdown()
     info["web"] = web_idle(30.0 if args.quick else 60.0)
     if args.music:
         info["scan"] = scan_rate(args.music, args.jobs)
@@ -646,7 +783,9 @@ def main() -> int:
     pi_ms = ours * PI_FACTOR
     info["pi_note"] = (
         f"onnxruntime's CPU kernels on a Cortex-A72 (Pi 4, 1.5-1.8 GHz) run small int8/fp32 CNNs roughly "
-        f"{PI_FACTOR:.0f}x slower per core than this one (a Pi 5's Cortex-A76 about half that), so the models' "
+        f"{PI_FACTOR:.0f}x slower per core than a 2-core EPYC with an int8 dot product (a Pi 5's Cortex-A76 about "
+        "half that; the factor was taken for that kind and is too high for one without, where this "
+        "machine's int8 runs 2-7x slower per stage), so the models' "
         f"{ours:.1f} ms per stream second become about {pi_ms:.0f} ms, ~{pi_ms / 10:.0f} % of one of its four cores, "
         f"and `emomusic run`'s {info['memory'].get('steady cpu (% of one core)')} % about "
         f"{(info['memory'].get('steady cpu (% of one core)') or 0) * PI_FACTOR:.0f} %. Re-run this script on a Pi "
