@@ -339,7 +339,7 @@ def step(name, fn):
     last = now
 step('numpy and OpenCV', lambda: (__import__('numpy'), __import__('cv2')))
 step('onnxruntime', lambda: __import__('onnxruntime'))
-step('settings (emomusic.config: pydantic)', lambda: __import__('emomusic.config'))
+step('settings (emomusic.config: msgspec)', lambda: __import__('emomusic.config'))
 step('the page (aiohttp)', lambda: __import__('emomusic.web.server'))
 def player():
     import pygame

@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from msgspec import Meta
 from paho.mqtt.enums import CallbackAPIVersion
 
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
@@ -28,12 +29,14 @@ os.environ["EMOMUSIC_WEB_PORT"] = "0"
 
 
 def _web_on_a_free_port() -> None:
-    from emomusic.config import Config
+    """The page's default port 0 (any free one) in configs the tests build, so nothing needs 8088."""
+    from emomusic.config import SECTIONS
     from emomusic.config.web import WebConfig
 
-    WebConfig.model_fields["port"].default = 0
-    WebConfig.model_rebuild(force=True)
-    Config.model_rebuild(force=True)
+    class FreePortWebConfig(WebConfig, frozen=True, forbid_unknown_fields=True, kw_only=True):
+        port: Annotated[int, Meta(ge=0, le=65535)] = 0
+
+    SECTIONS["web"] = FreePortWebConfig
 
 
 _web_on_a_free_port()

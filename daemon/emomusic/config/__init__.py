@@ -1,4 +1,4 @@
-"""The daemon's settings: one pydantic model per concern (a module each), loaded from one TOML file.
+"""The daemon's settings: one msgspec struct per concern (a module each), loaded from one TOML file.
 
 This package imports nothing else from emomusic on purpose (so scripts and tests can read a
 config without pulling in the pipeline). Secrets are read in :func:`load_config`, never at import.
@@ -6,16 +6,19 @@ config without pulling in the pipeline). Secrets are read in :func:`load_config`
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import socket
 import tomllib
+import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator
+import msgspec
+from msgspec import Meta
 
-from emomusic.config.base import Section
+from emomusic.config.base import KINDS, Section
 from emomusic.config.fusion import FusionConfig
 from emomusic.config.mqtt import PASSWORD_ENV, MqttConfig
 from emomusic.config.music import MPD_PASSWORD_ENV, LibraryConfig, PlayerConfig
@@ -39,66 +42,112 @@ class ConfigError(Exception):
     """A config problem, already phrased as one line per problem naming the key."""
 
 
-class DeviceConfig(Section):
-    id: str = Field("", description="Device id used in topics and HA unique ids; empty = hostname.")
-    name: str = Field("emomusic", min_length=1, description="Friendly name shown in Home Assistant.")
-    room: str = Field("", max_length=64, description="The room this daemon is in (e.g. 'Living room'): Home "
-                      "Assistant's area and the device name 'emomusic <room>'; the house view shows it.")
-    state_dir: str = Field(
-        "", description="Where the library index lives; empty = $STATE_DIRECTORY or ~/.local/state/emomusic."
+class DeviceConfig(Section, frozen=True):
+    id: Annotated[str, Meta(description="Device id used in topics and HA unique ids; empty = hostname.")] = ""
+    name: Annotated[str, Meta(min_length=1, description="Friendly name shown in Home Assistant.")] = "emomusic"
+    room: Annotated[
+        str,
+        Meta(
+            max_length=64,
+            description="The room this daemon is in (e.g. 'Living room'): Home "
+            "Assistant's area and the device name 'emomusic <room>'; the house view shows it.",
+        ),
+    ] = ""
+    state_dir: Annotated[
+        str, Meta(description="Where the library index lives; empty = $STATE_DIRECTORY or ~/.local/state/emomusic.")
+    ] = ""
+
+    def __post_init__(self) -> None:
+        if self.id and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.id):
+            raise ValueError("id: expected 1-64 characters of letters, digits, '_' or '-'")
+        if self.id == "house":
+            raise ValueError("id: 'house' is taken: <base>/house/state is the house mood")
+
+
+class HouseConfig(Section, frozen=True):
+    enabled: Annotated[
+        bool,
+        Meta(description="Follow the other rooms' daemons under the same topic base (the house view, the house mood)."),
+    ] = True
+    sure: Annotated[
+        float, Meta(ge=0, le=1, description="A room's state counts for the house mood from this confidence on.")
+    ] = 0.5
+    follow: Annotated[
+        bool,
+        Meta(
+            description="Music follows the listener: when they leave a room while its music "
+            "plays and a face appears here soon after, this room takes the music over."
+        ),
+    ] = False
+    left_after_s: Annotated[float, Meta(gt=0, description="No face for this long: the listener has left the room.")] = (
+        20.0
     )
-
-    @field_validator("id")
-    @classmethod
-    def _id_chars(cls, v: str) -> str:
-        if v and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v):
-            raise ValueError("expected 1-64 characters of letters, digits, '_' or '-'")
-        if v == "house":
-            raise ValueError("'house' is taken: <base>/house/state is the house mood")
-        return v
-
-
-class HouseConfig(Section):
-    enabled: bool = Field(True, description="Follow the other rooms' daemons under the same topic base (the "
-                          "house view, the house mood).")
-    sure: float = Field(0.5, ge=0, le=1, description="A room's state counts for the house mood from this "
-                        "confidence on.")
-    follow: bool = Field(False, description="Music follows the listener: when they leave a room while its music "
-                         "plays and a face appears here soon after, this room takes the music over.")
-    left_after_s: float = Field(20.0, gt=0, description="No face for this long: the listener has left the room.")
-    follow_window_s: float = Field(60.0, gt=0, description="A face appearing here this soon after the listener "
-                                   "left another room takes that room's music over.")
+    follow_window_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="A face appearing here this soon after the listener "
+            "left another room takes that room's music over.",
+        ),
+    ] = 60.0
 
 
-class LoggingConfig(Section):
+class LoggingConfig(Section, frozen=True):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("level", mode="before")
     @classmethod
-    def _upper(cls, v: Any) -> Any:
-        return v.upper() if isinstance(v, str) else v  # "debug" works as it does for --log-level
+    def prepare(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and isinstance(raw.get("level"), str):
+            return {**raw, "level": raw["level"].upper()}  # "debug" works as it does for --log-level
+        return raw
 
 
-class Config(Section):
-    device: DeviceConfig = Field(default_factory=DeviceConfig)
-    camera: CameraConfig = Field(default_factory=CameraConfig)
-    microphone: MicrophoneConfig = Field(default_factory=MicrophoneConfig)
-    models: ModelsConfig = Field(default_factory=ModelsConfig)
-    face: FaceConfig = Field(default_factory=FaceConfig)
-    voice: VoiceConfig = Field(default_factory=VoiceConfig)
-    fusion: FusionConfig = Field(default_factory=FusionConfig)
-    mqtt: MqttConfig = Field(default_factory=MqttConfig)
-    library: LibraryConfig = Field(default_factory=LibraryConfig)
-    player: PlayerConfig = Field(default_factory=PlayerConfig)
-    logging: LoggingConfig = Field(default_factory=LoggingConfig)
-    web: WebConfig = Field(default_factory=WebConfig)
-    house: HouseConfig = Field(default_factory=HouseConfig)
+SECTIONS: dict[str, type[Section]] = {
+    "device": DeviceConfig,
+    "camera": CameraConfig,
+    "microphone": MicrophoneConfig,
+    "models": ModelsConfig,
+    "face": FaceConfig,
+    "voice": VoiceConfig,
+    "fusion": FusionConfig,
+    "mqtt": MqttConfig,
+    "library": LibraryConfig,
+    "player": PlayerConfig,
+    "logging": LoggingConfig,
+    "web": WebConfig,
+    "house": HouseConfig,
+}
 
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Every section; the secrets and where the settings came from are resolved at load time."""
+
+    device: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
+    camera: CameraConfig = dataclasses.field(default_factory=CameraConfig)
+    microphone: MicrophoneConfig = dataclasses.field(default_factory=MicrophoneConfig)
+    models: ModelsConfig = dataclasses.field(default_factory=ModelsConfig)
+    face: FaceConfig = dataclasses.field(default_factory=FaceConfig)
+    voice: VoiceConfig = dataclasses.field(default_factory=VoiceConfig)
+    fusion: FusionConfig = dataclasses.field(default_factory=FusionConfig)
+    mqtt: MqttConfig = dataclasses.field(default_factory=MqttConfig)
+    library: LibraryConfig = dataclasses.field(default_factory=LibraryConfig)
+    player: PlayerConfig = dataclasses.field(default_factory=PlayerConfig)
+    logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
+    web: WebConfig = dataclasses.field(default_factory=WebConfig)
+    house: HouseConfig = dataclasses.field(default_factory=HouseConfig)
     # Resolved at load time, not part of the file.
-    _mqtt_password: str | None = PrivateAttr(None)
-    _web_password: str | None = PrivateAttr(None)
-    _mpd_password: str | None = PrivateAttr(None)
-    _origin: str = PrivateAttr("defaults")
+    _mqtt_password: str | None = dataclasses.field(default=None, repr=False)
+    _web_password: str | None = dataclasses.field(default=None, repr=False)
+    _mpd_password: str | None = dataclasses.field(default=None, repr=False)
+    _origin: str = "defaults"
+
+    def model_copy(self, update: dict[str, Any]) -> Config:
+        """A copy with some sections replaced (for code; a user's input goes through parse_config)."""
+        return dataclasses.replace(self, **update)
+
+    def model_dump(self) -> dict[str, Any]:
+        return {name: getattr(self, name).model_dump() for name in SECTIONS}
 
     @property
     def mqtt_password(self) -> str | None:
@@ -141,28 +190,87 @@ class Config(Section):
         return Path.home() / ".local" / "state" / "emomusic"
 
 
-def _format_errors(origin: str, err: ValidationError, env_keys: dict[tuple[str, ...], str]) -> str:
-    lines = []
-    for e in err.errors():
-        loc = tuple(str(p) for p in e["loc"])
-        key = ".".join(loc) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif "input" in e and not isinstance(e["input"], dict | list):
-            msg = f"{msg} (got {e['input']!r})"
-        src = f" (from {env_keys[loc[:2]]})" if loc[:2] in env_keys else ""
-        lines.append(f"{origin}: {key}{src}: {msg}")
-    return "\n".join(lines)
+def _choices(section: type[Section], path: list[str]) -> list[str]:
+    """The allowed values of a Literal field at ``path`` inside ``section`` (empty if it is not one)."""
+    tp: Any = section
+    for name in path:
+        hints = typing.get_type_hints(tp, include_extras=True) if isinstance(tp, type) else {}
+        tp = hints.get(name)
+        while typing.get_origin(tp) is Annotated:
+            tp = typing.get_args(tp)[0]
+    return [repr(v) for v in typing.get_args(tp)] if typing.get_origin(tp) is Literal else []
+
+
+def _number(text: str) -> str:
+    return text[:-2] if text.endswith(".0") else text
+
+
+COMPARED = {">=": "greater than or equal to", ">": "greater than", "<=": "less than or equal to", "<": "less than"}
+
+
+def _in_words(msg: str, section: type[Section], path: list[str]) -> str:
+    """One msgspec message in a config file's words (the kind of value, the bound, the choices)."""
+    if m := re.fullmatch(r"Expected `(\w+)`, got `(\w+)`", msg):
+        return f"Input should be a valid {KINDS.get(m.group(1), m.group(1))}"
+    if m := re.fullmatch(r"Expected `\w+` (>=|>|<=|<) (\S+)", msg):
+        return f"Input should be {COMPARED[m.group(1)]} {_number(m.group(2))}"
+    if m := re.fullmatch(r"Expected `str` of length >= (\d+)", msg):
+        return f"String should have at least {m.group(1)} character{'s' if m.group(1) != '1' else ''}"
+    if msg.startswith("Invalid enum value") and (choices := _choices(section, path)):
+        return "Input should be " + (", ".join(choices[:-1]) + " or " + choices[-1] if len(choices) > 1 else choices[0])
+    return msg
+
+
+def _explain(section: type[Section], raw: Any, err: ValueError) -> tuple[list[str], str]:
+    """One error as (key path inside the section, what was expected): msgspec's, or a section's own check,
+    which names its field first ("id: expected ...")."""
+    text = str(err)
+    if not isinstance(err, msgspec.ValidationError):
+        head, _, rest = text.partition(": ")
+        return head.split("."), rest
+    msg, found, where = text.rpartition(" - at `")
+    if not found:
+        msg, where = text, "$`"
+    path = [p for p in where.rstrip("`").removeprefix("$").replace("[...]", "").split(".") if p]
+    if m := re.fullmatch(r"Object contains unknown field `(.+)`", msg):
+        return [*path, m.group(1)], "unknown key"
+    head, sep, rest = msg.partition(": ")
+    if sep and head.isidentifier():
+        path, msg = [*path, head], rest
+    else:
+        msg = _in_words(msg, section, path)
+    value = raw
+    for p in path:
+        value = value.get(p) if isinstance(value, dict) else None
+    if value is not None and not isinstance(value, dict | list):
+        msg = f"{msg} (got {value!r})"
+    return path, msg
+
+
+def _validate(
+    data: dict[str, Any], origin: str, env_keys: dict[tuple[str, ...], str]
+) -> tuple[Config | None, list[str]]:
+    """Each section on its own (every section's first problem is reported, one line each)."""
+    problems = [f"{origin}: {key}: unknown key" for key in data if key not in SECTIONS]
+    sections: dict[str, Section] = {}
+    for name, section in SECTIONS.items():
+        raw = data.get(name, {})
+        try:
+            raw = section.prepare(raw)
+            sections[name] = msgspec.convert(raw, section, strict=False)
+        except ValueError as e:  # msgspec's ValidationError is one, prepare's own ("key.path: what") too
+            path, msg = _explain(section, raw, e)
+            loc = (name, *path)
+            src = f" (from {env_keys[loc[:2]]})" if loc[:2] in env_keys else ""
+            problems.append(f"{origin}: {'.'.join(loc)}{src}: {msg}")
+    return (None if problems else Config(**sections)), problems  # type: ignore[arg-type]
 
 
 def _read_secret(path: str, key: str = "mqtt.password_file") -> str:
     try:
         return Path(path).read_text(encoding="utf-8").strip()
     except PermissionError as e:
-        raise ConfigError(
-            f"{key}: {path} is not readable by this user (uid {os.getuid()}): {e.strerror}"
-        ) from e
+        raise ConfigError(f"{key}: {path} is not readable by this user (uid {os.getuid()}): {e.strerror}") from e
     except OSError as e:
         raise ConfigError(f"{key}: cannot read {path}: {e.strerror or e}") from e
 
@@ -193,31 +301,38 @@ def parse_config(data: dict[str, Any], origin: str = "config", env: dict[str, st
     mqtt = data.get("mqtt")
     if isinstance(mqtt, dict) and "password" in mqtt:
         del mqtt["password"]  # reported with every other problem, not instead of them
-        problems.append(f"{origin}: mqtt.password: not allowed inline; "
-                        f"put it in {PASSWORD_ENV} or a file named by mqtt.password_file")
+        problems.append(
+            f"{origin}: mqtt.password: not allowed inline; "
+            f"put it in {PASSWORD_ENV} or a file named by mqtt.password_file"
+        )
     mpd = data.get("player", {}).get("mpd") if isinstance(data.get("player"), dict) else None
     if isinstance(mpd, dict) and "password" in mpd:
         data["player"] = {**data["player"], "mpd": {k: v for k, v in mpd.items() if k != "password"}}
-        problems.append(f"{origin}: player.mpd.password: not allowed inline; "
-                        f"put it in {MPD_PASSWORD_ENV} or a file named by player.mpd.password_file")
-    try:
-        cfg = Config.model_validate(data)
-    except ValidationError as e:
-        problems.append(_format_errors(origin, e, used))
-    if problems:
+        problems.append(
+            f"{origin}: player.mpd.password: not allowed inline; "
+            f"put it in {MPD_PASSWORD_ENV} or a file named by player.mpd.password_file"
+        )
+    cfg, invalid = _validate(data, origin, used)
+    problems += invalid
+    if problems or cfg is None:
         raise ConfigError("\n".join(problems))
-    password = env.get(PASSWORD_ENV) or (_read_secret(cfg.mqtt.password_file) if cfg.mqtt.password_file else None)
-    cfg._mqtt_password = password
-    cfg._web_password = env.get(WEB_PASSWORD_ENV) or (
-        _read_secret(cfg.web.password_file, "web.password_file") if cfg.web.password_file else None)
     mpd_file = cfg.player.mpd.password_file
-    cfg._mpd_password = env.get(MPD_PASSWORD_ENV) or (
-        _read_secret(mpd_file, "player.mpd.password_file") if mpd_file else None)
+    cfg = dataclasses.replace(
+        cfg,
+        _origin=origin,
+        _mqtt_password=env.get(PASSWORD_ENV)
+        or (_read_secret(cfg.mqtt.password_file) if cfg.mqtt.password_file else None),
+        _web_password=env.get(WEB_PASSWORD_ENV)
+        or (_read_secret(cfg.web.password_file, "web.password_file") if cfg.web.password_file else None),
+        _mpd_password=env.get(MPD_PASSWORD_ENV)
+        or (_read_secret(mpd_file, "player.mpd.password_file") if mpd_file else None),
+    )
     if cfg.web.enabled and not cfg.web_password and not _loopback(cfg.web.host):
         src = f" (from {used[('web', 'host')]})" if ("web", "host") in used else ""
-        raise ConfigError(f"{origin}: web.host{src}: {cfg.web.host} is reachable from other machines, so the page "
-                          f"needs a password: set {WEB_PASSWORD_ENV} or web.password_file (or keep the host 127.0.0.1)")
-    cfg._origin = origin
+        raise ConfigError(
+            f"{origin}: web.host{src}: {cfg.web.host} is reachable from other machines, so the page "
+            f"needs a password: set {WEB_PASSWORD_ENV} or web.password_file (or keep the host 127.0.0.1)"
+        )
     return cfg
 
 

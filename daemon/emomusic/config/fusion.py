@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+import msgspec
+from msgspec import Meta, field
 
 from emomusic.config.base import VA, Section
 from emomusic.config.modalities import LISTENER, MODALITIES
@@ -33,43 +34,79 @@ def _defaults(attr: str) -> dict[str, float]:
     return {m.name: float(getattr(m, attr)) for m in MODALITIES.values() if not m.told}
 
 
-class FusionConfig(Section):
-    tau_s: dict[str, float] = Field(
-        default_factory=lambda: _defaults("tau_s"),
-        description="Per-modality time constant of the exponential evidence decay (one number = all modalities).",
+class FusionConfig(Section, frozen=True):
+    tau_s: Annotated[
+        dict[str, float],
+        Meta(description="Per-modality time constant of the exponential evidence decay (one number = all modalities)."),
+    ] = field(default_factory=lambda: _defaults("tau_s"))
+    stale_after_s: Annotated[float, Meta(gt=0, description="A modality silent this long contributes nothing.")] = 10.0
+    margin: Annotated[
+        float, Meta(ge=0, le=1, description="A new leader must beat the current label by this much...")
+    ] = 0.2
+    hold_s: Annotated[float, Meta(ge=0, description="...for this long before the published label changes.")] = 0.25
+    jump_margin: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=1,
+            description="A new leader ahead by more than this takes over at "
+            "once, without the hold: a clear change is not held back (1 = never).",
+        ),
+    ] = 0.5
+    reliability: Annotated[
+        dict[str, float],
+        Meta(description="Per-modality weight; defaults are the models' measured accuracy (models/README.md)."),
+    ] = field(default_factory=lambda: _defaults("reliability"))
+    circumplex: dict[str, VA] = field(default_factory=lambda: dict(DEFAULT_CIRCUMPLEX))
+    feedback_tau_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description='The listener\'s "I feel …" fades with this time constant: strong at once, '
+            "so a glance a second later does not overrule it, then the sensors take over again.",
+        ),
+    ] = LISTENER.tau_s
+    feedback_s: Annotated[float, Meta(gt=0, description="…and counts for nothing after this many seconds.")] = 240.0
+    feedback_weight: Annotated[float, Meta(ge=0, le=1, description="Its weight (reliability) while fresh.")] = (
+        LISTENER.reliability
     )
-    stale_after_s: float = Field(10.0, gt=0, description="A modality silent this long contributes nothing.")
-    margin: float = Field(0.2, ge=0, le=1, description="A new leader must beat the current label by this much...")
-    hold_s: float = Field(0.25, ge=0, description="...for this long before the published label changes.")
-    jump_margin: float = Field(0.5, ge=0, le=1, description="A new leader ahead by more than this takes over at "
-                               "once, without the hold: a clear change is not held back (1 = never).")
-    reliability: dict[str, float] = Field(
-        default_factory=lambda: _defaults("reliability"),
-        description="Per-modality weight; defaults are the models' measured accuracy (models/README.md).",
-    )
-    circumplex: dict[str, VA] = Field(default_factory=lambda: dict(DEFAULT_CIRCUMPLEX))
-    feedback_tau_s: float = Field(
-        LISTENER.tau_s, gt=0, description="The listener's \"I feel …\" fades with this time constant: strong at once, "
-        "so a glance a second later does not overrule it, then the sensors take over again.")
-    feedback_s: float = Field(240.0, gt=0, description="…and counts for nothing after this many seconds.")
-    feedback_weight: float = Field(LISTENER.reliability, ge=0, le=1,
-                                   description="Its weight (reliability) while fresh.")
 
-    @field_validator("tau_s", mode="before")
     @classmethod
-    def _tau_number(cls, v: Any) -> Any:
-        """One number sets every modality; a table sets the modalities it names, the rest keep their defaults."""
-        if isinstance(v, int | float) and not isinstance(v, bool):
-            return {name: v for name in _defaults("tau_s")}
-        return {**_defaults("tau_s"), **v} if isinstance(v, dict) else v
+    def prepare(cls, raw: Any) -> Any:
+        """One number sets every modality's tau; a table sets the modalities it names, the rest keep their
+        defaults; circumplex labels not given keep their default place (moving one label takes one line)."""
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        tau = raw.get("tau_s")
+        if isinstance(tau, int | float) and not isinstance(tau, bool):
+            raw["tau_s"] = {name: tau for name in _defaults("tau_s")}
+        elif isinstance(tau, dict):
+            raw["tau_s"] = {**_defaults("tau_s"), **tau}
+        if isinstance(raw.get("circumplex"), dict):
+            for name, va in raw["circumplex"].items():
+                if not (isinstance(va, list | tuple) and len(va) == 2):
+                    raise ValueError(f"circumplex.{name}: expected [valence, arousal], got {va!r}")
+            raw["circumplex"] = {**DEFAULT_CIRCUMPLEX, **raw["circumplex"]}
+        return raw
 
-    @field_validator("tau_s")
-    @classmethod
-    def _tau_positive(cls, v: dict[str, float]) -> dict[str, float]:
-        for name, tau in v.items():
+    def __post_init__(self) -> None:
+        # built in code (FusionConfig(tau_s=5.0)) the raw table has not been through prepare
+        tau_s, circumplex = self.prepare({"tau_s": self.tau_s, "circumplex": self.circumplex}).values()
+        msgspec.structs.force_setattr(self, "tau_s", tau_s)
+        msgspec.structs.force_setattr(self, "circumplex", circumplex)
+        for name, tau in self.tau_s.items():
             if not (math.isfinite(tau) and tau > 0):
-                raise ValueError(f"tau of '{name}' must be a finite number > 0, got {tau}")
-        return v
+                raise ValueError(f"tau_s: tau of '{name}' must be a finite number > 0, got {tau}")
+        for name, w in self.reliability.items():
+            if not (math.isfinite(w) and 0 <= w <= 1):
+                raise ValueError(f"reliability: reliability of '{name}' must be in [0, 1], got {w}")
+        unknown = sorted(set(self.circumplex) - set(DEFAULT_CIRCUMPLEX))
+        if unknown:
+            raise ValueError(f"circumplex: unknown labels {unknown}; expected {sorted(DEFAULT_CIRCUMPLEX)}")
+        for name, (val, aro) in self.circumplex.items():
+            if not (-1 <= val <= 1 and -1 <= aro <= 1):
+                raise ValueError(f"circumplex: '{name}' must lie in [-1, 1] x [-1, 1], got {(val, aro)}")
 
     def tau(self, modality: str) -> float:
         """The decay time constant of ``modality`` (unlisted ones decay like the slowest listed)."""
@@ -85,31 +122,6 @@ class FusionConfig(Section):
         if _told(modality):
             return self.feedback_weight
         return self.reliability.get(modality, default)
-
-    @field_validator("reliability")
-    @classmethod
-    def _reliability_range(cls, v: dict[str, float]) -> dict[str, float]:
-        for name, w in v.items():
-            if not (math.isfinite(w) and 0 <= w <= 1):
-                raise ValueError(f"reliability of '{name}' must be in [0, 1], got {w}")
-        return v
-
-    @field_validator("circumplex", mode="before")
-    @classmethod
-    def _circumplex_defaults(cls, v: Any) -> Any:
-        """Labels not given keep their default place: moving one label takes one line."""
-        return {**DEFAULT_CIRCUMPLEX, **v} if isinstance(v, dict) else v
-
-    @field_validator("circumplex")
-    @classmethod
-    def _circumplex_range(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
-        unknown = sorted(set(v) - set(DEFAULT_CIRCUMPLEX))
-        if unknown:
-            raise ValueError(f"unknown labels {unknown}; expected {sorted(DEFAULT_CIRCUMPLEX)}")
-        for name, (val, aro) in v.items():
-            if not (-1 <= val <= 1 and -1 <= aro <= 1):
-                raise ValueError(f"'{name}' must lie in [-1, 1] x [-1, 1], got {(val, aro)}")
-        return v
 
 
 def _told(modality: str) -> bool:

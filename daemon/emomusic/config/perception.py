@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from msgspec import Meta
 
 from emomusic.config.base import Section
 
 
-class ModelsConfig(Section):
-    dir: str = Field("", description="Where the model files are; empty = the models/ folder beside the package "
-                     "(a checkout), else /opt/emomusic/models.")
+class ModelsConfig(Section, frozen=True):
+    dir: Annotated[
+        str,
+        Meta(
+            description="Where the model files are; empty = the models/ folder beside the package "
+            "(a checkout), else /opt/emomusic/models."
+        ),
+    ] = ""
     backend: Literal["onnxruntime", "tflite"] = "onnxruntime"
-    precision: Literal["int8", "fp32"] = Field("int8", description="Which classifier files to load.")
-    threads: int = Field(1, ge=1, le=8, description="Threads per model.")
+    precision: Annotated[Literal["int8", "fp32"], Meta(description="Which classifier files to load.")] = "int8"
+    threads: Annotated[int, Meta(ge=1, le=8, description="Threads per model.")] = 1
 
     @property
     def path(self) -> Path:
@@ -25,41 +30,61 @@ class ModelsConfig(Section):
         return here if here.is_dir() else Path("/opt/emomusic/models")
 
 
-class FaceConfig(Section):
-    detector: Literal["both", "full", "short"] = Field(
-        "both", description="BlazeFace full range (room distance), short range (within ~2 m, cheaper), or both: "
-        "full range first, short range where it finds nothing (near faces the full range misses)."
+class FaceConfig(Section, frozen=True):
+    detector: Annotated[
+        Literal["both", "full", "short"],
+        Meta(
+            description="BlazeFace full range (room distance), short range (within ~2 m, cheaper), or both: "
+            "full range first, short range where it finds nothing (near faces the full range misses)."
+        ),
+    ] = "both"
+    score_threshold: Annotated[float, Meta(gt=0, lt=1, description="Minimum detector score.")] = 0.6
+    min_face_px: Annotated[int, Meta(ge=8, le=2000, description="Smaller faces are ignored.")] = 32
+    window_s: Annotated[
+        float, Meta(gt=0, le=30, description="Sliding window over which a face's expression is pooled.")
+    ] = 2.0
+    detect_every: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=30,
+            description="Run the detector on every n-th analysed frame (sooner when a face can no longer be followed); "
+            "in between, faces are followed by template matching and classified on every frame.",
+        ),
+    ] = 5
+    faces: Annotated[Literal["largest", "all"], Meta(description="Report the largest face, or average all.")] = (
+        "largest"
     )
-    score_threshold: float = Field(0.6, gt=0, lt=1, description="Minimum detector score.")
-    min_face_px: int = Field(32, ge=8, le=2000, description="Smaller faces are ignored.")
-    window_s: float = Field(2.0, gt=0, le=30, description="Sliding window over which a face's expression is pooled.")
-    detect_every: int = Field(
-        5, ge=1, le=30,
-        description="Run the detector on every n-th analysed frame (sooner when a face can no longer be followed); "
-        "in between, faces are followed by template matching and classified on every frame.",
-    )
-    faces: Literal["largest", "all"] = Field("largest", description="Report the largest face, or average all.")
-    tile_every: int = Field(
-        5, ge=0, le=60,
-        description="With detector \"both\": after this many detections in a row found nothing, look for small faces "
-        "in the frame's four quarters, enlarged (four full-range runs; 0 = never).",
-    )
+    tile_every: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=60,
+            description='With detector "both": after this many detections in a row found nothing, look for small faces '
+            "in the frame's four quarters, enlarged (four full-range runs; 0 = never).",
+        ),
+    ] = 5
 
 
-class VoiceConfig(Section):
-    vad_aggressiveness: int = Field(2, ge=0, le=3, description="WebRTC VAD mode: 0 lenient ... 3 strict.")
-    window_s: float = Field(2.0, ge=1.0, le=4.0, description="Analysis window (the model was trained on 2 s).")
-    hop_s: float = Field(1.0, gt=0, le=4.0)
-    min_speech_s: float = Field(0.8, gt=0, le=4.0, description="Shorter utterances are ignored.")
-    music_margin_db: float = Field(
-        10.0, ge=0, le=40, description="While music plays, voice must be this much louder than the music."
+class VoiceConfig(Section, frozen=True):
+    vad_aggressiveness: Annotated[int, Meta(ge=0, le=3, description="WebRTC VAD mode: 0 lenient ... 3 strict.")] = 2
+    window_s: Annotated[float, Meta(ge=1.0, le=4.0, description="Analysis window (the model was trained on 2 s).")] = (
+        2.0
     )
-    adapt: bool = Field(True, description="Learn each voice's baseline (statistics only, in the state dir).")
-    personalise: bool = Field(True, description="Learn from each 'I feel …' what the voice that spoke just before "
-                              "sounds like in that emotion (needs adapt; kept in the state dir).")
+    hop_s: Annotated[float, Meta(gt=0, le=4.0)] = 1.0
+    min_speech_s: Annotated[float, Meta(gt=0, le=4.0, description="Shorter utterances are ignored.")] = 0.8
+    music_margin_db: Annotated[
+        float, Meta(ge=0, le=40, description="While music plays, voice must be this much louder than the music.")
+    ] = 10.0
+    adapt: Annotated[bool, Meta(description="Learn each voice's baseline (statistics only, in the state dir).")] = True
+    personalise: Annotated[
+        bool,
+        Meta(
+            description="Learn from each 'I feel …' what the voice that spoke just before "
+            "sounds like in that emotion (needs adapt; kept in the state dir)."
+        ),
+    ] = True
 
-    @model_validator(mode="after")
-    def _lengths(self) -> VoiceConfig:
+    def __post_init__(self) -> None:
         if self.min_speech_s > self.window_s or self.hop_s > self.window_s:
             raise ValueError("min_speech_s and hop_s must not exceed window_s")
-        return self
