@@ -166,6 +166,20 @@ def test_adaptation_learns_a_baseline_but_a_one_emotion_speaker_cannot_drag_it_f
     assert angry.voices[0].weight <= MAX_WEIGHT  # old speech decays
 
 
+def test_the_encoder_without_weight_prepacking_gives_what_the_prepacked_one_gives(speech: np.ndarray) -> None:
+    """The voice encoder and the detectors load without onnxruntime's weight prepacking (faster for the
+    LSTM and smaller, docs/PERFORMANCE.md); the layout must not change what they compute."""
+    from emomusic.runtime import Model
+
+    enc = VoiceEncoder(ROOT / "models")
+    assert not enc.model.prepack
+    packed = Model(ROOT / "models" / "voice_encoder_int8.onnx", weight_only=True, prepack=True)
+    mel = mel_frames(windows_of(speech)[0].astype(np.float32) / 32768.0)[None]
+    for a, b in zip(enc.model.run(mel), packed.run(mel), strict=True):
+        assert np.abs(a - b).max() < 1e-4  # measured 2.5e-6: the same arithmetic, another order of sums
+        assert np.abs(a).max() > 1e-2  # and not all zeros
+
+
 def test_voices_are_told_apart_by_the_speaker_embedding(speech: np.ndarray) -> None:
     enc = VoiceEncoder(ROOT / "models")
     other = espeak_speech("Please put the kettle on, we are having friends over tonight.",

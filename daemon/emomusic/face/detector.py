@@ -129,7 +129,7 @@ class FaceDetector:
         self.spec = SPECS[model]
         ext = "onnx" if backend == "onnxruntime" else "tflite"
         self.model = Model(models_dir / f"face_detector_{model}.{ext}", backend, threads,
-                           rebuild_hint="python scripts/build_models.py")
+                           rebuild_hint="python scripts/build_models.py", prepack=False)  # as fast, less memory
         self.anchors = ssd_anchors(self.spec)
         self.score_threshold = score_threshold
         self.min_face_px = min_face_px

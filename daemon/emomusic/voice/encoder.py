@@ -58,7 +58,7 @@ class VoiceEncoder:
     def __init__(self, models_dir: Path, threads: int = 1) -> None:
         # int8 weights dequantized in the graph: onnxruntime runs it whatever models.backend says
         self.model = Model(models_dir / "voice_encoder_int8.onnx", "onnxruntime", threads,
-                           rebuild_hint=REBUILD_ENCODER, weight_only=True)
+                           rebuild_hint=REBUILD_ENCODER, weight_only=True, prepack=False)
 
     def encode(self, windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         emb = np.empty((len(windows), EMBED_DIM), np.float32)
