@@ -379,9 +379,9 @@ def memory_breakdown() -> dict[str, list[float]]:
 
 def detection_share(seconds: float = 60.0) -> tuple[float, float, float]:
     """Of the frames the face analyzer gets from the sample video (a seated listener swaying), the
-    share on which its detector really runs (every n-th frame, and whenever the face moved), and the
-    share on which the short range looked too (the full range found nothing), and the share with a look
-    for small faces in the frame's quarters (four full-range runs)."""
+    share on which its detector really runs (every n-th frame, and whenever the face moved), the share
+    on which the short range looked too (the full range found nothing, or near a face just lost), and the
+    share with a look for small faces in the frame's quarters (four full-range runs)."""
     import cv2
 
     from emomusic.config import load_config
@@ -405,9 +405,11 @@ def detection_share(seconds: float = 60.0) -> tuple[float, float, float]:
             analyzer.process(VideoFrame(i / 15, frame, frames))
             frames += 1
         i += 1
-    # face.detector = "both": how often the short range ran, and how often the full range looked in the quarters
+    # face.detector = "both": how often the short range ran (on the frame, or near a face just lost), and how
+    # often the full range looked in the quarters
     det, n = analyzer.detector, max(1, frames)
-    return analyzer.schedule.runs / n, getattr(det, "second_looks", 0) / n, getattr(det, "tiled_looks", 0) / n
+    short = getattr(det, "second_looks", 0) + getattr(det, "near_looks", 0)
+    return analyzer.schedule.runs / n, short / n, getattr(det, "tiled_looks", 0) / n
 
 
 # -- the seeds' models ---------------------------------------------------------------------------------

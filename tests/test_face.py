@@ -403,3 +403,44 @@ def test_a_small_face_is_found_in_the_quarters_after_a_few_empty_looks() -> None
     empty = np.full((480, 640, 3), 110, np.uint8)
     assert all(both.detect(empty) == [] for _ in range(6)) and both.tiled_looks == 3
     assert parse_config({}, env={}).face.tile_every == 5
+
+
+def test_a_turned_face_just_seen_is_found_again_where_it_was() -> None:
+    """The astronaut's face found plain, then turned (a perspective warp: the far side narrowed): fresh, the
+    full range scores it about 0.46 and the short range 0.17, both under 0.6; the second look near where it
+    was (the short range on a crop twice its size) scores it about 0.83, over its 0.6. What that look finds
+    never extends it: it stops ``recall`` detections after the last one that found the face itself."""
+    import cv2
+
+    from emomusic.face.detector import BothRanges, make_detector
+
+    img = skdata.astronaut()[:, :, ::-1].copy()
+    x0, y0, x1, y1 = (int(v) for v in FaceDetector("short").detect(img)[0].box)
+    p = (x1 - x0) // 3
+    face = cv2.resize(cv2.cvtColor(img[max(0, y0 - p):y1 + p, max(0, x0 - p):x1 + p], cv2.COLOR_BGR2GRAY),
+                      (220, 220)).astype(np.float32)
+
+    def frame(patch: np.ndarray | None) -> np.ndarray:
+        out = np.full((480, 640), 110, np.float32)
+        if patch is not None:
+            region = out[130:350, 210:430]
+            out[130:350, 210:430] = np.where(np.isnan(patch), region, patch)
+        return cv2.cvtColor(out.astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+    n = 220
+    src = np.float32([[0, 0], [n, 0], [n, n], [0, n]])
+    dst = np.float32([[n * 0.24, 0], [n * 0.7, n * 0.15], [n * 0.7, n * 0.85], [n * 0.24, n]])
+    turned = frame(cv2.warpPerspective(face, cv2.getPerspectiveTransform(src, dst), (n, n), borderValue=np.nan))
+    fresh = make_detector("both")
+    assert fresh.detect(turned) == []
+    both = make_detector("both", recall=2)
+    assert isinstance(both, BothRanges)
+    assert both.detect(frame(face)) and both.near_looks == 0  # found plain: no second look needed
+    found = both.detect(turned)
+    assert len(found) == 1 and both.near_looks == 1
+    bx0, by0, bx1, by1 = found[0].box
+    assert 210 < (bx0 + bx1) / 2 < 430 and 130 < (by0 + by1) / 2 < 350  # on the face, in frame coordinates
+    gone = frame(None)
+    # the face left: one more look (two after the last full detection), never a face, then no more looks
+    assert [both.detect(gone) for _ in range(4)] == [[]] * 4 and both.near_looks == 2
+    assert parse_config({}, env={}).face.recall == 3

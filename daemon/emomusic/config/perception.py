@@ -64,6 +64,15 @@ class FaceConfig(Section, frozen=True):
             "in the frame's four quarters, enlarged (four full-range runs; 0 = never).",
         ),
     ] = 5
+    recall: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=30,
+            description='With detector "both": for this many detections after a face was found, where neither range '
+            "finds it, look again at the region where it was, enlarged (a turned head; 0 = never).",
+        ),
+    ] = 3
 
 
 class VoiceConfig(Section, frozen=True):

@@ -70,7 +70,7 @@ class FaceAnalyzer:
         self.cfg = f
         self.detector = detector or make_detector(
             f.detector, m.backend, score_threshold=f.score_threshold, min_face_px=f.min_face_px,
-            threads=m.threads, models_dir=m.path, tile_every=f.tile_every,
+            threads=m.threads, models_dir=m.path, tile_every=f.tile_every, recall=f.recall,
         )
         self.classifier = classifier or ExpressionClassifier(m.path, m.backend, m.precision, m.threads)
         self.cfg_models = m
