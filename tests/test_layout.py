@@ -103,6 +103,17 @@ def test_version_comes_from_the_package_metadata() -> None:
     assert out.stdout.strip() == f"emomusic {version('emomusic')}"
 
 
+def test_the_steady_daemon_imports_neither_package_metadata_nor_process_pools() -> None:
+    """The version comes from the dist-info folder's name, and the scan's process pool is imported when a
+    scan analyses files: importlib.metadata and concurrent.futures.process held 1.7 MB of a steady daemon
+    that has nothing new to index (docs/PERFORMANCE.md)."""
+    code = ("import sys, emomusic.cli.main, emomusic.service.daemon, emomusic.web.server, emomusic.music.scan, "
+            "emomusic.mqtt.discovery; print(sorted(m for m in ('importlib.metadata', 'concurrent.futures.process', "
+            "'multiprocessing') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
 def test_every_command_line_option_has_help_text() -> None:
     import argparse
 

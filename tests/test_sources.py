@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -166,3 +167,30 @@ def test_generated_sample_speech_is_16k_and_has_speech_and_pauses(tmp_path: Path
     frames = data[: data.size // 480 * 480].reshape(-1, 480).astype(float)
     rms = np.sqrt((frames**2).mean(axis=1))
     assert (rms > 1000).mean() > 0.2 and (rms < 200).mean() > 0.2
+
+
+def test_no_microphone_is_known_without_loading_portaudio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where there is no ALSA capture device and no sound server, 'auto' takes the sample speech without
+    PortAudio (3 MB held for as long as the daemon runs); any sign of a microphone asks PortAudio."""
+    from emomusic.sources import resolve
+
+    pcm = tmp_path / "pcm"
+    runtime = tmp_path / "run"
+    (runtime / "pulse").mkdir(parents=True)
+    env = {"XDG_RUNTIME_DIR": str(runtime)}
+    assert resolve.no_capture_device(pcm, env) == "no ALSA capture device and no sound server"  # no /proc/asound
+    pcm.write_text("00-00: bcm2835 Headphones : bcm2835 Headphones : playback 8\n")
+    assert resolve.no_capture_device(pcm, env) is not None  # a sound card that only plays
+    pcm.write_text("01-00: USB Audio : USB Audio : playback 1 : capture 1\n")
+    assert resolve.no_capture_device(pcm, env) is None  # a USB microphone
+    pcm.unlink()
+    assert resolve.no_capture_device(pcm, env | {"PULSE_SERVER": "tcp:host"}) is None
+    (runtime / "pulse" / "native").touch()
+    assert resolve.no_capture_device(pcm, env) is None  # a PulseAudio socket: it may bring a microphone
+
+    sample = tmp_path / "speech.wav"
+    monkeypatch.setattr(resolve, "no_capture_device", lambda: "no ALSA capture device and no sound server")
+    monkeypatch.setattr(resolve, "ensure_samples", lambda folder, stop: (tmp_path / "video.avi", sample))
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # importing it would fail the test
+    assert resolve.resolve_microphone("auto", tmp_path) == str(sample)
+    assert resolve.resolve_microphone("hw:1,0", tmp_path) == "hw:1,0"

@@ -1,12 +1,23 @@
 """emomusic: an emotion-aware ambient music daemon for a Raspberry Pi."""
 
 import os
-from importlib.metadata import PackageNotFoundError, version
+import sys
+from pathlib import Path
 
-try:  # the installed distribution's version (pyproject.toml), so --version and HA discovery agree with pip
-    __version__ = version("emomusic")
-except PackageNotFoundError:  # a source tree on sys.path without an install (scripts/)
-    __version__ = "0+unknown"
+
+def _installed_version() -> str:
+    """The installed distribution's version (pyproject.toml), so --version and HA discovery agree with pip.
+
+    Read from the name of its ``emomusic-<version>.dist-info`` folder (the wheel spec's layout, which pip
+    writes for plain and editable installs): importlib.metadata would find the same folder but parse its
+    METADATA with the email package, 1.3 MB of a steady daemon's memory for one string."""
+    for entry in sys.path:
+        for info in Path(entry or ".").glob("emomusic-[0-9]*.dist-info"):
+            return info.name[len("emomusic-"):-len(".dist-info")]
+    return "0+unknown"  # a source tree on sys.path without an install (scripts/)
+
+
+__version__ = _installed_version()
 
 # Nothing but emotion labels may leave the device. onnxruntime's Linux wheels (1.2x+) carry 1DS
 # telemetry that stores a device id and an event cache on disk and uploads them; this opt-out must

@@ -9,8 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor, Executor, Future
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +99,8 @@ class Workers:
     def _new(self) -> Executor:
         if not self.use_pool:
             return _Inline()
-        import multiprocessing
+        import multiprocessing  # here: a steady daemon whose library is indexed never needs them (1.4 MB)
+        from concurrent.futures import ProcessPoolExecutor
 
         return ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=die_with_parent, initargs=(os.getpid(),))
@@ -121,13 +121,14 @@ class Workers:
         if not self.use_pool:
             return self.analyser(str(path))
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
         log.warning("%s: an analysing process died; trying this file alone", path)
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent,
                                  initargs=(os.getpid(),)) as alone:
             try:
                 return alone.submit(self.analyser, str(path)).result()
-            except BrokenProcessPool:
+            except BrokenExecutor:  # the pool's worker died (BrokenProcessPool)
                 return "the analysing process died on it (a decoder crash?)"
 
     def shutdown(self) -> None:

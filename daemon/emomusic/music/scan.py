@@ -21,8 +21,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor, Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,7 +166,7 @@ def _finish(write: Any, p: _Pending, report: ScanReport, bar: Progress, workers:
     generation, future = p.job
     try:
         result = future.result()
-    except BrokenProcessPool:
+    except BrokenExecutor:  # a worker died (BrokenProcessPool)
         workers.renew(generation)
         result = workers.isolated(p.path)
     if isinstance(result, str):
