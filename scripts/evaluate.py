@@ -195,7 +195,9 @@ def scenario_metrics(rows: list[dict[str, Any]], truth: list[tuple[float, float,
     per_mod = {m: label_at(rows, lambda r, m=m: r["modalities"].get(m, {}).get("emotion")) for m in ("face", "voice")}
     hits = {"fused": 0, "face": 0, "voice": 0}
     n = 0
-    reactions = []
+    reactions: list[float | None] = []
+    voice_first: list[float | None] = []
+    voice_right: list[float | None] = []
     for start, end, emotion in truth:
         for t in np.arange(start + settle_s, end, step):
             n += 1
@@ -204,6 +206,13 @@ def scenario_metrics(rows: list[dict[str, Any]], truth: list[tuple[float, float,
                 hits[m] += f(t) == emotion
         reached = next((t for t in np.arange(start, end, step) if fused(t) == emotion), None)
         reactions.append(None if reached is None else round(float(reached - start), 2))
+        # the voice alone: its first reading of this segment's speech, and its first right one
+        heard = [r for r in rows if start <= r["t"] < end and "voice" in r["modalities"]
+                 and r["t"] - r["modalities"]["voice"].get("age_s", 0.0) >= start]
+        first = next((r["t"] for r in heard), None)
+        right = next((r["t"] for r in heard if r["modalities"]["voice"].get("emotion") == emotion), None)
+        voice_first.append(None if first is None else round(float(first - start), 2))
+        voice_right.append(None if right is None else round(float(right - start), 2))
     labels = [r["emotion"] for r in rows if rows and r["t"] <= truth[-1][1]]
     flips = sum(a != b for a, b in zip(labels, labels[1:], strict=False))
     truth_changes = sum(a[2] != b[2] for a, b in zip(truth, truth[1:], strict=False))
@@ -222,6 +231,8 @@ def scenario_metrics(rows: list[dict[str, Any]], truth: list[tuple[float, float,
         "flips_per_min": round(flips / minutes, 2),
         "flips_beyond_truth_per_min": round(max(0, flips - truth_changes) / minutes, 2),
         "reactions_s": reactions,
+        "voice_first_reading_s": voice_first,
+        "voice_first_right_s": voice_right,
     }
 
 
@@ -262,7 +273,13 @@ def eval_scenario(args: argparse.Namespace) -> dict[str, Any]:
             "median_reaction_s": round(float(np.median(reactions)), 2) if reactions else None,
             "p90_reaction_s": round(float(np.percentile(reactions, 90)), 2) if reactions else None,
             "median_reaction_after_change_s": round(float(np.median(after)), 2) if after else None,
-            "segments_never_reached": sum(m["segments_never_reached"] for m in per_dir)}
+            "segments_never_reached": sum(m["segments_never_reached"] for m in per_dir),
+            **{f"voice_median_{k}": _median([v for m in per_dir for v in m[f"voice_{k}"] if v is not None])
+               for k in ("first_reading_s", "first_right_s")}}
+
+
+def _median(values: list[float]) -> float | None:
+    return round(float(np.median(values)), 2) if values else None
 
 
 def _place(path: str) -> tuple[float, float] | None:
