@@ -10,7 +10,14 @@
 # part of CI; the README's Pi section gives its last result and date. Run as root (debootstrap, chroot):
 #   sudo scripts/check-arm64.sh [ROOT]        ROOT default /var/tmp/emomusic-arm64 (kept for the next run)
 # Last line: "arm64 check: run ok|FAILED, story ok|FAILED (...)"; exit 0 when both passed.
+#   sudo scripts/check-arm64.sh --stages [ROOT]
+# instead sets up the runtime install (plus LiteRT) and prints `bench.py --stages --repeat 2` run on aarch64
+# kernels as JSON (the better part of an hour). It showed (2026-12-03) that these timings cannot rank
+# stages or backends: qemu computes floating point in software, so fp32 stages run 10-50x slower against
+# int8 ones than on any real CPU (docs/PERFORMANCE.md's Pi estimate is worked out from arithmetic instead).
 set -euo pipefail
+stages=0
+if [ "${1:-}" = "--stages" ]; then stages=1; shift; fi
 root="${1:-/var/tmp/emomusic-arm64}"
 src="$(cd "$(dirname "$0")/.." && pwd)"
 RUN_LIMIT_S="${RUN_LIMIT_S:-3600}"
@@ -65,6 +72,14 @@ inside() {
     chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         EMOMUSIC_STATE_DIR=/var/tmp/emomusic-state EMOMUSIC_WEB_PORT=8097 bash -c "cd /opt/emomusic && $1"
 }
+
+if [ "$stages" -eq 1 ]; then
+    inside "bash scripts/setup.sh runtime && .venv/bin/python -m pip install -q 'ai-edge-litert>=1.0' \
+        && .venv/bin/python scripts/bench.py --stages --repeat 2 > /var/tmp/stages.json" >&2
+    echo "arm64 stages ($commit, $(date -u +%Y-%m-%d)): $root/var/tmp/stages.json" >&2
+    cat "$root/var/tmp/stages.json"
+    exit 0
+fi
 
 # 1. the README's first command, until it has played a track; then SIGTERM
 log="$root/var/tmp/run.log"
