@@ -726,9 +726,10 @@ def pi_note(info: dict[str, Any], fps: float, share: float, second: float, quart
         f"Python, decoding, the page) at about {PI_FACTOR:.0f}x a server core's time: ~{rest * PI_FACTOR:.0f} %; "
         f"in all about {lo / 10 + rest * PI_FACTOR:.0f}-{hi / 10 + rest * PI_FACTOR:.0f} % of one core. "
         "Method, and what it cannot do: the stage timings run under qemu (`sudo scripts/check-arm64.sh --stages`, "
-        "2026-12-03) cannot rank stages or backends, because qemu computes floating point in software: there the "
-        "fp32 full-range detector took 10.1 s a run (3,500x a VNNI-class x86 core) and the fp32 face CNN 4.8 s "
-        "against 71 ms for its int8 copy (67x apart; 1.1-3x on real CPUs). Re-run this script on a Pi for real "
+        "2026-12-03, code 6b368ad) cannot rank stages or backends, because qemu computes floating point in "
+        "software: there the fp32 full-range detector took 10.4 s a run and the voice encoder 25.9 s a window "
+        "(2,000x and 3,100x a VNNI Xeon core), the fp32 face CNN 4.5 s against 68 ms for its int8 copy (67x "
+        "apart; 1.1-3x on real CPUs), decoding a camera frame 8 ms (10x). Re-run this script on a Pi for real "
         "numbers.")
 
 

@@ -12,9 +12,9 @@
 # Last line: "arm64 check: run ok|FAILED, story ok|FAILED (...)"; exit 0 when both passed.
 #   sudo scripts/check-arm64.sh --stages [ROOT]
 # instead sets up the runtime install (plus LiteRT) and prints `bench.py --stages --repeat 2` run on aarch64
-# kernels as JSON (the better part of an hour). It showed (2026-12-03) that these timings cannot rank
-# stages or backends: qemu computes floating point in software, so fp32 stages run 10-50x slower against
-# int8 ones than on any real CPU (docs/PERFORMANCE.md's Pi estimate is worked out from arithmetic instead).
+# kernels as JSON (some 15 minutes once the root is set up). It showed (2026-12-03) that these timings cannot
+# rank stages or backends: qemu computes floating point in software, so fp32 stages run 20-60x slower against
+# int8 ones than on real CPUs (docs/PERFORMANCE.md's Pi estimate is worked out from arithmetic instead).
 set -euo pipefail
 stages=0
 if [ "${1:-}" = "--stages" ]; then stages=1; shift; fi
