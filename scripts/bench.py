@@ -672,6 +672,13 @@ A72_PEAK_GMACS = 1.5 * 8  # Pi 4: Cortex-A72 at 1.5 GHz, two 128-bit NEON pipes,
 A72_ATTAINED = (0.3, 0.5)  # the share of that peak NEON kernels reach on convolutions this small
 
 
+def per_detection(full: float, short: float, share: float, second: float, quarters: float) -> float:
+    """What one detector run costs with the looks it brings (in ms or in multiply-adds): the full range,
+    and spread over the runs (``share`` of analysed frames) the short range's (``second``) and the
+    quarters' four full-range runs (``quarters``)."""
+    return full + (second * short + 4 * quarters * full) / max(share, 1e-9)
+
+
 def model_macs() -> dict[str, float]:
     """Multiply-adds of one run of each model, counted from its ONNX graph: convolutions and matrix
     products from their shapes, the voice encoder's LSTM per step times the frames it reads."""
@@ -706,7 +713,7 @@ def pi_note(info: dict[str, Any], fps: float, share: float, second: float, quart
     core's NEON peak (a bound) and the share of it kernels reach (a range); the rest of the daemon by a
     core-to-core factor."""
     macs = model_macs()
-    detect = macs["full"] + (second * macs["short"] + 4 * quarters * macs["full"]) / max(share, 1e-9)
+    detect = per_detection(macs["full"], macs["short"], share, second, quarters)
     per_s = fps * share * detect + fps * macs["face"] + macs["voice"]
     info["model_macs_per_stream_s"] = per_s
     bound = per_s / (A72_PEAK_GMACS * 1e9) * 1000
@@ -848,7 +855,7 @@ def main() -> int:
     info["detection_share"], info["second_look_share"] = round(share, 3), round(second, 3)
     info["quarter_look_share"] = round(quarters, 3)
     full_ms, short_ms = st["face detect (full range, onnxruntime)"], st["face detect (short range, onnxruntime)"]
-    detect = full_ms + (second * short_ms + 4 * quarters * full_ms) / max(share, 1e-9)
+    detect = per_detection(full_ms, short_ms, share, second, quarters)
     rest = fps * (st["face classify, one face, one view (int8, onnxruntime)"]
                   + st["face following between detections (template match)"]) \
         + st["voice encoder + adaptation + head per 2 s window"] + 33 * st["VAD per 30 ms frame"]

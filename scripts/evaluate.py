@@ -224,9 +224,9 @@ def scenario_metrics(rows: list[dict[str, Any]], truth: list[tuple[float, float,
         "fused_accuracy": round(hits["fused"] / max(1, n), 4),
         "face_accuracy": round(hits["face"] / max(1, n), 4),
         "voice_accuracy": round(hits["voice"] / max(1, n), 4),
-        "median_reaction_s": round(float(np.median(reached_times)), 2) if reached_times else None,
+        "median_reaction_s": _median(reached_times),
         "p90_reaction_s": round(float(np.percentile(reached_times, 90)), 2) if reached_times else None,
-        "median_reaction_after_change_s": round(float(np.median(after_change)), 2) if after_change else None,
+        "median_reaction_after_change_s": _median(after_change),
         "segments_never_reached": sum(r is None for r in reactions),
         "flips_per_min": round(flips / minutes, 2),
         "flips_beyond_truth_per_min": round(max(0, flips - truth_changes) / minutes, 2),
@@ -270,9 +270,9 @@ def eval_scenario(args: argparse.Namespace) -> dict[str, Any]:
               for k in ("fused_accuracy", "face_accuracy", "voice_accuracy", "flips_per_min",
                         "flips_beyond_truth_per_min")}
     return {"scenarios": len(per_dir), **pooled,
-            "median_reaction_s": round(float(np.median(reactions)), 2) if reactions else None,
+            "median_reaction_s": _median(reactions),
             "p90_reaction_s": round(float(np.percentile(reactions, 90)), 2) if reactions else None,
-            "median_reaction_after_change_s": round(float(np.median(after)), 2) if after else None,
+            "median_reaction_after_change_s": _median(after),
             "segments_never_reached": sum(m["segments_never_reached"] for m in per_dir),
             **{f"voice_median_{k}": _median([v for m in per_dir for v in m[f"voice_{k}"] if v is not None])
                for k in ("first_reading_s", "first_right_s")}}

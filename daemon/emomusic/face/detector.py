@@ -47,6 +47,12 @@ class Detection:
     def size(self) -> float:
         return max(self.box[2] - self.box[0], self.box[3] - self.box[1])
 
+    def moved(self, dx: float, dy: float) -> Detection:
+        """The same face ``dx``, ``dy`` pixels further (a crop's detection in frame coordinates, a followed face)."""
+        x0, y0, x1, y1 = self.box
+        return Detection((x0 + dx, y0 + dy, x1 + dx, y1 + dy), self.score,
+                         tuple((kx + dx, ky + dy) for kx, ky in self.keypoints))
+
 
 def ssd_anchors(spec: AnchorSpec) -> np.ndarray:
     """Anchor centres (N, 2) in [0, 1], in the network's output order (fixed anchor size 1x1)."""
@@ -210,17 +216,13 @@ class BothRanges:
             self.second_looks += 1
             found = self.short.detect(image)
         if found:
-            self._last = found[0]
-        elif self._last is not None and self._empty < self.recall:
-            # counted as an empty detection all the same: what this look finds never extends it
-            self.near_looks += 1
-            self._empty += 1
-            return self.near(image, self._last)
-        if found or not self.tile_every:
-            self._empty = 0 if found else self._empty + 1
+            self._last, self._empty = found[0], 0
             return found
-        self._empty += 1
-        if self._empty % self.tile_every:
+        self._empty += 1  # a look near the last face counts as empty too: what it finds never extends it
+        if self._last is not None and self._empty <= self.recall:
+            self.near_looks += 1
+            return self.near(image, self._last)
+        if not self.tile_every or self._empty % self.tile_every:
             return []
         self.tiled_looks += 1
         return self.in_quarters(image)
@@ -236,8 +238,7 @@ class BothRanges:
         if right - left < self.short.min_face_px or bottom - top < self.short.min_face_px:
             return []
         for d in self.short.detect(image[top:bottom, left:right]):
-            moved = Detection((d.box[0] + left, d.box[1] + top, d.box[2] + left, d.box[3] + top), d.score,
-                              tuple((kx + left, ky + top) for kx, ky in d.keypoints))
+            moved = d.moved(left, top)
             mx, my = (moved.box[0] + moved.box[2]) / 2, (moved.box[1] + moved.box[3]) / 2
             if x0 <= mx <= x1 and y0 <= my <= y1:
                 return [moved]
@@ -251,8 +252,7 @@ class BothRanges:
         for y in (0, h - th):
             for x in (0, w - tw):
                 for d in self.full.detect(image[y:y + th, x:x + tw]):
-                    moved = Detection((d.box[0] + x, d.box[1] + y, d.box[2] + x, d.box[3] + y), d.score,
-                                      tuple((kx + x, ky + y) for kx, ky in d.keypoints))
+                    moved = d.moved(x, y)
                     if all(iou(np.array(moved.box), np.array([o.box]))[0] <= self.full.iou_threshold for o in found):
                         found.append(moved)
         return sorted(found, key=lambda d: d.size, reverse=True)

@@ -96,9 +96,7 @@ class FaceFollower:
         _, best, _, (bx, by) = cv2.minMaxLoc(scores)
         if not np.isfinite(best) or best < TRACK_MIN_SCORE:
             return None
-        dx, dy = sx0 + bx / self.scale - x0, sy0 + by / self.scale - y0
-        keypoints = tuple((kx + dx, ky + dy) for kx, ky in self.det.keypoints)
-        self.det = Detection((x0 + dx, y0 + dy, x1 + dx, y1 + dy), self.det.score, keypoints)
+        self.det = self.det.moved(sx0 + bx / self.scale - x0, sy0 + by / self.scale - y0)
         return self.det
 
 

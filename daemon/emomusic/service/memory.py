@@ -13,6 +13,7 @@ large buffers in their own mappings, returned the moment they are freed (docs/PE
 from __future__ import annotations
 
 import ctypes
+import functools
 import threading
 
 M_TRIM_THRESHOLD = -1  # from glibc's malloc.h
@@ -21,6 +22,7 @@ M_ARENA_MAX = -8
 MMAP_THRESHOLD = 256 * 1024  # glibc's dynamic threshold starts at 128 KB; fixing it stops the climb
 
 
+@functools.cache  # looked up once: release_every asks every 20 s
 def _libc() -> ctypes.CDLL | None:
     try:
         return ctypes.CDLL(None)  # the symbols already loaded into this process, libc's among them

@@ -53,16 +53,14 @@ def resolve_microphone(spec: str, state_dir: Path, should_stop: Callable[[], boo
     if spec != "auto":
         return spec
     why = no_capture_device()
-    if why is not None:
-        _, audio = ensure_samples(state_dir / "samples", should_stop)
-        log.info("no microphone (%s): using the sample speech %s", why, audio)
-        return str(audio)
-    try:
-        import sounddevice as sd
+    if why is None:
+        try:
+            import sounddevice as sd
 
-        sd.query_devices(None, "input")
-        return "default"
-    except Exception as e:  # no PortAudio library, or no input device
-        _, audio = ensure_samples(state_dir / "samples", should_stop)
-        log.info("no microphone (%s): using the sample speech %s", str(e).splitlines()[0][:80], audio)
-        return str(audio)
+            sd.query_devices(None, "input")
+            return "default"
+        except Exception as e:  # no PortAudio library, or no input device
+            why = str(e).splitlines()[0][:80]
+    _, audio = ensure_samples(state_dir / "samples", should_stop)
+    log.info("no microphone (%s): using the sample speech %s", why, audio)
+    return str(audio)
