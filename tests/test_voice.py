@@ -205,6 +205,22 @@ def test_a_forgotten_voices_id_is_never_given_to_a_new_voice() -> None:
     assert sorted(v.id for v in adapter.voices) == list(range(3, MAX_VOICES + 3))
 
 
+def test_the_voice_heard_longest_ago_is_forgotten_wherever_it_is_kept() -> None:
+    """A full house of voices each heard for over ten minutes (their weights saturate alike) where the first
+    spoke again: the next newcomer replaces the second, the voice heard longest ago, from the middle of the
+    list (forgetting it once compared voices field by field, arrays included, and raised)."""
+    dim = 8
+    adapter = SpeakerAdapter(np.zeros(dim), np.ones(dim))
+    who = np.eye(256)[: MAX_VOICES + 1] * 3.0
+    n = int(MAX_WEIGHT)
+    for i in range(MAX_VOICES):
+        adapter.update(np.zeros((n, dim)), np.repeat(who[i : i + 1], n, 0), now=float(i))
+    adapter.update(np.zeros((1, dim)), who[0:1], now=100.0)  # the first voice again: now the most recent
+    new = adapter.update(np.zeros((1, dim)), who[MAX_VOICES : MAX_VOICES + 1], now=101.0)
+    assert new == [MAX_VOICES + 1]
+    assert sorted(v.id for v in adapter.voices) == [1, *range(3, MAX_VOICES + 2)]  # voice 2 forgotten
+
+
 def test_adaptation_persists_across_a_restart_and_stores_no_audio(tmp_path: Path, speech: np.ndarray) -> None:
     cfg = parse_config({"device": {"state_dir": str(tmp_path)}}, env={})
     analyzer = voice_build(cfg, PlaybackGuard(), True)

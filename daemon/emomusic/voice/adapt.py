@@ -39,7 +39,7 @@ MAX_VOICES = 8
 STATE_VERSION = 1
 
 
-@dataclass
+@dataclass(eq=False)  # a voice is itself: comparing its arrays field by field has no single truth value
 class VoiceStats:
     """Exponentially weighted statistics of one voice's embeddings."""
 
@@ -125,7 +125,7 @@ class SpeakerAdapter:
             k = self.voice_of(w)
             if k is None:
                 if len(self.voices) >= MAX_VOICES:
-                    self.voices.remove(min(self.voices, key=lambda v: v.last_heard))
+                    del self.voices[min(range(len(self.voices)), key=lambda i: self.voices[i].last_heard)]
                 u = w / max(float(np.linalg.norm(w)), 1e-9)
                 self.next_id = max([self.next_id, *(v.id + 1 for v in self.voices)])  # never reused
                 self.voices.append(VoiceStats(1.0, e.copy(), self.prior_var.copy(), u.astype(np.float64), now,
