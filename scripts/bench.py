@@ -679,19 +679,37 @@ def per_detection(full: float, short: float, share: float, second: float, quarte
     return full + (second * short + 4 * quarters * full) / max(share, 1e-9)
 
 
+def lstm_steps(m: Any) -> dict[str, int]:
+    """Each LSTM node's sequence length (by its input's name) on a window of MAX_FRAMES frames: the graph
+    run once with those inputs exposed as outputs (the top layer's steps come from a reshape that static
+    shape inference cannot follow)."""
+    import onnx
+    import onnxruntime as ort
+
+    from emomusic.voice.encoder import MAX_FRAMES, N_MELS
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(m)
+    seqs = [n.input[0] for n in probe.graph.node if n.op_type == "LSTM"]
+    probe.graph.output.extend(onnx.ValueInfoProto(name=x) for x in seqs)
+    sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    outs = sess.run(seqs, {sess.get_inputs()[0].name: np.zeros((1, MAX_FRAMES, N_MELS), np.float32)})
+    return {x: int(o.shape[0]) for x, o in zip(seqs, outs, strict=True)}  # (steps, batch, features)
+
+
 def model_macs() -> dict[str, float]:
     """Multiply-adds of one run of each model, counted from its ONNX graph: convolutions and matrix
-    products from their shapes, the voice encoder's LSTM per step times the frames it reads."""
+    products from their shapes, the voice encoder's LSTM per step times the steps each layer takes on
+    a 1.6 s window (the top layer takes half as many)."""
     import onnx
     from onnx import numpy_helper, shape_inference
-
-    from emomusic.voice.encoder import MAX_FRAMES
 
     def count(name: str) -> float:
         m = shape_inference.infer_shapes(onnx.load(str(MODELS / name)))
         shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
                   for v in [*m.graph.value_info, *m.graph.input, *m.graph.output]}
         shapes |= {i.name: list(numpy_helper.to_array(i).shape) for i in m.graph.initializer}
+        steps = lstm_steps(m) if any(n.op_type == "LSTM" for n in m.graph.node) else {}
         total = 0.0
         for node in m.graph.node:
             if node.op_type == "Conv":
@@ -701,7 +719,7 @@ def model_macs() -> dict[str, float]:
             elif node.op_type == "LSTM":  # weights (dirs, 4h, in) and (dirs, 4h, h): per step
                 w, r = shapes.get(node.input[1], []), shapes.get(node.input[2], [])
                 if w and r:
-                    total += MAX_FRAMES * w[0] * (w[1] * w[2] + r[1] * r[2])
+                    total += steps[node.input[0]] * w[0] * (w[1] * w[2] + r[1] * r[2])
         return total
 
     return {"full": count("face_detector_full.onnx"), "short": count("face_detector_short.onnx"),

@@ -2,7 +2,8 @@
 
 The PyPI wheel ``Resemblyzer==0.1.4`` carries ``resemblyzer/pretrained.pt``: a 3-layer LSTM (256
 units) over 40-band mel frames with a linear + ReLU + L2-norm head, trained for speaker
-verification (Wan et al. 2018). The package pulls in torch and librosa, so it is never installed:
+verification (Wan et al. 2018); here its top layer reads the layer below in 20 ms steps (``Encoder``).
+The package pulls in torch and librosa, so it is never installed:
 this script downloads the wheel with ``pip download --no-deps``, loads the weights into the same
 network in torch (the ``[train]`` extra), exports it to ONNX with two outputs (the speaker
 embedding; and the emotion head's input: the last layer's outputs averaged over time and every
@@ -33,27 +34,52 @@ from model_export import download_wheel, wheel_license  # noqa: E402
 WHEEL = "Resemblyzer==0.1.4"
 
 
-def encoder(state: dict):  # type: ignore[no-untyped-def,type-arg]
+TOP_STEP = 2  # the top LSTM layer reads the layer below in steps of 20 ms (pairs of its outputs averaged)
+
+
+def encoder(state: dict, top_step: int = TOP_STEP):  # type: ignore[no-untyped-def,type-arg]
     import torch
     from torch import nn
 
     class Encoder(nn.Module):
+        """Resemblyzer's network, its three LSTM layers run one by one so the top layer can take fewer steps.
+
+        The top layer reads the second layer's outputs averaged in pairs: 80 steps for 1.6 s instead of 160,
+        a fifth fewer multiply-adds for the whole encoder (216 -> 174 M a window). Measured against the
+        original on the held-out speakers of scripts/train_voice_head.py (models/README.md): emotion as good
+        or better; the speaker embedding as separating at cosine 0.7 as the original was at 0.6
+        (voice.adapt.SAME_VOICE). Averaging the input instead (all layers at 20 ms) lost 5-8 points
+        across corpora; the second layer at 20 ms as well lost 7 points on EMOVO with three statements."""
+
         def __init__(self) -> None:
             super().__init__()
-            self.lstm = nn.LSTM(40, 256, 3, batch_first=True)
+            self.layers = nn.ModuleList([nn.LSTM(40 if i == 0 else 256, 256, 1, batch_first=True) for i in range(3)])
             self.linear = nn.Linear(256, 256)
 
         def forward(self, mels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            out, (hidden, _) = self.lstm(mels)
-            raw = torch.relu(self.linear(hidden[-1]))
+            x, finals = mels, []
+            for i, layer in enumerate(self.layers):
+                if i == len(self.layers) - 1:
+                    n = x.shape[1] // top_step
+                    x = x[:, : n * top_step].reshape(x.shape[0], n, top_step, x.shape[2]).mean(2)
+                x, (hidden, _) = layer(x)
+                finals.append(hidden[0])
+            raw = torch.relu(self.linear(finals[-1]))
             embedding = raw / torch.norm(raw, dim=1, keepdim=True).clamp_min(1e-9)
             # what the emotion head reads: the last layer's outputs averaged over time (how the whole
             # window was spoken) and every layer's final state (the speaker head saw only the last)
-            states = torch.cat([out.mean(1), hidden.permute(1, 0, 2).reshape(mels.shape[0], -1)], 1)
+            states = torch.cat([x.mean(1), *finals], 1)
             return embedding, states
 
     model = Encoder()
-    missing, _ = model.load_state_dict(state, strict=False)
+    layers = {}
+    for key, value in state.items():
+        if key.startswith("lstm."):  # lstm.weight_ih_l2 -> layers.2.weight_ih_l0
+            name, i = key[len("lstm."):].rsplit("_l", 1)
+            layers[f"layers.{i}.{name}_l0"] = value
+        elif key.startswith("linear."):
+            layers[key] = value
+    missing, _ = model.load_state_dict(layers, strict=False)
     if missing:
         raise SystemExit(f"pretrained.pt lacks {missing}")
     return model.eval()
@@ -112,6 +138,8 @@ def check_input() -> np.ndarray:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "models")
+    ap.add_argument("--top-step", type=int, default=TOP_STEP,
+                    help="frames per step of the top layer (1: Resemblyzer's original network, for comparison)")
     args = ap.parse_args()
 
     import onnxruntime as ort
@@ -122,7 +150,7 @@ def main() -> int:
         with download_wheel(WHEEL, tmp) as z:
             checkpoint = torch.load(io.BytesIO(z.read("resemblyzer/pretrained.pt")), map_location="cpu")
             (args.out / "LICENSE.resemblyzer.txt").write_bytes(wheel_license(z))
-        model = encoder(checkpoint["model_state"])
+        model = encoder(checkpoint["model_state"], args.top_step)
         fp32, int8 = tmp / "encoder.onnx", args.out / "voice_encoder_int8.onnx"
         torch.onnx.export(model, (torch.rand(1, 160, 40),), str(fp32), input_names=["mel"],
                           output_names=["embedding", "states"], opset_version=17, dynamo=False,

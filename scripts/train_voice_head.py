@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import sys
 import time
@@ -58,13 +59,14 @@ SHARED6 = [VOICE_LABELS.index(x) for x in ("neutral", "happy", "sad", "angry", "
 CORPORA = ("ravdess", "emodb", "emovo")  # English, German, Italian
 
 
-def load(speech: Path, corpora: tuple[str, ...] = CORPORA) -> dict[str, np.ndarray]:
-    """Per window: embedding and clip index; per clip: label, speaker, corpus (cached per set of corpora)."""
-    cache = ROOT / ".cache" / ("voice_embeddings.npz" if corpora == ("ravdess", "emodb")
-                               else f"voice_embeddings-{'-'.join(corpora)}.npz")
+def load(speech: Path, corpora: tuple[str, ...] = CORPORA, models: Path = ROOT / "models") -> dict[str, np.ndarray]:
+    """Per window: embedding and clip index; per clip: label, speaker, corpus (cached per set of corpora
+    and per encoder: a rebuilt encoder embeds afresh)."""
+    encoder = hashlib.sha1((models / "voice_encoder_int8.onnx").read_bytes()).hexdigest()[:8]
+    cache = ROOT / ".cache" / f"voice_embeddings-{'-'.join(corpora)}-{encoder}.npz"
     if cache.exists():
         return dict(np.load(cache))
-    enc = VoiceEncoder(ROOT / "models")
+    enc = VoiceEncoder(models)
     emb, states, clip_of, labels, speakers, corpus_of = [], [], [], [], [], []
     t0 = time.time()
     for corpus in corpora:
@@ -299,6 +301,9 @@ def main() -> int:
     ap.add_argument("--speech", type=Path, default=ROOT.parent / "shared/data/speech")
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "voice_head.json")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--models", type=Path, default=ROOT / "models",
+                    help="the folder of the voice encoder to embed with (e.g. one built by build_voice_encoder.py "
+                    "--top-step 1 --out DIR, to compare)")
     ap.add_argument("--corpora", nargs="+", default=["ravdess", "emodb"], choices=CORPORA,
                     help="the corpora to train on (RAVDESS must be one: the selection folds are its actors); the "
                     "shipped head: ravdess emodb (with EMOVO the sample story's sad voice is read as disgust, "
@@ -309,7 +314,7 @@ def main() -> int:
                     "(the shipped C and temperature), for scenarios built from them (docs/PROOF.md)")
     args = ap.parse_args()
 
-    d = load(args.speech, tuple(c for c in CORPORA if c in args.corpora))
+    d = load(args.speech, tuple(c for c in CORPORA if c in args.corpora), args.models)
     if args.holdout_actors:
         held = {int(a) for a in args.holdout_actors.split(",")}
         shipped = json.loads((ROOT / "models" / "voice_head.json").read_text())

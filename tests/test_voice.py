@@ -31,7 +31,7 @@ from emomusic.voice import personal
 from emomusic.voice.adapt import MAX_SHIFT, MAX_VOICES, MAX_WEIGHT, MIN_VAR_RATIO, SpeakerAdapter
 from emomusic.voice.analyzer import ADAPTATION_FILE, VoiceAnalyzer, VoiceClassifier
 from emomusic.voice.analyzer import build as voice_build
-from emomusic.voice.encoder import VoiceEncoder, mel_frames
+from emomusic.voice.encoder import MAX_FRAMES, VoiceEncoder, mel_frames
 from emomusic.voice.personal import MAX_WINDOWS, PERSONAL_FILE
 from emomusic.voice.vad import SpeechWindower, speech_windows
 
@@ -178,6 +178,20 @@ def test_the_encoder_without_weight_prepacking_gives_what_the_prepacked_one_give
     for a, b in zip(enc.model.run(mel), packed.run(mel), strict=True):
         assert np.abs(a - b).max() < 1e-4  # measured 2.5e-6: the same arithmetic, another order of sums
         assert np.abs(a).max() > 1e-2  # and not all zeros
+
+
+def test_the_encoders_top_layer_takes_half_the_steps_of_the_layers_below() -> None:
+    """The voice's cost per second of speech (docs/PERFORMANCE.md, models/README.md) rests on the top LSTM
+    layer reading the one below in 20 ms steps: 160, 160 and 80 steps for a 1.6 s window, 174 M
+    multiply-adds; a rebuilt encoder that lost the step would cost a quarter more, silently."""
+    import onnx
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench import lstm_steps, model_macs
+
+    steps = lstm_steps(onnx.load(str(ROOT / "models" / "voice_encoder_int8.onnx")))
+    assert sorted(steps.values(), reverse=True) == [MAX_FRAMES, MAX_FRAMES, MAX_FRAMES // 2]
+    assert abs(model_macs()["voice"] - 174.3e6) < 0.5e6
 
 
 def test_voices_are_told_apart_by_the_speaker_embedding(speech: np.ndarray) -> None:

@@ -34,9 +34,9 @@ PRIOR_WEIGHT = 30.0  # windows: the population's statistics count as this much s
 MAX_WEIGHT = 600.0  # windows: older speech decays beyond this (about ten minutes of talk)
 MAX_SHIFT = 1.0  # population standard deviations a voice's mean may move, per dimension
 MIN_VAR_RATIO = 0.25  # a voice's variance may not shrink below this share of the population's
-SAME_VOICE = 0.6  # cosine to a voice's centroid above which a window is that voice (RAVDESS: 1.3 voices per actor)
+SAME_VOICE = 0.7  # cosine to a voice's centroid above which a window is that voice (models/README.md)
 MAX_VOICES = 8
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the encoder's top layer at 20 ms steps; statistics of the earlier encoder do not carry over
 
 
 @dataclass(eq=False)  # a voice is itself: comparing its arrays field by field has no single truth value
