@@ -266,6 +266,40 @@ def test_detector_runs_every_nth_frame_and_faces_are_followed_in_between(astrona
     assert calls == [0, 3, 4, 7]  # nobody in view: every 3rd frame only
 
 
+def test_a_still_empty_room_is_searched_less_often_and_movement_brings_a_search_at_once(
+        astronaut: np.ndarray) -> None:
+    """Nobody found 5 times and nothing moves: 1 detection in quiet_every (5); camera noise is not
+    movement; someone walking in is detected on the very next chance, and found; quiet_every = 1 keeps
+    the old schedule."""
+    rng = np.random.default_rng(0)
+    room = cv2_blur(rng.integers(0, 256, astronaut.shape).astype(np.uint8))
+
+    def noisy(image: np.ndarray) -> np.ndarray:  # sensor noise, sd 4 grey levels, new on every frame
+        return np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
+
+    detector = FaceDetector("full", models_dir=MODELS)
+    schedule = DetectionSchedule(detector, every=1, quiet_every=5)
+    for _ in range(25):
+        assert schedule.detections(noisy(room)) == []
+    assert schedule.runs == 5 + 4  # five searches, then one in five: the 10th, 15th, 20th and 25th frames
+    assert schedule.skipped == 16
+    walked_in = room.copy()
+    walked_in[:, : astronaut.shape[1] // 2] = astronaut[:, : astronaut.shape[1] // 2]  # the astronaut's half
+    runs = schedule.runs
+    found = schedule.detections(noisy(walked_in))
+    assert schedule.runs == runs + 1 and len(found) == 1  # searched at once, and found
+    always = DetectionSchedule(detector, every=1, quiet_every=1)
+    for _ in range(12):
+        always.detections(noisy(room))
+    assert always.runs == 12 and always.skipped == 0
+
+
+def cv2_blur(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.GaussianBlur(image, (0, 0), 8)
+
+
 def test_views_alternate_and_a_mirrored_view_is_the_mirror_image(astronaut: np.ndarray) -> None:
     clf = ExpressionClassifier(MODELS)
     crop = _aligned(astronaut)

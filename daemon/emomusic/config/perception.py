@@ -73,6 +73,15 @@ class FaceConfig(Section, frozen=True):
             "finds it, look again at the region where it was, enlarged (a turned head; 0 = never).",
         ),
     ] = 3
+    quiet_every: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=30,
+            description="In a room where 5 detections in a row found nobody and nothing has moved since, "
+            "run only every n-th detection (1 = every one); any movement brings the next one at once.",
+        ),
+    ] = 5
 
 
 class VoiceConfig(Section, frozen=True):

@@ -76,7 +76,7 @@ class FaceAnalyzer:
         self.cfg_models = m
         self._locator: FaceDetector | None = None  # for still photos that are face crops (made when needed)
         self.tracker = FaceTracker(f.window_s)
-        self.schedule = DetectionSchedule(self.detector, f.detect_every)
+        self.schedule = DetectionSchedule(self.detector, f.detect_every, f.quiet_every)
         self._views = 0  # frames classified; plain and mirrored views alternate
 
     def process(self, item: Sensed) -> Observation | None:
