@@ -146,7 +146,8 @@ class DetectionSchedule:
             followed = [f.follow(image) for f in self._followers]
             if all(d is not None for d in followed):
                 return [d for d in followed if d is not None]
-        if self._still_and_empty(image):
+        view = self._view_if_quiet(image)
+        if view is not None and self._same_scene(view):
             self._since = 0
             self.skipped += 1
             return []
@@ -156,15 +157,23 @@ class DetectionSchedule:
         self.runs += 1
         self._quiet = 0
         self._empty_runs = 0 if dets else self._empty_runs + 1
-        self._empty_view = None if dets or self.quiet_every <= 1 else thumbnail(image)
+        if dets or self.quiet_every <= 1:
+            self._empty_view = None
+        elif self._empty_runs >= QUIET_AFTER:  # what the next frames are compared with (this frame's, made once)
+            self._empty_view = view if view is not None else thumbnail(image)
         return dets
 
-    def _still_and_empty(self, image: np.ndarray) -> bool:
-        """Whether this detection may be left out: nobody found for a while, nothing moved since."""
-        if self._empty_view is None or self._empty_runs < QUIET_AFTER or self._quiet >= self.quiet_every - 1:
-            return False
-        changed = np.abs(thumbnail(image) - self._empty_view) > CHANGED_LEVEL
-        if float(changed.mean()) >= STILL_SHARE:
+    def _view_if_quiet(self, image: np.ndarray) -> np.ndarray | None:
+        """This frame's thumbnail where a detection may be left out: nobody found for a while and fewer
+        than ``quiet_every`` - 1 left out in a row; None where the detector must run anyway."""
+        if self._empty_view is None or self._quiet >= self.quiet_every - 1:
+            return None
+        return thumbnail(image)
+
+    def _same_scene(self, view: np.ndarray) -> bool:
+        """Whether nothing moved since the last empty detection (counted as one more left out)."""
+        assert self._empty_view is not None
+        if float((np.abs(view - self._empty_view) > CHANGED_LEVEL).mean()) >= STILL_SHARE:
             return False
         self._quiet += 1
         return True
