@@ -679,6 +679,9 @@ def per_detection(full: float, short: float, share: float, second: float, quarte
     return full + (second * short + 4 * quarters * full) / max(share, 1e-9)
 
 
+LSTM_OPS = ("LSTM", "DynamicQuantizeLSTM")  # float and int8 (onnxruntime's) LSTM layers
+
+
 def lstm_steps(m: Any) -> dict[str, int]:
     """Each LSTM node's sequence length (by its input's name) on a window of MAX_FRAMES frames: the graph
     run once with those inputs exposed as outputs (the top layer's steps come from a reshape that static
@@ -690,7 +693,7 @@ def lstm_steps(m: Any) -> dict[str, int]:
 
     probe = onnx.ModelProto()
     probe.CopyFrom(m)
-    seqs = [n.input[0] for n in probe.graph.node if n.op_type == "LSTM"]
+    seqs = [n.input[0] for n in probe.graph.node if n.op_type in LSTM_OPS]
     probe.graph.output.extend(onnx.ValueInfoProto(name=x) for x in seqs)
     sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
     outs = sess.run(seqs, {sess.get_inputs()[0].name: np.zeros((1, MAX_FRAMES, N_MELS), np.float32)})
@@ -709,14 +712,14 @@ def model_macs() -> dict[str, float]:
         shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
                   for v in [*m.graph.value_info, *m.graph.input, *m.graph.output]}
         shapes |= {i.name: list(numpy_helper.to_array(i).shape) for i in m.graph.initializer}
-        steps = lstm_steps(m) if any(n.op_type == "LSTM" for n in m.graph.node) else {}
+        steps = lstm_steps(m) if any(n.op_type in LSTM_OPS for n in m.graph.node) else {}
         total = 0.0
         for node in m.graph.node:
             if node.op_type == "Conv":
                 w, out = shapes.get(node.input[1], []), shapes.get(node.output[0], [])
                 if len(w) == 4 and len(out) == 4:
                     total += float(np.prod(out[1:])) * w[1] * w[2] * w[3]
-            elif node.op_type == "LSTM":  # weights (dirs, 4h, in) and (dirs, 4h, h): per step
+            elif node.op_type in LSTM_OPS:  # weights (dirs, 4h, in) and (dirs, 4h, h), or in int8 transposed: per step
                 w, r = shapes.get(node.input[1], []), shapes.get(node.input[2], [])
                 if w and r:
                     total += steps[node.input[0]] * w[0] * (w[1] * w[2] + r[1] * r[2])

@@ -29,8 +29,8 @@ class Model:
         self.backend = backend
         self.weight_only = weight_only  # a weight-only int8 ONNX model (DequantizeLinear on initializers)
         # onnxruntime's weight prepacking: a copy of the weights in its GEMM layout. It pays for the int8
-        # face CNN (2.2 vs 3.4 ms a view); the detectors run as fast without it and the voice encoder's
-        # LSTM faster (11.3 vs 15.1 ms a window on a 2-core EPYC without VNNI), each in less memory (#35).
+        # face CNN (2.2 vs 3.4 ms a view) and the voice encoder's int8 LSTM layers (2.9 vs 6.2 ms a
+        # window); the detectors run as fast without it, in less memory (#35).
         self.prepack = prepack
         hint = f"; rebuild it with {rebuild_hint}" if rebuild_hint else ""
         if not self.path.is_file():

@@ -7,8 +7,8 @@ Its input is computed here in numpy exactly as Resemblyzer computes it with libr
 normalised to -30 dBFS, 25 ms Hann frames every 10 ms, power spectrum, 40 Slaney mel bands (no log).
 The LSTM reads the loudest 1.6 s of each 2 s window as one sequence (Resemblyzer's partial length;
 its cost grows with the sequence, and the daemon's budget is 10 ms per second of speech); its top
-layer reads the layer below in 20 ms steps, a fifth less arithmetic at the same accuracy
-(scripts/build_voice_encoder.py).
+layer reads the layer below in 20 ms steps, a fifth less arithmetic at the same accuracy, and its upper
+two layers compute in int8 (scripts/build_voice_encoder.py).
 """
 
 from __future__ import annotations
@@ -58,9 +58,10 @@ class VoiceEncoder:
     the emotion head's input (n, 1024): the LSTM's outputs averaged over time and its final states."""
 
     def __init__(self, models_dir: Path, threads: int = 1) -> None:
-        # int8 weights dequantized in the graph: onnxruntime runs it whatever models.backend says
+        # onnxruntime whatever models.backend says (its int8 LSTM layers are onnxruntime's own operator);
+        # prepacked: the int8 layers run 2x slower from unpacked weights
         self.model = Model(models_dir / "voice_encoder_int8.onnx", "onnxruntime", threads,
-                           rebuild_hint=REBUILD_ENCODER, weight_only=True, prepack=False)
+                           rebuild_hint=REBUILD_ENCODER, weight_only=True, prepack=True)
 
     def encode(self, windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         emb = np.empty((len(windows), EMBED_DIM), np.float32)
