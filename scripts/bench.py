@@ -518,6 +518,15 @@ def summary_rows(info: dict[str, Any]) -> list[str]:
         rows.append(_row("the page's CPU: no page open / one page open",
                          f"{web['idle_no_page_percent_of_one_core']} % / "
                          f"{web['one_page_open_percent_of_one_core']} % of one core", "< 1 %"))
+    player = info.get("player")
+    if player:
+        from emomusic.music.players.pygame_player import MIXER_BUFFER
+
+        ours = [v for k, v in player.items() if k.endswith(f"buffer {MIXER_BUFFER}")]
+        default = [v for k, v in player.items() if k.endswith("buffer 512")]
+        rows.append(_row(f"the pygame player mixing a track (Ogg, MP3, FLAC; {MIXER_BUFFER}-sample buffer, "
+                         "pygame's default 512)", f"{min(ours):.2f}-{max(ours):.2f} % "
+                         f"({min(default):.2f}-{max(default):.2f} %) of one core", ""))
     low, high = info.get("pi_run_percent", (0.0, 0.0))
     rows.append(_row("Pi 4 estimate, `emomusic run` in steady state (from arithmetic, below)",
                      f"~{low:.0f}-{high:.0f} % of one of its four cores", ""))
@@ -780,6 +789,42 @@ def scan_rate(folders: list[Path], jobs: int) -> dict[str, Any]:
             "tracks_per_s": round(report.seen / wall, 1), "jobs": jobs or os.cpu_count()}
 
 
+PLAYER_CPU = """
+import os, sys, time
+os.environ['SDL_AUDIODRIVER'] = 'dummy'
+from emomusic.music.players import pygame_player
+pygame_player.MIXER_BUFFER = int(sys.argv[2])
+player = pygame_player.PygamePlayer(fade_ms=0)
+player.play(sys.argv[1])
+time.sleep(3)
+t0, w0 = time.process_time(), time.monotonic()
+time.sleep(float(sys.argv[3]))
+print(100 * (time.process_time() - t0) / (time.monotonic() - w0))
+"""
+
+
+def player_cpu(seconds: float = 20.0) -> dict[str, float]:
+    """The pygame player's CPU (% of one core) while it plays a demo track of each format through SDL's
+    dummy driver (which mixes as a sound card's would), with the daemon's mixer buffer and with pygame's
+    default of 512 samples, each in a fresh process that does nothing else."""
+    from emomusic.music.demo import synth_music, write_tagged
+    from emomusic.music.players.pygame_player import MIXER_BUFFER
+
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        audio = synth_music(30.0)
+        for suffix in (".ogg", ".mp3", ".flac"):
+            track = Path(tmp) / f"track{suffix}"
+            write_tagged(track, audio, "bench", "")
+            for buffer in (MIXER_BUFFER, 512):
+                res = subprocess.run([sys.executable, "-c", PLAYER_CPU, str(track), str(buffer), str(seconds)],
+                                     capture_output=True, text=True, timeout=seconds + 60)
+                if res.returncode:
+                    raise SystemExit(f"player benchmark failed: {res.stderr.strip().splitlines()[-1:]}")
+                out[f"{suffix[1:]}, buffer {buffer}"] = round(float(res.stdout.strip()), 2)
+    return out
+
+
 def web_idle(seconds: float = 60.0) -> dict[str, float]:
     """CPU of the web stage's thread (% of one core) with no page open, then with one page open
     (server-sent events), while the state changes twice a second as it does live."""
@@ -864,6 +909,7 @@ def main() -> int:
     info["memory"] = full_daemon_memory(30.0 if args.quick else 60.0, 10.0 if args.quick else 20.0)
     info["memory"]["breakdown"] = memory_breakdown()
     info["web"] = web_idle(30.0 if args.quick else 60.0)
+    info["player"] = player_cpu(10.0 if args.quick else 20.0)
     if args.music:
         info["scan"] = scan_rate(args.music, args.jobs)
     st = info["stages"]

@@ -303,3 +303,23 @@ def test_player_advances_through_real_files_and_obeys_mqtt(tmp_path: Path, broke
         assert late.wait_for("emomusic/mus/player").json()["state"] == "idle"
     finally:
         daemon.stop()
+
+
+def test_the_pygame_player_mixes_in_large_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SDL's mixer wakes once per block: the player asks for MIXER_BUFFER samples (4096) rather than
+    pygame's 512, which cost 2-3x the CPU for the same track (scripts/bench.py, docs/PERFORMANCE.md)."""
+    from emomusic.music.players import pygame_player
+
+    pygame = pygame_player.import_pygame()
+    asked: list[dict[str, int]] = []
+    real_init = pygame.mixer.init
+
+    def init(**kwargs: int) -> None:
+        asked.append(kwargs)
+        real_init(**kwargs)
+
+    monkeypatch.setenv("SDL_AUDIODRIVER", "dummy")
+    monkeypatch.setattr(pygame.mixer, "init", init)
+    pygame_player.PygamePlayer()
+    assert pygame_player.MIXER_BUFFER >= 2048
+    assert asked and all(a.get("buffer") == pygame_player.MIXER_BUFFER for a in asked)
