@@ -356,7 +356,7 @@ def test_a_statement_teaches_this_voice_and_a_restart_keeps_it(tmp_path: Path, s
     assert before["fearful"] < 0.1, before
     analyzer.teach("fearful", after(speech, 2))
     taught_now = say(analyzer, speech, 3)
-    assert taught_now["fearful"] >= 0.4, taught_now  # (0.66 on x86-64)
+    assert taught_now["fearful"] >= 0.4, taught_now  # (0.65 on x86-64)
     taught = analyzer.classifier.personal.voices[1].update  # type: ignore[union-attr]
     analyzer.close()
     saved = json.loads((tmp_path / PERSONAL_FILE).read_text())
@@ -373,7 +373,7 @@ def test_a_statement_teaches_this_voice_and_a_restart_keeps_it(tmp_path: Path, s
     restored = again.classifier.personal.voices[1].update
     assert restored is not None and taught is not None
     assert np.abs(restored.dw - taught.dw).max() <= 0.01 * np.abs(taught.dw).max()
-    # the same voice, the same adaptation, with and without what was taught (0.37 and 0.00 on x86-64)
+    # the same voice, the same adaptation, with and without what was taught (0.40 and 0.00 on x86-64)
     assert say(again, speech, 0)["fearful"] - say(plain, speech, 0)["fearful"] >= 0.15
     (tmp_path / PERSONAL_FILE).write_text("{not json")  # a corrupt file: started afresh, said in the log
     assert voice_build(cfg, PlaybackGuard(), True).classifier.personal.voices == {}  # type: ignore[union-attr]
@@ -409,8 +409,8 @@ def test_a_listener_who_only_ever_says_sad_does_not_make_everything_sad(
     centres = softmax(head.logits(head.class_means) + told.update(head.class_means))
     if anchored:
         assert list(centres.argmax(1)) == list(range(len(VOICE_LABELS)))
-        assert centres.max(1).min() >= 0.6  # each read as itself, clearly (>= 0.92 on x86-64)
-        assert everyday[sad] <= 0.6  # part of the way (0.36 on x86-64)
+        assert centres.max(1).min() >= 0.6  # each read as itself, clearly (>= 0.91 on x86-64)
+        assert everyday[sad] <= 0.6  # part of the way (0.35 on x86-64)
     else:
         assert everyday[sad] >= 0.9  # everything this voice says is now sad (0.99 on x86-64)
 
