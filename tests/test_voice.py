@@ -188,8 +188,11 @@ def test_the_encoders_int8_layers_fit_seven_bits_so_every_cpu_reads_a_voice_alik
     import onnx
     from onnx import numpy_helper
 
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench import LSTM_OPS
+
     model = onnx.load(str(ROOT / "models" / "voice_encoder_int8.onnx"))
-    layers = [n for n in model.graph.node if n.op_type in ("LSTM", "DynamicQuantizeLSTM")]
+    layers = [n for n in model.graph.node if n.op_type in LSTM_OPS]
     assert [n.op_type for n in layers] == ["LSTM", "DynamicQuantizeLSTM", "DynamicQuantizeLSTM"]
     init = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     for node in layers[1:]:

@@ -41,8 +41,8 @@ def import_pygame() -> Any:
 _ABSENT = object()
 
 # Samples SDL mixes per callback: 4096 (93 ms at 44.1 kHz) instead of pygame's 512 wakes the mixer
-# thread 11 times a second instead of 86; decoding and mixing a track then cost 0.23-0.36 % of a core
-# instead of 0.56-0.94 % (an Ogg, an MP3 and a FLAC of the demo library, 2026-12-03, #35). A pause, a
+# thread 11 times a second instead of 86; decoding and mixing a track then cost 0.18-0.29 % of a core
+# instead of 0.41-0.92 % (an Ogg, an MP3 and a FLAC; bench.py, docs/PERFORMANCE.md, #35). A pause, a
 # volume change or a fade starts up to a tenth of a second later, which ambient music does not show.
 MIXER_BUFFER = 4096
 
