@@ -175,9 +175,13 @@ def test_the_encoder_with_weight_prepacking_gives_what_the_unpacked_one_gives(sp
     assert enc.model.prepack
     unpacked = Model(ROOT / "models" / "voice_encoder_int8.onnx", weight_only=True, prepack=False)
     mel = mel_frames(windows_of(speech)[0].astype(np.float32) / 32768.0)[None]
-    for a, b in zip(enc.model.run(mel), unpacked.run(mel), strict=True):
-        assert np.abs(a - b).max() < 1e-4  # measured 0: the same integer arithmetic, another layout
-        assert np.abs(a).max() > 1e-2  # and not all zeros
+    (emb_a, states_a), (emb_b, states_b) = enc.model.run(mel), unpacked.run(mel)
+    # Measured 0 here. Where the two layouts sum the float first layer in another order (2.5e-6 apart on a
+    # CPU without VNNI), the int8 layers may round a state to the next uint8 step: 1e-6 relative noise on
+    # the input moves the states by up to 0.013 and the embedding by 0.003 here, hence these bounds.
+    assert np.abs(states_a - states_b).max() < 0.05
+    assert float(np.sum(emb_a * emb_b)) > 0.999
+    assert np.abs(states_a).max() > 1e-2  # and not all zeros
 
 
 def test_the_encoders_int8_layers_fit_seven_bits_so_every_cpu_reads_a_voice_alike() -> None:
