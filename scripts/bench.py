@@ -377,15 +377,16 @@ def memory_breakdown() -> dict[str, list[float]]:
     return dict(json.loads(res.stdout.strip().splitlines()[-1]))
 
 
-def detection_share(seconds: float = 60.0) -> tuple[float, float, float]:
-    """Of the frames the face analyzer gets from the sample video (a seated listener swaying), the
-    share on which its detector really runs (every n-th frame, and whenever the face moved), the share
-    on which the short range looked too (the full range found nothing, or near a face just lost), and the
-    share with a look for small faces in the frame's quarters (four full-range runs)."""
+def detection_share(seconds: float = 60.0) -> tuple[float, float, float, float]:
+    """Of the frames the face analyzer gets from the sample video (a seated listener swaying): the share
+    on which a detection runs (every n-th frame, and whenever the face moved), the share of those that
+    looked only around the followed face, and the full and the short range's runs per frame (all their
+    looks: whole frame, quarters, around a face)."""
     import cv2
 
     from emomusic.config import load_config
     from emomusic.face.analyzer import FaceAnalyzer
+    from emomusic.face.detector import BothRanges
     from emomusic.messages import VideoFrame
     from emomusic.sources.samples import make_video
 
@@ -405,11 +406,10 @@ def detection_share(seconds: float = 60.0) -> tuple[float, float, float]:
             analyzer.process(VideoFrame(i / 15, frame, frames))
             frames += 1
         i += 1
-    # face.detector = "both": how often the short range ran (on the frame, or near a face just lost), and how
-    # often the full range looked in the quarters
-    det, n = analyzer.detector, max(1, frames)
-    short = getattr(det, "second_looks", 0) + getattr(det, "near_looks", 0)
-    return analyzer.schedule.runs / n, short / n, getattr(det, "tiled_looks", 0) / n
+    det, n, sched = analyzer.detector, max(1, frames), analyzer.schedule
+    full, short = (det.full.runs, det.short.runs) if isinstance(det, BothRanges) else (getattr(det, "runs", 0), 0)
+    runs = sched.runs + sched.near_runs
+    return runs / n, sched.near_runs / max(1, runs), full / n, short / n
 
 
 # -- the seeds' models ---------------------------------------------------------------------------------
@@ -553,11 +553,16 @@ def int8_against_fp32(st: dict[str, float]) -> str:
     if lite in st:
         full = "face detect (full range, {})"
         saved = 5 * (st[ort] - st[lite]) + st[full.format("onnxruntime")] - st[full.format("tflite")]
-        text += (f" The daemon runs onnxruntime on every kind of CPU: the face models on LiteRT would save "
-                 f"{saved:.1f} ms a second here ({saved / 10:.2f} % of a core), but the voice encoder needs "
-                 f"onnxruntime anyway and LiteRT beside it holds {LITERT_MB:.0f} MB more (its library and the "
-                 "face model's interpreter, measured 2026-12-03), against a memory budget the daemon is "
-                 "within a few MB of.")
+        text += " The daemon runs onnxruntime on every kind of CPU: "
+        if saved <= 0:
+            text += (f"the face models on LiteRT would cost {-saved:.1f} ms a second more here "
+                     f"({-saved / 10:.2f} % of a core), and LiteRT beside onnxruntime (which the voice encoder "
+                     f"needs anyway) holds {LITERT_MB:.0f} MB more.")
+        else:
+            text += (f"the face models on LiteRT would save {saved:.1f} ms a second here ({saved / 10:.2f} % of a "
+                     f"core), but the voice encoder needs onnxruntime anyway and LiteRT beside it holds "
+                     f"{LITERT_MB:.0f} MB more (its library and the face model's interpreter, measured 2026-12-03), "
+                     "against a memory budget the daemon is within a few MB of.")
     return text
 
 
@@ -642,11 +647,11 @@ def write_report(path: Path, info: dict[str, Any]) -> None:
               f"thread); no music, no page. Steady state from {w['steady_from_s']:.0f} s of stream; overall "
               f"{w['cpu_percent_of_one_core']} % of one core including Python start-up and model loading; "
               f"peak RSS {w['peak_rss_mb']} MB (`ru_maxrss`).",
-              f"- **Models per second of stream**: 5 × {info['detection_share']:.2f} × detect (full range, and "
-              f"the short range on the {100 * info['second_look_share']:.0f} % of frames where the full range found "
-              f"nothing, four times in the quarters on {100 * info['quarter_look_share']:.0f} %; the detector ran "
-              f"on {100 * info['detection_share']:.0f} % of the sample video's analysed "
-              f"frames: every {info['detect_every']}th, and again when the face could not be followed) + 5 × "
+              f"- **Models per second of stream**: 5 × ({info['full_runs_per_frame']:.2f} × full range + "
+              f"{info['short_runs_per_frame']:.2f} × short range: the runs per analysed frame of the sample video, "
+              f"where a detection ran on {100 * info['detection_share']:.0f} % of the frames, every "
+              f"{info['detect_every']}th and again when the face could not be followed, "
+              f"{100 * info['near_share']:.0f} % of them only around the followed face) + 5 × "
               "(following + classify one view, int8: the daemon alternates the plain and mirrored view) + 1 × "
               "(voice mel, encoder, adaptation and head, as if someone spoke all the time) + 33 × VAD. "
               "A face that cannot be followed is "
@@ -681,11 +686,10 @@ A72_PEAK_GMACS = 1.5 * 8  # Pi 4: Cortex-A72 at 1.5 GHz, two 128-bit NEON pipes,
 A72_ATTAINED = (0.3, 0.5)  # the share of that peak NEON kernels reach on convolutions this small
 
 
-def per_detection(full: float, short: float, share: float, second: float, quarters: float) -> float:
-    """What one detector run costs with the looks it brings (in ms or in multiply-adds): the full range,
-    and spread over the runs (``share`` of analysed frames) the short range's (``second``) and the
-    quarters' four full-range runs (``quarters``)."""
-    return full + (second * short + 4 * quarters * full) / max(share, 1e-9)
+def per_frame_detection(full: float, short: float, full_runs: float, short_runs: float) -> float:
+    """The detector's cost per analysed frame (in ms or in multiply-adds): each range's cost times its runs
+    per frame."""
+    return full * full_runs + short * short_runs
 
 
 LSTM_OPS = ("LSTM", "DynamicQuantizeLSTM")  # float and int8 (onnxruntime's) LSTM layers
@@ -738,13 +742,13 @@ def model_macs() -> dict[str, float]:
             "face": count("face_expression_int8.onnx"), "voice": count("voice_encoder_int8.onnx")}
 
 
-def pi_note(info: dict[str, Any], fps: float, share: float, second: float, quarters: float) -> str:
+def pi_note(info: dict[str, Any], fps: float, full_runs: float, short_runs: float) -> str:
     """The Pi 4 estimate from arithmetic: the models' multiply-adds per stream second against a Cortex-A72
     core's NEON peak (a bound) and the share of it kernels reach (a range); the rest of the daemon by a
     core-to-core factor."""
     macs = model_macs()
-    detect = per_detection(macs["full"], macs["short"], share, second, quarters)
-    per_s = fps * share * detect + fps * macs["face"] + macs["voice"]
+    per_s = fps * per_frame_detection(macs["full"], macs["short"], full_runs, short_runs) + fps * macs["face"] \
+        + macs["voice"]
     info["model_macs_per_stream_s"] = per_s
     bound = per_s / (A72_PEAK_GMACS * 1e9) * 1000
     lo, hi = bound / A72_ATTAINED[1], bound / A72_ATTAINED[0]
@@ -918,22 +922,21 @@ def main() -> int:
     cfg = load_config(None, env={})
     fps, every = cfg.camera.analysis_fps, cfg.face.detect_every
     info["detect_every"] = every
-    share, second, quarters = detection_share()
-    info["detection_share"], info["second_look_share"] = round(share, 3), round(second, 3)
-    info["quarter_look_share"] = round(quarters, 3)
+    share, near, full_runs, short_runs = detection_share()
+    info["detection_share"], info["near_share"] = round(share, 3), round(near, 3)
+    info["full_runs_per_frame"], info["short_runs_per_frame"] = round(full_runs, 3), round(short_runs, 3)
     full_ms, short_ms = st["face detect (full range, onnxruntime)"], st["face detect (short range, onnxruntime)"]
-    detect = per_detection(full_ms, short_ms, share, second, quarters)
     rest = fps * (st["face classify, one face, one view (int8, onnxruntime)"]
                   + st["face following between detections (template match)"]) \
         + st["voice encoder + adaptation + head per 2 s window"] + 33 * st["VAD per 30 ms frame"]
-    ours = fps * share * detect + rest
+    ours = fps * per_frame_detection(full_ms, short_ms, full_runs, short_runs) + rest
     info["ours_per_stream_s_ms"] = ours
-    info["ours_detect_always_ms"] = fps * detect + rest
+    info["ours_detect_always_ms"] = fps * full_ms + rest
     if not args.quick:
         info["seeds"] = seed_models(repeat)
         info["seeds_per_stream_s_ms"] = 5 * info["seeds"]["Swin-T face model, 224x224 (per frame)"] \
             + info["seeds"]["WavLM-base audio model, 2 s window"]
-    info["pi_note"] = pi_note(info, fps, share, second, quarters)
+    info["pi_note"] = pi_note(info, fps, full_runs, short_runs)
     write_report(args.out, info)
     print(json.dumps({k: v for k, v in info.items() if k != "pi_note"}, indent=1, default=float))
     print(f"wrote {args.out}")

@@ -73,6 +73,16 @@ class FaceConfig(Section, frozen=True):
             "finds it, look again at the region where it was, enlarged (a turned head; 0 = never).",
         ),
     ] = 3
+    scan_every: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=30,
+            description='With detector "both": while one face is followed, search the whole frame on every n-th '
+            "detection only; in between, the short range looks around that face, enlarged (a quarter of the "
+            "cost). Someone coming in is found within n detections (1 = always the whole frame).",
+        ),
+    ] = 5
     quiet_every: Annotated[
         int,
         Meta(

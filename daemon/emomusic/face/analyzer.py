@@ -14,7 +14,7 @@ import numpy as np
 from emomusic.audio import PlaybackGuard
 from emomusic.config import Config
 from emomusic.config.perception import FaceConfig, ModelsConfig
-from emomusic.face.detector import Detection, Detects, FaceDetector, make_detector
+from emomusic.face.detector import BothRanges, Detection, Detects, FaceDetector, make_detector
 from emomusic.face.preprocess import align_face, crop_locator, locate_in_crop, standardise, to_bgr8
 from emomusic.face.tracking import DetectionSchedule, FaceTracker, Track, face_quality
 from emomusic.labels import FACE_LABELS
@@ -76,7 +76,8 @@ class FaceAnalyzer:
         self.cfg_models = m
         self._locator: FaceDetector | None = None  # for still photos that are face crops (made when needed)
         self.tracker = FaceTracker(f.window_s)
-        self.schedule = DetectionSchedule(self.detector, f.detect_every, f.quiet_every)
+        near = self.detector.refresh if isinstance(self.detector, BothRanges) else None
+        self.schedule = DetectionSchedule(self.detector, f.detect_every, f.quiet_every, near, f.scan_every)
         self._views = 0  # frames classified; plain and mirrored views alternate
 
     def process(self, item: Sensed) -> Observation | None:

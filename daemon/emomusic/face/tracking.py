@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -126,13 +127,24 @@ class DetectionSchedule:
     shows the same scene as the last empty one (nothing moved) is skipped, up to ``quiet_every`` - 1 in a
     row, so a still empty room is searched every ``quiet_every`` detections and anyone who walks in is
     looked for at once (as Frigate gates its object detector on motion).
+
+    A single listener is the other common sight. While exactly one face is followed and ``near`` is
+    given (``BothRanges.refresh``), a due detection first looks only around that face; the whole frame
+    is searched again when that look fails and on every ``scan_every``-th detection, so someone coming
+    in is found within ``scan_every`` detections.
     """
 
-    def __init__(self, detector: Detects, every: int, quiet_every: int = 1) -> None:
+    def __init__(self, detector: Detects, every: int, quiet_every: int = 1,
+                 near: Callable[[np.ndarray, Detection], list[Detection]] | None = None,
+                 scan_every: int = 1) -> None:
         self.detector = detector
         self.every = every
         self.quiet_every = quiet_every
-        self.runs = 0
+        self.near = near
+        self.scan_every = scan_every
+        self.runs = 0  # whole-frame detections
+        self.near_runs = 0  # detections that looked only around the followed face
+        self._near_in_row = 0
         self.skipped = 0  # detections left out in a still empty room (the benchmark counts them)
         self._since = every  # the first frame is always detected
         self._followers: list[FaceFollower] = []
@@ -146,6 +158,12 @@ class DetectionSchedule:
             followed = [f.follow(image) for f in self._followers]
             if all(d is not None for d in followed):
                 return [d for d in followed if d is not None]
+        found = self._look_near(image)
+        if found:
+            self._followers = [FaceFollower(image, found[0])]
+            self._since = 0
+            self.near_runs += 1
+            return found
         view = self._view_if_quiet(image)
         if view is not None and self._same_scene(view):
             self._since = 0
@@ -162,6 +180,16 @@ class DetectionSchedule:
         elif self._empty_runs >= QUIET_AFTER:  # what the next frames are compared with (this frame's, made once)
             self._empty_view = view if view is not None else thumbnail(image)
         return dets
+
+    def _look_near(self, image: np.ndarray) -> list[Detection]:
+        """The one followed face looked for around where it was; [] where the whole frame is to be searched
+        (no single face followed, the look failed, or ``scan_every`` - 1 looks in a row already)."""
+        if self.near is None or len(self._followers) != 1 or self._near_in_row >= self.scan_every - 1:
+            self._near_in_row = 0
+            return []
+        found = self.near(image, self._followers[0].det)
+        self._near_in_row = self._near_in_row + 1 if found else 0
+        return found[:1]
 
     def _view_if_quiet(self, image: np.ndarray) -> np.ndarray | None:
         """This frame's thumbnail where a detection may be left out: nobody found for a while and fewer
