@@ -92,10 +92,11 @@ def hann(n: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)
 
 
-# Frames transformed at once: bounded temporaries on a Pi, and numpy's float32 FFT slows down on large
-# batches (a 2 s voice window, 201 frames: 1.6 ms in one batch, 0.7 ms in blocks of 64; a minute of music
-# the same either way; measured 2026-12-03, numpy 2.4, one thread).
-MEL_BLOCK = 64
+# Frames transformed at once: temporaries small enough to stay in the heap. Under the daemon's malloc
+# settings (service.memory: large buffers handed back at once) a 2 s voice window took 2.1 ms in one
+# block of 201 frames (400 fresh pages faulted in a call), 1.8 ms in blocks of 64 (200) and 1.1 ms in
+# blocks of 32 (none); a minute of music the same either way (measured 2026-12-03, numpy 2.4).
+MEL_BLOCK = 32
 
 
 def mel_power(y: np.ndarray, n_fft: int, hop: int, n_mels: int, sr: int = RATE) -> np.ndarray:
