@@ -218,10 +218,10 @@ class BothRanges:
     def __init__(self, full: FaceDetector, short: FaceDetector, tile_every: int = 0, recall: int = 0) -> None:
         self.full, self.short, self.tile_every = full, short, tile_every
         self.recall = recall
-        self.second_looks = 0  # how often the short range ran (the benchmark counts its cost)
+        # which extra looks ran (each range's ``runs`` counts every model run, for the benchmark)
+        self.second_looks = 0  # the short range on the frame, where the full range found nothing
         self.tiled_looks = 0
         self.near_looks = 0
-        self.refreshes = 0
         self._empty = 0
         self._last: Detection | None = None  # the largest face of the last detection that found one
 
@@ -248,7 +248,6 @@ class BothRanges:
         searches the whole frame every ``face.scan_every`` detections). [] where it is not there."""
         found = self.near(image, followed)
         if found:
-            self.refreshes += 1
             self._last, self._empty = found[0], 0
         return found
 

@@ -189,7 +189,7 @@ class DetectionSchedule:
             return []
         found = self.near(image, self._followers[0].det)
         self._near_in_row = self._near_in_row + 1 if found else 0
-        return found[:1]
+        return found
 
     def _view_if_quiet(self, image: np.ndarray) -> np.ndarray | None:
         """This frame's thumbnail where a detection may be left out: nobody found for a while and fewer
