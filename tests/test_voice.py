@@ -416,8 +416,8 @@ def test_a_listener_who_only_ever_says_sad_does_not_make_everything_sad(
     centres = softmax(head.logits(head.class_means) + told.update(head.class_means))
     if anchored:
         assert list(centres.argmax(1)) == list(range(len(VOICE_LABELS)))
-        assert centres.max(1).min() >= 0.6  # each read as itself, clearly (>= 0.91 on x86-64)
-        assert everyday[sad] <= 0.6  # part of the way (0.35 on x86-64)
+        assert centres.max(1).min() >= 0.6  # each read as itself, clearly (>= 0.86 on x86-64)
+        assert everyday[sad] <= 0.6  # part of the way (0.43 on x86-64)
     else:
         assert everyday[sad] >= 0.9  # everything this voice says is now sad (0.99 on x86-64)
 
