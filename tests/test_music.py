@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from emomusic.commands import Command
+from emomusic.commands import Command, Handover
 from emomusic.config import parse_config
-from emomusic.messages import FusedState
+from emomusic.messages import FusedState, PlayerStatus, Quiet
 from emomusic.music.controller import MusicController
 from emomusic.music.demo import DEMO_PIECES, make_demo_library, synth_music, write_tagged
 from emomusic.music.library import Library, Track
@@ -251,6 +251,45 @@ def test_controller_commands(tmp_path: Path, demo_dir: Path) -> None:
     send(mc, Command("mode", "off"))
     mc.step()
     assert mc.player.volume == 0.25 and mc.status().state == "idle" and mc.current is None
+
+
+class Heard(Quiet):
+    """The player statuses and controls the music stage publishes."""
+
+    def __init__(self) -> None:
+        self.statuses: list[PlayerStatus] = []
+        self.controls: list[tuple[str, int, str]] = []
+
+    def on_player(self, status: PlayerStatus) -> None:
+        self.statuses.append(status)
+
+    def on_controls(self, mode: str, volume: int, mood: str) -> None:
+        self.controls.append((mode, volume, mood))
+
+
+def test_a_takeover_adopts_the_other_rooms_controls_and_track_in_one_step(tmp_path: Path, demo_dir: Path) -> None:
+    """The listener came from another room: its mode, volume and next track arrive as one command, and no
+    status in between shows that room's mode with this room's own music (a race the two-room test hit)."""
+    cfg = parse_config({"device": {"state_dir": str(tmp_path)}, "library": {"folders": [str(demo_dir)]},
+                        "player": {"mode": "match", "volume": 70}}, env={})
+    heard = Heard()
+    mc = MusicController(MusicSettings.of(cfg), out=heard)
+    mc.library = mc._open_library()
+    mc.player = FakePlayer()
+    mc.on_state(state(0.7, 0.6))
+    mc.step()
+    own = mc.current
+    assert own is not None and mc.status().mode == "match"
+    nxt = next(t for t in mc.library.tracks() if t.id != own.id and t.valence < 0)  # not what match would pick
+    mc.apply(Command("takeover", "Living room", nxt.path, (own.path,), Handover("regulate", "calm", 30)))
+    assert mc.mode == "match"  # the daemon leaves a takeover's controls to the music stage
+    heard.statuses.clear()
+    mc.step()
+    assert mc.mode == "regulate" and mc.volume == 30 and mc.player.volume == 0.3
+    assert mc.current is not None and mc.current.path == nxt.path
+    assert [(s.mode, s.title) for s in heard.statuses] == [("regulate", nxt.title)]
+    assert heard.controls[-1] == ("regulate", 30, mc.fixed_mood)
+    assert any("Living room" in d for d in mc.decisions[-2:])
 
 
 def test_player_advances_through_real_files_and_obeys_mqtt(tmp_path: Path, broker: Broker,

@@ -30,16 +30,27 @@ class PayloadError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Handover:
+    """The controls a room adopts with the music it takes over (house/follow.py)."""
+
+    mode: str
+    mood: str
+    volume: int
+
+
+@dataclass(frozen=True, slots=True)
 class Command:
     """A validated command: ``kind`` is 'mode', 'volume' (0-100), 'player', 'mood' (the fixed mood),
     'feedback' (the listener says how they feel: an emotion label), or 'takeover' (made by the daemon
     only, house/follow.py: ``value`` the room the listener came from, ``target`` the next track, ``paths``
-    what played there)."""
+    what played there, ``handover`` its controls: one command, so the music stage adopts the controls and
+    the track in one step and never shows the other room's mode with its own music)."""
 
     kind: str
     value: str | int
     target: str = ""  # like/dislike of a named track (its path or title) instead of the current one
     paths: tuple[str, ...] = ()
+    handover: Handover | None = None
 
 
 CONTROLS_FILE = "controls.json"  # in the state dir: what the user set survives a restart
@@ -66,6 +77,10 @@ class Controls:
             self.volume = int(cmd.value)
         elif cmd.kind == "mood":
             self.mood, self.mode = str(cmd.value), "fixed"
+        elif cmd.kind == "takeover" and cmd.handover is not None:
+            h = cmd.handover
+            self.volume, self.mood = h.volume, h.mood if h.mode == "fixed" else self.mood
+            self.mode = h.mode
         else:
             return False
         if (self.mode, self.volume, self.mood) != before:

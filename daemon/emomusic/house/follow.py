@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from emomusic.commands import Command
+from emomusic.commands import Command, Handover
 from emomusic.messages import FusedState, PlayerStatus, Quiet
 
 log = logging.getLogger("emomusic.house")
@@ -145,9 +145,7 @@ class Follower(Quiet):
         log.info("the listener came from %s: taking over its music (%s, next '%s')", h.room or h.device, h.mode,
                  h.next.rsplit("/", 1)[-1] or "from the plan")
         self.take(h.device)
-        self.submit(Command("volume", h.volume))
-        self.submit(Command("mood", h.mood) if h.mode == "fixed" else Command("mode", h.mode))
-        self.submit(Command("takeover", h.room or h.device, h.next, h.history))
+        self.submit(Command("takeover", h.room or h.device, h.next, h.history, Handover(h.mode, h.mood, h.volume)))
 
     def _check_taken(self) -> None:
         """Our offer taken by another room: pause here."""

@@ -68,7 +68,7 @@ class MusicController(RetryingStage):
         self.player: Player | None = None
         self._last_published: PlayerStatus | None = None
 
-    # The controls are set by whoever applies a command (the daemon, or MPD's own volume); read here.
+    # The controls are set by whoever applies a command (the daemon, a takeover here, or MPD's own volume).
     @property
     def mode(self) -> str:
         return self.controls.mode
@@ -213,7 +213,11 @@ class MusicController(RetryingStage):
             self._player.set_volume(self.volume / 100)
         elif cmd.kind == "player":
             self._player_action(str(cmd.value), cmd.target)
-        elif cmd.kind == "takeover":
+        elif cmd.kind == "takeover":  # the other room's controls and its next track, in this one step
+            if self.controls.apply(cmd):
+                self._player.set_volume(self.volume / 100)
+                self.out.on_controls(self.mode, self.volume, self.fixed_mood)
+                self._replan(f"mode {self.mode} taken over from {cmd.value}")
             self._take_over(str(cmd.value), cmd.target, cmd.paths)
 
     def handoff(self) -> tuple[tuple[str, ...], str] | None:
