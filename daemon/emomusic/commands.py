@@ -77,14 +77,20 @@ class Controls:
             self.volume = int(cmd.value)
         elif cmd.kind == "mood":
             self.mood, self.mode = str(cmd.value), "fixed"
-        elif cmd.kind == "takeover" and cmd.handover is not None:
-            h = cmd.handover
-            self.volume, self.mood = h.volume, h.mood if h.mode == "fixed" else self.mood
-            self.mode = h.mode
         else:
             return False
         if (self.mode, self.volume, self.mood) != before:
             self.save()
+        return True
+
+    def adopt(self, h: Handover) -> bool:
+        """Another room's controls, with its music (applied by the music stage, in the same step as the
+        track: not by ``apply``); whether anything changed."""
+        before = (self.mode, self.volume, self.mood)
+        self.mode, self.volume, self.mood = h.mode, h.volume, h.mood if h.mode == "fixed" else self.mood
+        if (self.mode, self.volume, self.mood) == before:
+            return False
+        self.save()
         return True
 
     def save(self) -> None:

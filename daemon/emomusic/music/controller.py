@@ -111,9 +111,8 @@ class MusicController(RetryingStage):
         # A player with its own library (MPD) lists it when it is reached (its "back" event), not before.
         rescan = self.ms.library.scan_on_start and not self.backend.lists_when_reached
         # Tracks an older placement model placed are placed again in the background, after the start.
-        lib, _ = open_library(self.ms, rescan=rescan, refresh=False, listing=self.backend.scan_library,
-                              should_stop=self.stop_event.is_set)
-        return lib
+        return open_library(self.ms, rescan=rescan, refresh=False, listing=self.backend.scan_library,
+                            should_stop=self.stop_event.is_set)[0]
 
     def _replan(self, reason: str) -> None:
         assert self.library is not None
@@ -213,12 +212,8 @@ class MusicController(RetryingStage):
             self._player.set_volume(self.volume / 100)
         elif cmd.kind == "player":
             self._player_action(str(cmd.value), cmd.target)
-        elif cmd.kind == "takeover":  # the other room's controls and its next track, in this one step
-            if self.controls.apply(cmd):
-                self._player.set_volume(self.volume / 100)
-                self.out.on_controls(self.mode, self.volume, self.fixed_mood)
-                self._replan(f"mode {self.mode} taken over from {cmd.value}")
-            self._take_over(str(cmd.value), cmd.target, cmd.paths)
+        elif cmd.kind == "takeover":
+            self._take_over(cmd)
 
     def handoff(self) -> tuple[tuple[str, ...], str] | None:
         """What played and the next track of the plan, while something plays (house/follow.py; read from
@@ -226,17 +221,18 @@ class MusicController(RetryingStage):
         queue = list(self.queue)
         return None if self.current is None else (tuple(self.played_paths), queue[0].path if queue else "")
 
-    def _take_over(self, room: str, next_path: str, history: tuple[str, ...]) -> None:
-        """The listener came from ``room``: its history counts here, its next track plays now."""
+    def _take_over(self, cmd: Command) -> None:
+        """The listener came from another room: its controls, history and next track, all in this step."""
         assert self.library is not None
-        for path in history:
-            known = self.library.track(path)
-            if known is not None:
-                self.planner.history.append(known.id)
-        nxt = self.library.track(next_path) if next_path else None
+        if cmd.handover is not None and self.controls.adopt(cmd.handover):
+            self._player.set_volume(self.volume / 100)
+            self.out.on_controls(self.mode, self.volume, self.fixed_mood)
+            self._replan(f"mode {self.mode} taken over from {cmd.value}")
+        self.planner.history.extend(t.id for path in cmd.paths if (t := self.library.track(path)) is not None)
+        nxt = self.library.track(cmd.target) if cmd.target else None
         self.queue = [nxt, *(t for t in self.queue if t.id != nxt.id)] if nxt is not None else []
         self.user_paused = False
-        self._play_next(f"the listener came from {room}: its music goes on here")
+        self._play_next(f"the listener came from {cmd.value}: its music goes on here")
 
     def _player_action(self, action: str, target: str) -> None:
         """play, pause, toggle, skip, like, dislike (``target``: a track other than the playing one)."""

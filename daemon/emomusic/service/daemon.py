@@ -280,8 +280,7 @@ class Daemon:
         if cmd.kind == "feedback":
             self._feel(str(cmd.value))
             return
-        if cmd.kind != "takeover":  # the music stage adopts a takeover's controls with its track, in one step
-            self.controls.apply(cmd)
+        self.controls.apply(cmd)
         if cmd.kind == "player" and cmd.value in ("play", "skip", "toggle", "like", "dislike") and (
                 self.player is None or (self.controls.mode == "off" and cmd.value not in ("like", "dislike"))):
             why = ("no music stage is running (player.enabled is false)" if self.player is None else
