@@ -15,7 +15,7 @@ import soundfile as sf
 from emomusic.audio import to_mono_16k
 from emomusic.messages import AudioChunk, VideoFrame
 from emomusic.queues import DropOldestQueue
-from emomusic.sources.camera import CameraSource
+from emomusic.sources.camera import CameraSource, FramePool
 from emomusic.sources.microphone import AudioFileSource
 from emomusic.sources.samples import make_speech_track, make_video
 
@@ -54,6 +54,44 @@ def test_video_file_is_thinned_to_the_analysis_rate_with_stream_timestamps(video
     cap = cv2.VideoCapture(str(video))
     decoded = [cap.read()[1] for _ in range(45)]
     for f in frames:
+        np.testing.assert_array_equal(f.image, decoded[round(f.t * 15)])
+
+
+def test_a_frame_buffer_is_reused_only_once_nothing_holds_it(video: Path) -> None:
+    """FramePool: frames no one holds any more come back as the buffers of later frames (no fresh 0.9 MB
+    of pages a frame), never while a frame, a view of it or a queue still holds them."""
+    pool = FramePool(size=2)
+    a = np.zeros((4, 4, 3), np.uint8)
+    pool.keep(a)
+    assert pool.free() is None  # ``a`` is still held here
+    view = a[1:]
+    del a
+    assert pool.free() is None  # so is a view of it
+    del view
+    assert pool.free() is not None
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    decoded = [cap.read()[1] for _ in range(45)]
+    q: DropOldestQueue[VideoFrame] = DropOldestQueue(2)
+    src = CameraSource(str(video), q, analysis_fps=5.0, loop=False, fast=True)
+    src.start()
+    buffers, kept, frames = set(), [], 0
+    while src.is_alive() or len(q):
+        frame = q.get(0.2)
+        if frame is None:
+            continue
+        frames += 1
+        buffers.add(frame.image.ctypes.data)
+        if frame.index % 5 == 0:
+            kept.append(frame)  # held on to: never overwritten
+        else:  # looked at and let go, as the face analyzer does
+            np.testing.assert_array_equal(frame.image, decoded[round(frame.t * 15)])
+        del frame
+    src.join(5)
+    assert frames == 15 and len(kept) == 3
+    assert len(buffers) <= 3 + 6  # the kept three, and a few in turn for the twelve let go
+    for f in kept:
         np.testing.assert_array_equal(f.image, decoded[round(f.t * 15)])
 
 

@@ -6,6 +6,7 @@ only the decode of frames nobody looks at. Frames stay in memory; nothing is wri
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,33 @@ def describe_kind(spec: str) -> str:
     if "://" in spec:
         return "stream"
     return "file"
+
+
+class FramePool:
+    """Buffers to decode frames into, reused once nothing else holds them.
+
+    A new 640x480 frame is 0.9 MB of fresh pages the kernel must fault in and zero (225 faults, each
+    ~2.6 us on a VM without VNNI, measured 2026-12-03; the daemon hands large buffers back to the system
+    at once, ``service.memory``), five times a second. A buffer is reused only while the pool holds the
+    last reference to it, so no queued frame, analyzer or view of it can ever see it overwritten."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._buffers: list[np.ndarray] = []
+
+    def free(self) -> np.ndarray | None:
+        """A buffer no one else holds (the list, the loop variable and getrefcount's own argument
+        are the three references the pool makes), or None."""
+        for buf in self._buffers:
+            if sys.getrefcount(buf) <= 3:
+                return buf
+        return None
+
+    def keep(self, frame: np.ndarray) -> None:
+        """Remember a frame's buffer for reuse (the oldest forgotten beyond ``size``)."""
+        if not any(frame is b for b in self._buffers):
+            self._buffers.append(frame)
+            del self._buffers[: -self.size]
 
 
 class CameraSource(Source):
@@ -64,6 +92,7 @@ class CameraSource(Source):
         self._file_fps = 0.0
         self._stream_offset = 0.0  # stream seconds of the loops already played
         self._t0 = 0.0
+        self._pool = FramePool()
 
     # -- Source ---------------------------------------------------------------------------------
     def open(self) -> None:
@@ -132,7 +161,10 @@ class CameraSource(Source):
                 self._index += 1
                 return
         else:
-            ok, frame = self._cap.read()
+            buf = self._pool.free()
+            ok, frame = self._cap.read(buf) if buf is not None else self._cap.read()
+        if ok and frame is not None:
+            self._pool.keep(frame)
         if not ok or frame is None:
             self._no_frame()
             return
