@@ -39,6 +39,7 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,18 @@ SHARED6 = [VOICE_LABELS.index(x) for x in ("neutral", "happy", "sad", "angry", "
 CORPORA = ("ravdess", "emodb", "emovo")  # English, German, Italian
 
 
+def labelled_clips(speech: Path, corpora: tuple[str, ...]) -> Iterator[tuple[str, dict[str, str], str]]:
+    """(corpus, labels.csv row, emotion) of every clip with an emotion the head knows, in one fixed order:
+    ``load`` and ``load_variations`` number the clips alike by it."""
+    for corpus in corpora:
+        with open(speech / corpus / "labels.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        for row in rows:
+            label = normalize_label(row["emotion"])
+            if label is not None:  # EMO-DB boredom has no counterpart
+                yield corpus, row, label
+
+
 def load(speech: Path, corpora: tuple[str, ...] = CORPORA, models: Path = ROOT / "models") -> dict[str, np.ndarray]:
     """Per window: embedding and clip index; per clip: label, speaker, corpus (cached per set of corpora
     and per encoder: a rebuilt encoder embeds afresh)."""
@@ -71,21 +84,15 @@ def load(speech: Path, corpora: tuple[str, ...] = CORPORA, models: Path = ROOT /
     enc = VoiceEncoder(models)
     emb, states, clip_of, labels, speakers, corpus_of = [], [], [], [], [], []
     t0 = time.time()
-    for corpus in corpora:
-        with open(speech / corpus / "labels.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-        for row in rows:
-            label = normalize_label(row["emotion"])
-            if label is None:  # EMO-DB boredom has no counterpart
-                continue
-            windows = speech_windows(read_audio_file(speech / corpus / row["path"]))
-            e, st = enc.encode([w.samples for w in windows])
-            emb.append(e)
-            states.append(st)
-            clip_of += [len(labels)] * len(e)
-            labels.append(VOICE_LABELS.index(label))
-            speakers.append(f"{corpus}:{row['speaker']}")
-            corpus_of.append(corpus)
+    for corpus, row, label in labelled_clips(speech, corpora):
+        windows = speech_windows(read_audio_file(speech / corpus / row["path"]))
+        e, st = enc.encode([w.samples for w in windows])
+        emb.append(e)
+        states.append(st)
+        clip_of += [len(labels)] * len(e)
+        labels.append(VOICE_LABELS.index(label))
+        speakers.append(f"{corpus}:{row['speaker']}")
+        corpus_of.append(corpus)
     out = {"emb": np.concatenate(emb), "x": np.concatenate(states), "clip_of": np.array(clip_of),
            "label": np.array(labels), "speaker": np.array(speakers), "corpus": np.array(corpus_of)}
     print(f"embedded {len(labels)} clips ({len(out['emb'])} windows) in {time.time() - t0:.0f} s", flush=True)
@@ -109,24 +116,18 @@ def load_variations(speech: Path, corpora: tuple[str, ...], n: int, models: Path
     enc = VoiceEncoder(models)
     xs, clip_of, var = [], [], []
     t0 = time.time()
-    clip = 0
-    for corpus in corpora:
-        with open(speech / corpus / "labels.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-        for row in rows:
-            if normalize_label(row["emotion"]) is None:
-                continue
-            audio = read_audio_file(speech / corpus / row["path"])
-            rng = np.random.default_rng([seed, clip])
-            for k in range(1, n + 1):
-                windows = speech_windows(vary(audio, rng))
-                if windows:
-                    xs.append(enc.encode([w.samples for w in windows])[1])
-                    clip_of += [clip] * len(windows)
-                    var += [k] * len(windows)
-            clip += 1
+    clip = -1
+    for clip, (corpus, row, _) in enumerate(labelled_clips(speech, corpora)):
+        audio = read_audio_file(speech / corpus / row["path"])
+        rng = np.random.default_rng([seed, clip])
+        for k in range(1, n + 1):
+            windows = speech_windows(vary(audio, rng))
+            if windows:
+                xs.append(enc.encode([w.samples for w in windows])[1])
+                clip_of += [clip] * len(windows)
+                var += [k] * len(windows)
     out = {"ax": np.concatenate(xs), "aclip_of": np.array(clip_of), "avar": np.array(var)}
-    print(f"embedded {n} variations of {clip} clips ({len(out['ax'])} windows) in {time.time() - t0:.0f} s",
+    print(f"embedded {n} variations of {clip + 1} clips ({len(out['ax'])} windows) in {time.time() - t0:.0f} s",
           flush=True)
     np.savez(cache, **out)
     return out
@@ -135,25 +136,25 @@ def load_variations(speech: Path, corpora: tuple[str, ...], n: int, models: Path
 def training_set(d: dict[str, np.ndarray], clips: np.ndarray, prior: tuple[np.ndarray, np.ndarray],
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Windows of ``clips`` standardised cold, after 10 windows and after all of their speaker's."""
-    mean, var_ = prior
+    mean, var = prior
     xs, ys = [], []
     voices = [(d["x"], d["clip_of"], np.zeros(len(d["x"]), dtype=int))]
     if "ax" in d:  # each variation of a speaker's clips is another voice of that speaker
         voices.append((d["ax"], d["aclip_of"], d["avar"]))
-    for x_all, clip_of, var in voices:
+    for x_all, clip_of, variation in voices:
         win_mask = np.isin(clip_of, clips)
         for spk in np.unique(d["speaker"][clips]):
-            for k in np.unique(var[win_mask]):
-                rows = np.flatnonzero(win_mask & (d["speaker"][clip_of] == spk) & (var == k))
+            for k in np.unique(variation[win_mask]):
+                rows = np.flatnonzero(win_mask & (d["speaker"][clip_of] == spk) & (variation == k))
                 if len(rows) == 0:
                     continue
                 x, y = x_all[rows], d["label"][clip_of[rows]]
                 some = x[rng.choice(len(x), min(10, len(x)), replace=False)]
                 for stats in (None, some, x):
                     if stats is None:
-                        xs.append(standardise(x, mean, var_))
+                        xs.append(standardise(x, mean, var))
                     else:
-                        xs.append(standardise(x, mean, var_, float(len(stats)), stats.mean(0), stats.var(0)))
+                        xs.append(standardise(x, mean, var, float(len(stats)), stats.mean(0), stats.var(0)))
                     ys.append(y)
     return np.concatenate(xs), np.concatenate(ys)
 
@@ -358,8 +359,8 @@ def main() -> int:
     ap.add_argument("--holdout-actors", help="e.g. 17,18,19,20: only a head that never heard these RAVDESS actors "
                     "(the shipped C and temperature), for scenarios built from them (docs/PROOF.md)")
     ap.add_argument("--augment", type=int, default=4, metavar="N",
-                    help="train on N random variations of each training clip too (speed, room, channel, noise: "
-                    "scripts/voice_augment.py); held-out clips are scored as recorded")
+                    help="train on N speed-perturbed variations of each training clip too (scripts/voice_augment.py; "
+                    "0: none); held-out clips are scored as recorded")
     args = ap.parse_args()
 
     corpora = tuple(c for c in CORPORA if c in args.corpora)

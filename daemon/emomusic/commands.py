@@ -79,8 +79,7 @@ class Controls:
             self.mood, self.mode = str(cmd.value), "fixed"
         else:
             return False
-        if (self.mode, self.volume, self.mood) != before:
-            self.save()
+        self._save_if_changed(before)
         return True
 
     def adopt(self, h: Handover) -> bool:
@@ -88,10 +87,13 @@ class Controls:
         track: not by ``apply``); whether anything changed."""
         before = (self.mode, self.volume, self.mood)
         self.mode, self.volume, self.mood = h.mode, h.volume, h.mood if h.mode == "fixed" else self.mood
-        if (self.mode, self.volume, self.mood) == before:
-            return False
-        self.save()
-        return True
+        return self._save_if_changed(before)
+
+    def _save_if_changed(self, before: tuple[str, int, str]) -> bool:
+        changed = (self.mode, self.volume, self.mood) != before
+        if changed:
+            self.save()
+        return changed
 
     def save(self) -> None:
         if self.path is None:
