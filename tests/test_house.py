@@ -230,8 +230,9 @@ def test_the_house_view_spans_two_brokers_joined_by_a_mosquitto_bridge(
 def test_the_music_follows_the_listener_from_the_room_they_leave_to_the_room_they_enter(
         broker: Broker, tmp_path: Path, probe_factory: Callable[..., Probe]) -> None:
     """Two daemon processes, each with real pygame playback of one shared library: the listener's face is
-    in the living room, then gone (its file removed), then in the kitchen. The kitchen takes over the
-    living room's music (its mode and its next track), the living room pauses."""
+    in the living room, then gone (its file removed), then in the kitchen, before the living room offers
+    its music (as with a walk shorter than left_after_s). The kitchen takes over the living room's music
+    (its mode and its next track), the living room pauses."""
     from emomusic.music.demo import synth_music, write_tagged
 
     music = tmp_path / "music"
@@ -257,11 +258,12 @@ def test_the_music_follows_the_listener_from_the_room_they_leave_to_the_room_the
         (tmp_path / "a-living.here").touch()  # the listener is in the living room
         probe.wait_for("emomusic/a-living/player", lambda m: m.json()["state"] == "playing", timeout=90)
         time.sleep(3)
+        n = len(probe.messages)
         (tmp_path / "a-living.here").unlink()  # …leaves it
+        time.sleep(0.5)
+        (tmp_path / "b-kitchen.here").touch()  # …and enters the kitchen before the living room offers
         offer = probe.wait_for("emomusic/a-living/handoff", lambda m: "next" in m.json(), timeout=30).json()
         assert offer["mode"] == "regulate" and offer["history"] and offer["room"] == "Living room"
-        n = len(probe.messages)
-        (tmp_path / "b-kitchen.here").touch()  # …and enters the kitchen
         nxt = Path(offer["next"]).stem
         took = probe.wait_for("emomusic/b-kitchen/player", lambda m: m.json()["state"] == "playing"
                               and m.json()["mode"] == "regulate", timeout=30, after=n).json()
@@ -297,3 +299,52 @@ def test_a_listener_back_before_anyone_took_the_music_withdraws_the_offer() -> N
     assert len(offers) == 1 and offers[0] is not None and offers[0]["next"] == "/m/1.ogg"
     f.on_state(state(True))  # back: withdrawn
     assert offers[1:] == [None] and not f.offered
+
+
+def test_an_offer_that_lands_after_the_face_appeared_is_still_taken_over() -> None:
+    """The room left waits left_after_s before it offers (and the broker delivers when it does), so the
+    face usually appears here first: the offer is looked for while it may still come, and taken once;
+    an offer from a listener who left long before the face appeared is not."""
+    from emomusic.house.follow import Follower, Handoff
+    from emomusic.messages import FusedState, ModalityEstimate
+
+    house: list[dict[str, Any]] = []
+    taken: list[str] = []
+    cmds: list[Any] = []
+    f = Follower("b-kitchen", "Kitchen", 0.5, 60.0, lambda: None, lambda offer: None, taken.append,
+                 lambda: house, cmds.append)
+    face = {"face": ModalityEstimate("face", "happy", {"happy": 1.0}, 0.6, 0.1)}
+    here = FusedState(0.0, "happy", 0.8, 0.5, 0.5, {"happy": 1.0}, face)
+    now = time.time()
+    stale = Handoff("c-hall", "Hall", "match", "", 40, ("/m/9.ogg",), "/m/8.ogg", now - 600.0)
+    house.append(stale.to_json())
+    f.on_state(here)  # the face appears here; only a stale offer so far
+    assert not cmds and not taken
+    offer = Handoff("a-living", "Living room", "regulate", "", 55, ("/m/0.ogg",), "/m/1.ogg", now - 2.0)
+    house.append(offer.to_json())  # …the living room's offer arrives a moment later
+    f.on_state(here)
+    assert taken == ["a-living"] and len(cmds) == 1
+    cmd = cmds[0]
+    assert cmd.kind == "takeover" and cmd.target == "/m/1.ogg" and cmd.handover.mode == "regulate"
+    f.on_state(here)
+    assert len(cmds) == 1  # taken once
+
+
+def test_no_offer_is_taken_once_the_face_has_been_here_longer_than_an_offer_takes() -> None:
+    """Someone who has sat in the kitchen for a while does not take the music of a room someone else left."""
+    from emomusic.house.follow import SLACK_S, Follower, Handoff
+    from emomusic.messages import FusedState, ModalityEstimate
+
+    house: list[dict[str, Any]] = []
+    cmds: list[Any] = []
+    wall = [1000.0]
+    f = Follower("b-kitchen", "Kitchen", 0.5, 60.0, lambda: None, lambda offer: None, lambda device: None,
+                 lambda: house, cmds.append, wall=lambda: wall[0])
+    face = {"face": ModalityEstimate("face", "happy", {"happy": 1.0}, 0.6, 0.1)}
+    here = FusedState(0.0, "happy", 0.8, 0.5, 0.5, {"happy": 1.0}, face)
+    f.on_state(here)
+    wall[0] += 0.5 + SLACK_S + 1.0
+    f.on_state(here)  # waited long enough: no longer looking
+    house.append(Handoff("a-living", "Living room", "match", "", 55, (), "", wall[0] - 0.5).to_json())
+    f.on_state(here)
+    assert not cmds

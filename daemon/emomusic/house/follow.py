@@ -2,11 +2,14 @@
 
 Room A's daemon sees its listener leave (no face for ``house.left_after_s``) while its music plays: it
 offers its music to the house, retained on ``<base>/A/handoff`` (mode, fixed mood, volume, what played,
-the next track of its plan). Room B's daemon sees a face appear within ``house.follow_window_s`` of that:
-it takes the music over (same mode, mood and volume, A's history, A's next track) and marks the offer
-taken (``{"taken_by": …}`` on the same topic); A sees its offer taken and pauses. Both rooms log why.
-A listener who comes back to A before anyone took it withdraws the offer (the topic is cleared).
-Only what the retained topics carry is used: no protocol beyond them.
+the next track of its plan, when the face was last seen). Room B's daemon sees a face appear within
+``house.follow_window_s`` of that: it takes the music over (same mode, mood and volume, A's history,
+A's next track) and marks the offer taken (``{"taken_by": …}`` on the same topic); A sees its offer
+taken and pauses. Both rooms log why. A listener who comes back to A before anyone took it withdraws
+the offer (the topic is cleared). The offer usually lands *after* the face appeared in B (A waits
+``left_after_s`` to be sure, and the broker delivers when it does), so B keeps looking for one for
+``left_after_s`` after the face appeared. Only what the retained topics carry is used: no protocol
+beyond them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from emomusic.messages import FusedState, PlayerStatus, Quiet
 log = logging.getLogger("emomusic.house")
 
 FACE_FRESH_S = 2.0  # a face observation this recent means someone is here
+SLACK_S = 5.0  # two rooms' clocks and cameras disagree by this much about who was seen first
 MAX_HISTORY = 50
 
 
@@ -38,7 +42,7 @@ class Handoff:
     volume: int
     history: tuple[str, ...]  # track paths, oldest first
     next: str  # the next track of its plan ("" when none)
-    left: float  # wall time the listener left
+    left: float  # wall time the listener's face was last seen in that room
 
     def to_json(self) -> dict[str, Any]:
         return {"device": self.device, "room": self.room, "mode": self.mode, "mood": self.mood, "volume": self.volume,
@@ -98,25 +102,31 @@ class Follower(Quiet):
         self.submit, self.wall = submit, wall
         self.player: PlayerStatus | None = None
         self.offered = False
+        self.arrived: float | None = None  # wall time a face appeared here, while an offer may still come
 
     def on_player(self, status: PlayerStatus) -> None:
         self.player = status
 
     def on_state(self, state: FusedState) -> None:
         face = state.modalities.get("face")
-        event = self.presence.update(face is not None and face.age_s <= FACE_FRESH_S, time.monotonic())
+        now = time.monotonic()
+        event = self.presence.update(face is not None and face.age_s <= FACE_FRESH_S, now)
         if event == "left":
-            self._left()
+            self.arrived = None
+            self._left(now)
         elif event == "arrived":
             self._arrived()
+        if self.arrived is not None:
+            self._look_for_offer()
         self._check_taken()
 
-    def _left(self) -> None:
+    def _left(self, now: float) -> None:
         st, music = self.player, self.music()
         if st is None or st.state != "playing" or music is None:
             return
         history, nxt = music
-        h = Handoff(self.me, self.room, st.mode, st.fixed_mood, st.volume, history, nxt, self.wall())
+        last_seen = self.wall() - (now - self.presence.last_seen)
+        h = Handoff(self.me, self.room, st.mode, st.fixed_mood, st.volume, history, nxt, last_seen)
         self.offer(h.to_json())
         self.offered = True
         log.info("the listener left %s (no face for %.0f s): its music is offered to the house",
@@ -128,7 +138,14 @@ class Follower(Quiet):
             self.offer(None)
             log.info("the listener is back in %s: its music is no longer offered", self.room or self.me)
             return
-        now = self.wall()
+        self.arrived = self.wall()
+
+    def _look_for_offer(self) -> None:
+        """Take over the music of a room the listener left shortly before appearing here."""
+        assert self.arrived is not None
+        if self.wall() - self.arrived > self.presence.left_after_s + SLACK_S:  # the room left would have offered
+            self.arrived = None
+            return
         fresh = []
         for data in self.offers():
             if "taken_by" in data:
@@ -137,10 +154,11 @@ class Follower(Quiet):
                 h = Handoff.from_json(data)
             except (ValueError, KeyError, TypeError):
                 continue
-            if h.device != self.me and 0 <= now - h.left <= self.window_s:
+            if h.device != self.me and -SLACK_S <= self.arrived - h.left <= self.window_s:
                 fresh.append(h)
         if not fresh:
             return
+        self.arrived = None
         h = max(fresh, key=lambda x: x.left)
         log.info("the listener came from %s: taking over its music (%s, next '%s')", h.room or h.device, h.mode,
                  h.next.rsplit("/", 1)[-1] or "from the plan")
