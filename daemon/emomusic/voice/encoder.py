@@ -65,9 +65,10 @@ class VoiceEncoder:
 
     def encode(self, windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         emb = np.empty((len(windows), EMBED_DIM), np.float32)
-        states = np.empty((len(windows), STATE_DIM), np.float32)
+        states = []  # as wide as the encoder makes them (a wider one built to compare heads, train_voice_head.py)
         for i, w in enumerate(windows):
             y = w.astype(np.float32) / 32768.0 if w.dtype == np.int16 else w.astype(np.float32)
             e, st = self.model.run(loudest(mel_frames(y))[None])
-            emb[i], states[i] = e[0], st[0]
-        return emb, states
+            emb[i] = e[0]
+            states.append(st[0])
+        return emb, np.stack(states).astype(np.float32) if states else np.zeros((0, STATE_DIM), np.float32)
