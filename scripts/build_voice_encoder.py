@@ -4,14 +4,13 @@ The PyPI wheel ``Resemblyzer==0.1.4`` carries ``resemblyzer/pretrained.pt``: a 3
 units) over 40-band mel frames with a linear + ReLU + L2-norm head, trained for speaker
 verification (Wan et al. 2018); here its top layer reads the layer below in 20 ms steps (``Encoder``).
 The package pulls in torch and librosa, so it is never installed:
-this script downloads the wheel with ``pip download --no-deps``, loads the weights into the same
-network in torch (the ``[train]`` extra), exports it to ONNX with two outputs (the speaker
-embedding; and the emotion head's input: the last layer's outputs averaged over time and every
-layer's final state, 1,024 values; with ``--layer-means`` also the lower two layers' outputs
-averaged over time, 1,536) with a dynamic batch and frame count, quantizes it
-(``quantize``: the upper two LSTM layers in int8 arithmetic, the rest int8 weights in float arithmetic),
-checks the int8 model against torch on espeak-ng speech, and writes models/voice_encoder_int8.onnx and
-the licence.
+this script downloads the wheel with ``pip download --no-deps``, loads the weights into the same network
+in torch (the ``[train]`` extra), exports it to ONNX with two outputs (the speaker embedding; and the
+emotion head's input: the last layer's outputs averaged over time, every layer's final state and the
+lower two layers' outputs averaged over time, 1,536 values) with a dynamic batch and frame count,
+quantizes it (``quantize``: the upper two LSTM layers in int8 arithmetic, the rest int8 weights in float
+arithmetic), checks the int8 model against torch on espeak-ng speech, and writes
+models/voice_encoder_int8.onnx and the licence.
 
     pip install -e '.[train]'
     python scripts/build_voice_encoder.py
@@ -38,7 +37,7 @@ WHEEL = "Resemblyzer==0.1.4"
 TOP_STEP = 2  # the top LSTM layer reads the layer below in steps of 20 ms (pairs of its outputs averaged)
 
 
-def encoder(state: dict, top_step: int = TOP_STEP, layer_means: bool = False):  # type: ignore[no-untyped-def,type-arg]
+def encoder(state: dict, top_step: int = TOP_STEP, layer_means: bool = True):  # type: ignore[no-untyped-def,type-arg]
     import torch
     from torch import nn
 
@@ -69,9 +68,9 @@ def encoder(state: dict, top_step: int = TOP_STEP, layer_means: bool = False):  
             raw = torch.relu(self.linear(finals[-1]))
             embedding = raw / torch.norm(raw, dim=1, keepdim=True).clamp_min(1e-9)
             # what the emotion head reads: the last layer's outputs averaged over time (how the whole
-            # window was spoken) and every layer's final state (the speaker head saw only the last); with
-            # layer_means also the lower layers' outputs averaged over time (nearer the sound than the
-            # speaker-trained top: +3 points on unseen actors, models/README.md)
+            # window was spoken), every layer's final state (the speaker head saw only the last) and the
+            # lower layers' outputs averaged over time (nearer the sound than the speaker-trained top:
+            # +3 points on unseen actors, models/README.md; layer_means=False: the encoder before)
             states = torch.cat([x.mean(1), *finals, *(means[:-1] if layer_means else [])], 1)
             return embedding, states
 
@@ -166,10 +165,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "models")
     ap.add_argument("--top-step", type=int, default=TOP_STEP,
                     help="frames per step of the top layer (1: Resemblyzer's original network, for comparison)")
-    ap.add_argument("--layer-means", action="store_true",
-                    help="the head's input also holds the lower two layers' outputs averaged over time (1,536 "
-                    "values; not shipped yet: models/README.md); measure a head on it with "
-                    "train_voice_head.py --models DIR")
+    ap.add_argument("--top-only", action="store_true",
+                    help="the head's input without the lower two layers' time averages (1,024 values: the "
+                    "encoder before 2026-12-04, to compare heads with train_voice_head.py --models DIR)")
     args = ap.parse_args()
 
     import onnxruntime as ort
@@ -180,7 +178,7 @@ def main() -> int:
         with download_wheel(WHEEL, tmp) as z:
             checkpoint = torch.load(io.BytesIO(z.read("resemblyzer/pretrained.pt")), map_location="cpu")
             (args.out / "LICENSE.resemblyzer.txt").write_bytes(wheel_license(z))
-        model = encoder(checkpoint["model_state"], args.top_step, args.layer_means)
+        model = encoder(checkpoint["model_state"], args.top_step, not args.top_only)
         fp32, int8 = tmp / "encoder.onnx", args.out / "voice_encoder_int8.onnx"
         torch.onnx.export(model, (torch.rand(1, 160, 40),), str(fp32), input_names=["mel"],
                           output_names=["embedding", "states"], opset_version=17, dynamo=False,

@@ -31,7 +31,7 @@ from emomusic.voice import personal
 from emomusic.voice.adapt import MAX_SHIFT, MAX_VOICES, MAX_WEIGHT, MIN_VAR_RATIO, SpeakerAdapter
 from emomusic.voice.analyzer import ADAPTATION_FILE, VoiceAnalyzer, VoiceClassifier
 from emomusic.voice.analyzer import build as voice_build
-from emomusic.voice.encoder import MAX_FRAMES, VoiceEncoder, mel_frames
+from emomusic.voice.encoder import MAX_FRAMES, STATE_DIM, VoiceEncoder, mel_frames
 from emomusic.voice.personal import MAX_WINDOWS, PERSONAL_FILE
 from emomusic.voice.vad import SpeechWindower, speech_windows
 
@@ -369,8 +369,8 @@ def test_a_statement_teaches_this_voice_and_a_restart_keeps_it(tmp_path: Path, s
     saved = json.loads((tmp_path / PERSONAL_FILE).read_text())
     [voice] = saved["voices"].values()
     assert [s["label"] for s in voice["statements"]] == ["fearful"]
-    # a few 2 s windows' summaries (float16), not samples: at most MAX_WINDOWS x 1,024 numbers
-    assert len(base64.b64decode(voice["statements"][0]["windows"])) <= 2 * MAX_WINDOWS * 1024
+    # a few 2 s windows' summaries (float16), not samples: at most MAX_WINDOWS x STATE_DIM numbers
+    assert len(base64.b64decode(voice["statements"][0]["windows"])) <= 2 * MAX_WINDOWS * STATE_DIM
     plain_dir = tmp_path / "plain"
     plain_dir.mkdir()
     (plain_dir / ADAPTATION_FILE).write_bytes((tmp_path / ADAPTATION_FILE).read_bytes())

@@ -26,7 +26,7 @@ HOP = 160
 N_MELS = 40
 TARGET_DBFS = -30.0
 EMBED_DIM = 256
-STATE_DIM = 1024
+STATE_DIM = 1536
 MAX_FRAMES = 160  # frames the LSTM reads per window (1.6 s)
 REBUILD_ENCODER = "python scripts/build_voice_encoder.py (see models/README.md)"
 
@@ -55,7 +55,8 @@ def loudest(mel: np.ndarray, frames: int = MAX_FRAMES) -> np.ndarray:
 
 class VoiceEncoder:
     """Speech windows (int16 or float, 16 kHz) -> speaker embeddings (n, 256), L2-normalised, and
-    the emotion head's input (n, 1024): the LSTM's outputs averaged over time and its final states."""
+    the emotion head's input (n, 1536): the top LSTM layer's outputs averaged over time, every layer's
+    final state, and the lower two layers' outputs averaged over time."""
 
     def __init__(self, models_dir: Path, threads: int = 1) -> None:
         # onnxruntime whatever models.backend says (its int8 LSTM layers are onnxruntime's own operator);

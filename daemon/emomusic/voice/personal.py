@@ -13,7 +13,7 @@ those examples, with two anchors that keep it bounded:
 Measured on voices never trained on (models/README.md, ``train_voice_head.py --feedback``): one statement
 per emotion lifts EMOVO from 42 % to 53 %, three to 67 %; a listener who said only "sad" three times
 keeps the other emotions' accuracy within about a point. The statements live in
-``<state_dir>/voice_personal.json`` (per statement up to ``MAX_WINDOWS`` 1,024-number summaries of
+``<state_dir>/voice_personal.json`` (per statement up to ``MAX_WINDOWS`` 1,536-number summaries of
 2 s windows and the label; no audio); ``emomusic profile --reset`` removes it.
 """
 
