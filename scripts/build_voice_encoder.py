@@ -37,6 +37,18 @@ WHEEL = "Resemblyzer==0.1.4"
 TOP_STEP = 2  # the top LSTM layer reads the layer below in steps of 20 ms (pairs of its outputs averaged)
 
 
+def layer_by_layer(state: dict) -> dict:  # type: ignore[type-arg]
+    """Resemblyzer's weights renamed for ``Encoder``'s one-layer LSTMs (lstm.weight_ih_l2 -> layers.2.weight_ih_l0)."""
+    layers = {}
+    for key, value in state.items():
+        if key.startswith("lstm."):
+            name, i = key[len("lstm."):].rsplit("_l", 1)
+            layers[f"layers.{i}.{name}_l0"] = value
+        elif key.startswith("linear."):
+            layers[key] = value
+    return layers
+
+
 def encoder(state: dict, top_step: int = TOP_STEP, layer_means: bool = True):  # type: ignore[no-untyped-def,type-arg]
     import torch
     from torch import nn
@@ -56,33 +68,37 @@ def encoder(state: dict, top_step: int = TOP_STEP, layer_means: bool = True):  #
             self.layers = nn.ModuleList([nn.LSTM(40 if i == 0 else 256, 256, 1, batch_first=True) for i in range(3)])
             self.linear = nn.Linear(256, 256)
 
-        def forward(self, mels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            x, finals, means = mels, [], []
+        def run(self, mels: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+            """Each layer's outputs over time (the top layer in ``top_step`` steps), their time average and
+            the layer's final state."""
+            x, outputs, means, finals = mels, [], [], []
             for i, layer in enumerate(self.layers):
                 if i == len(self.layers) - 1:
                     n = x.shape[1] // top_step
                     x = x[:, : n * top_step].reshape(x.shape[0], n, top_step, x.shape[2]).mean(2)
                 x, (hidden, _) = layer(x)
+                outputs.append(x)
                 finals.append(hidden[0])
                 means.append(x.mean(1))
-            raw = torch.relu(self.linear(finals[-1]))
-            embedding = raw / torch.norm(raw, dim=1, keepdim=True).clamp_min(1e-9)
+            return outputs, means, finals
+
+        def embed(self, final: torch.Tensor) -> torch.Tensor:
+            """The speaker embedding from the top layer's final state, L2-normalised."""
+            raw = torch.relu(self.linear(final))
+            return raw / torch.norm(raw, dim=1, keepdim=True).clamp_min(1e-9)
+
+        def forward(self, mels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            outputs, means, finals = self.run(mels)
+            embedding = self.embed(finals[-1])
             # what the emotion head reads: the last layer's outputs averaged over time (how the whole
             # window was spoken), every layer's final state (the speaker head saw only the last) and the
             # lower layers' outputs averaged over time (nearer the sound than the speaker-trained top:
             # +3 points on unseen actors, models/README.md; layer_means=False: the encoder before)
-            states = torch.cat([x.mean(1), *finals, *(means[:-1] if layer_means else [])], 1)
+            states = torch.cat([outputs[-1].mean(1), *finals, *(means[:-1] if layer_means else [])], 1)
             return embedding, states
 
     model = Encoder()
-    layers = {}
-    for key, value in state.items():
-        if key.startswith("lstm."):  # lstm.weight_ih_l2 -> layers.2.weight_ih_l0
-            name, i = key[len("lstm."):].rsplit("_l", 1)
-            layers[f"layers.{i}.{name}_l0"] = value
-        elif key.startswith("linear."):
-            layers[key] = value
-    missing, _ = model.load_state_dict(layers, strict=False)
+    missing, _ = model.load_state_dict(layer_by_layer(state), strict=False)
     if missing:
         raise SystemExit(f"pretrained.pt lacks {missing}")
     return model.eval()

@@ -1,9 +1,10 @@
 """Would the voice head gain from more of the encoder than it reads now?
 
-The shipped head reads 1,024 values a window: the top LSTM layer's outputs averaged over time and every
-layer's final state (``build_voice_encoder.py``). Here the same network runs in float (torch, the weights
-from the Resemblyzer wheel, as the build script fetches them) and also yields the top layer's standard
-deviation over time and the lower two layers' time averages; heads are fitted on each set of inputs with
+The head shipped until 2026-12-04 read 1,024 values a window: the top LSTM layer's outputs averaged over
+time and every layer's final state; this measurement is why the one shipped since also reads the lower two
+layers' time averages (1,536; ``build_voice_encoder.py``). Here the same network runs in float (torch, the
+weights from the Resemblyzer wheel, as the build script fetches them) and yields those and the top layer's
+standard deviation over time; heads are fitted on each set of inputs with
 ``train_voice_head.py``'s own functions (C 0.003, no speed variations, so compare rows with each other, not
 with the card's shipped figures) and scored as that script scores them: RAVDESS's unseen actors in its five
 folds and each corpus left out whole, cold / adapted. No file is written.
@@ -36,9 +37,9 @@ from emomusic.voice.encoder import loudest, mel_frames  # noqa: E402
 from emomusic.voice.vad import speech_windows  # noqa: E402
 
 _r = np.arange
-# columns of ``features``: 0-1023 what the head reads now, 1024-1279 the top layer's sd over time,
-# 1280-1535 the first layer's time average, 1536-1791 the second's
-SETS = {"now (1,024)": _r(1024), "+ top sd": _r(1280), "+ sd + lower means": _r(1792),
+# columns of ``features``: 0-1023 what the head read before 2026-12-04, 1024-1279 the top layer's sd over
+# time, 1280-1535 the first layer's time average, 1536-1791 the second's
+SETS = {"before (1,024)": _r(1024), "+ top sd": _r(1280), "+ sd + lower means": _r(1792),
         "+ lower means": np.r_[_r(1024), _r(1280, 1792)], "+ layer-1 mean": np.r_[_r(1024), _r(1280, 1536)],
         "+ layer-2 mean": np.r_[_r(1024), _r(1536, 1792)]}
 
@@ -55,17 +56,10 @@ def main() -> int:
     model = build_voice_encoder.encoder(checkpoint["model_state"])
 
     def features(mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x, finals, means = torch.from_numpy(mel)[None], [], []
-        for i, layer in enumerate(model.layers):
-            if i == len(model.layers) - 1:  # the top layer's 20 ms steps, as in the shipped encoder
-                n = x.shape[1] // build_voice_encoder.TOP_STEP
-                x = x[:, : n * build_voice_encoder.TOP_STEP].reshape(1, n, build_voice_encoder.TOP_STEP, -1).mean(2)
-            x, (hidden, _) = layer(x)
-            finals.append(hidden[0])
-            means.append(x.mean(1))
-        raw = torch.relu(model.linear(finals[-1]))
-        emb = raw / raw.norm(dim=1, keepdim=True).clamp_min(1e-9)
-        return emb[0].numpy(), torch.cat([x.mean(1), *finals, x.std(1), means[0], means[1]], 1)[0].numpy()
+        outputs, means, finals = model.run(torch.from_numpy(mel)[None])
+        emb = model.embed(finals[-1])
+        top = outputs[-1]
+        return emb[0].numpy(), torch.cat([top.mean(1), *finals, top.std(1), *means[:-1]], 1)[0].numpy()
 
     speech = ROOT.parent / "shared/data/speech"
     emb, states, clip_of, labels, speakers, corpus_of = [], [], [], [], [], []

@@ -66,7 +66,7 @@ class VoiceEncoder:
 
     def encode(self, windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         emb = np.empty((len(windows), EMBED_DIM), np.float32)
-        states = []  # as wide as the encoder makes them (a wider one built to compare heads, train_voice_head.py)
+        states = []  # as wide as the encoder makes them (one built with --top-only, to compare heads)
         for i, w in enumerate(windows):
             y = w.astype(np.float32) / 32768.0 if w.dtype == np.int16 else w.astype(np.float32)
             e, st = self.model.run(loudest(mel_frames(y))[None])
