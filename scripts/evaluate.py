@@ -93,7 +93,7 @@ def load_faces(args: argparse.Namespace) -> tuple[np.ndarray, list[str]]:
 
 def eval_faces(args: argparse.Namespace) -> dict[str, Any]:
     from emomusic.face.analyzer import ExpressionClassifier
-    from emomusic.face.detector import make_detector
+    from emomusic.face.detector import in_photo, make_detector
     from emomusic.face.preprocess import align_face, crop_locator, locate_in_crop
 
     models = Path(args.models)
@@ -110,7 +110,7 @@ def eval_faces(args: argparse.Namespace) -> dict[str, Any]:
     for img in images:
         if detector is not None:
             bgr = img if img.ndim == 3 else np.repeat(img[:, :, None], 3, axis=2)
-            dets = detector.detect(bgr)
+            dets = in_photo(detector, bgr)  # each photo alone, as emomusic analyze reads it
             if not dets:
                 preds.append(None)
                 continue

@@ -14,6 +14,10 @@ a detection whose box overlaps the face's by IoU >= 0.3 (for ``gone``: any detec
 same detector first given the plain frame (counted only where it found the face there), then the
 changed one; with ``--recall`` runs of its second look near the face just seen (``face.recall``).
 Prints JSON; the model card quotes it.
+
+``--photo``: one still picture each, as ``emomusic analyze`` reads it: both ranges alone against
+``BothRanges.still`` (closer looks where they find nothing) on ``plain``, ``turned`` and ``gone`` frames,
+and on scikit-image's sample pictures without a face (any face found there is a false one).
 """
 
 from __future__ import annotations
@@ -89,6 +93,38 @@ def hit(dets: list, box: tuple[float, float, float, float], how: str) -> bool:
     return any(iou(np.array(d.box), np.array([box]))[0] >= 0.3 for d in dets)
 
 
+FACELESS = ("coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "moon", "page",
+            "text", "coins", "horse", "clock", "brick", "grass", "gravel", "colorwheel", "checkerboard", "retina",
+            "cat", "logo")
+
+
+def photos(detector: BothRanges, faces: np.ndarray, sizes: list[int],
+           rng: np.random.Generator) -> dict[str, dict[str, float]]:
+    """Share of still pictures with the face found (any face, for ``gone`` and the faceless pictures)."""
+    import cv2
+    from skimage import data
+
+    out: dict[str, dict[str, float]] = {}
+    for size in sizes:
+        for how in ("plain", "turned", "gone"):
+            hits = {"both ranges": 0, "still": 0}
+            for i, face in enumerate(faces):
+                img, box = frame(face, size, PLACES[i % len(PLACES)], how, background(rng), rng)
+                hits["both ranges"] += hit(detector.full.detect(img) or detector.short.detect(img), box, how)
+                hits["still"] += hit(detector.still(img), box, how)
+            out[f"{size} px {how}"] = {k: round(v / len(faces), 3) for k, v in hits.items()}
+            print(json.dumps({f"{size} px {how}": out[f"{size} px {how}"]}), flush=True)
+    found = {"both ranges": 0, "still": 0}
+    for name in FACELESS:
+        pic = getattr(data, name)()
+        pic = (255 * (pic / max(float(pic.max()), 1.0))).astype(np.uint8) if pic.dtype != np.uint8 else pic
+        bgr = cv2.cvtColor(pic, cv2.COLOR_GRAY2BGR) if pic.ndim == 2 else np.ascontiguousarray(pic[:, :, 2::-1])
+        found["both ranges"] += bool(detector.full.detect(bgr) or detector.short.detect(bgr))
+        found["still"] += bool(detector.still(bgr))
+    out[f"{len(FACELESS)} faceless sample pictures"] = found
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--faces", type=Path, required=True, help="an .npz with 'images' (n, 48, 48) uint8")
@@ -97,12 +133,16 @@ def main() -> int:
     ap.add_argument("--recall", type=int, default=3, help="detections after a face during which it is looked for "
                     "near where it was (0: the detector without the second look)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--photo", action="store_true", help="still pictures: both ranges against BothRanges.still")
     args = ap.parse_args()
     images = np.load(args.faces)["images"]
     rng = np.random.default_rng(args.seed)
     faces = images[rng.permutation(len(images))[: args.n]]
     fresh_detector = make_detector("both")
     assert isinstance(fresh_detector, BothRanges)
+    if args.photo:
+        print(json.dumps(photos(fresh_detector, faces, args.sizes, rng), indent=1))
+        return 0
     full, short = fresh_detector.full, fresh_detector.short
     kinds = ("plain", "turned", "side-lit", "dim", "tilted", "gone")
     out: dict[str, dict[str, dict[str, float]]] = {}

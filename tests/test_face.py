@@ -470,32 +470,73 @@ def test_a_small_face_is_found_in_the_quarters_after_a_few_empty_looks() -> None
     assert parse_config({}, env={}).face.tile_every == 5
 
 
-def test_a_turned_face_just_seen_is_found_again_where_it_was() -> None:
-    """The astronaut's face found plain, then turned (a perspective warp: the far side narrowed): fresh, the
-    full range scores it about 0.46 and the short range 0.17, both under 0.6; the second look near where it
-    was (the short range on a crop twice its size) scores it about 0.83, over its 0.6. What that look finds
-    never extends it: it stops ``recall`` detections after the last one that found the face itself."""
+def _astronaut_plain_and_turned() -> tuple[np.ndarray, np.ndarray]:
+    """The astronaut's face, gray, 220 px, and the same turned (a perspective warp narrowing the far side;
+    NaN where the face is not)."""
     import cv2
-
-    from emomusic.face.detector import BothRanges, make_detector
 
     img = skdata.astronaut()[:, :, ::-1].copy()
     x0, y0, x1, y1 = (int(v) for v in FaceDetector("short").detect(img)[0].box)
     p = (x1 - x0) // 3
     face = cv2.resize(cv2.cvtColor(img[max(0, y0 - p):y1 + p, max(0, x0 - p):x1 + p], cv2.COLOR_BGR2GRAY),
                       (220, 220)).astype(np.float32)
-
-    def frame(patch: np.ndarray | None) -> np.ndarray:
-        out = np.full((480, 640), 110, np.float32)
-        if patch is not None:
-            region = out[130:350, 210:430]
-            out[130:350, 210:430] = np.where(np.isnan(patch), region, patch)
-        return cv2.cvtColor(out.astype(np.uint8), cv2.COLOR_GRAY2BGR)
-
     n = 220
     src = np.float32([[0, 0], [n, 0], [n, n], [0, n]])
     dst = np.float32([[n * 0.24, 0], [n * 0.7, n * 0.15], [n * 0.7, n * 0.85], [n * 0.24, n]])
-    turned = frame(cv2.warpPerspective(face, cv2.getPerspectiveTransform(src, dst), (n, n), borderValue=np.nan))
+    return face, cv2.warpPerspective(face, cv2.getPerspectiveTransform(src, dst), (n, n), borderValue=np.nan)
+
+
+def _in_grey_frame(patch: np.ndarray | None, top: int, left: int) -> np.ndarray:
+    """A 640x480 grey BGR frame with ``patch`` (220 px, NaN: the frame shows) at (top, left)."""
+    import cv2
+
+    out = np.full((480, 640), 110, np.float32)
+    if patch is not None:
+        region = out[top:top + 220, left:left + 220]
+        out[top:top + 220, left:left + 220] = np.where(np.isnan(patch), region, patch)
+    return cv2.cvtColor(out.astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+
+def test_a_photo_gets_a_closer_look_and_reads_the_same_whatever_came_before() -> None:
+    """emomusic analyze, the page and evaluate.py --detect read each photo alone (``BothRanges.still``): a
+    turned face both ranges miss (each scores it ~0.14 against 0.6) is found by the short range on
+    the picture's quarters (~0.82); the stream's memory (the last face, the empty looks) is neither used
+    nor changed; a cat is no face, and a picture of at most 256 px gets both ranges only."""
+    import cv2
+
+    from emomusic.face.detector import BothRanges, in_photo, make_detector
+
+    _, turned_face = _astronaut_plain_and_turned()
+    turned = _in_grey_frame(turned_face, 250, 400)
+    both = make_detector("both", tile_every=1, recall=3)
+    assert isinstance(both, BothRanges)
+    assert both.full.detect(turned) == [] and both.short.detect(turned) == []
+    (found,) = both.still(turned)
+    assert 400 < (found.box[0] + found.box[2]) / 2 < 620 and 250 < (found.box[1] + found.box[3]) / 2 < 470
+    assert (both.second_looks, both.near_looks, both.tiled_looks) == (0, 0, 0)
+    # after a face elsewhere, a blank photo is blank and the turned one reads as before
+    assert both.still(skdata.astronaut()[:, :, ::-1].copy()) and both.still(_in_grey_frame(None, 0, 0)) == []
+    assert [d.box for d in both.still(turned)] == [found.box]
+    assert both.still(np.ascontiguousarray(skdata.chelsea()[:, :, ::-1])) == []
+    assert both.still(cv2.resize(turned, (256, 192), interpolation=cv2.INTER_AREA)) == []
+    assert in_photo(FaceDetector("full"), turned) == [] and in_photo(both, turned)
+    obs = FaceAnalyzer(parse_config({}, env={}).face, parse_config({}, env={}).models).photo(turned)
+    assert obs is not None and obs.extras["faces"] == 1
+
+
+def test_a_turned_face_just_seen_is_found_again_where_it_was() -> None:
+    """The astronaut's face found plain, then turned (a perspective warp: the far side narrowed): fresh, the
+    full range scores it about 0.46 and the short range 0.17, both under 0.6; the second look near where it
+    was (the short range on a crop twice its size) scores it about 0.83, over its 0.6. What that look finds
+    never extends it: it stops ``recall`` detections after the last one that found the face itself."""
+    from emomusic.face.detector import BothRanges, make_detector
+
+    face, turned_face = _astronaut_plain_and_turned()
+
+    def frame(patch: np.ndarray | None) -> np.ndarray:
+        return _in_grey_frame(patch, 130, 210)
+
+    turned = frame(turned_face)
     fresh = make_detector("both")
     assert fresh.detect(turned) == []
     both = make_detector("both", recall=2)

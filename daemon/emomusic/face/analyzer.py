@@ -14,7 +14,7 @@ import numpy as np
 from emomusic.audio import PlaybackGuard
 from emomusic.config import Config
 from emomusic.config.perception import FaceConfig, ModelsConfig
-from emomusic.face.detector import BothRanges, Detection, Detects, FaceDetector, make_detector
+from emomusic.face.detector import BothRanges, Detection, Detects, FaceDetector, in_photo, make_detector
 from emomusic.face.preprocess import align_face, crop_locator, locate_in_crop, standardise, to_bgr8
 from emomusic.face.tracking import DetectionSchedule, FaceTracker, Track, face_quality
 from emomusic.labels import FACE_LABELS
@@ -102,7 +102,7 @@ class FaceAnalyzer:
         found in it, or one that fills most of it) is read as one face crop, located as the training
         photos were (``extras["read_as"]`` says so)."""
         bgr = to_bgr8(image)
-        dets = self.detector.detect(bgr) if bgr is not None else []
+        dets = in_photo(self.detector, bgr) if bgr is not None else []
         if bgr is not None and max(bgr.shape[:2]) <= CROP_MAX_PX and bgr.std() >= FLAT_STD \
                 and (not dets or _fills(dets[0], bgr)):
             return self._crop(bgr)
