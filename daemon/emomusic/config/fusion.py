@@ -42,7 +42,7 @@ class FusionConfig(Section, frozen=True):
     stale_after_s: Annotated[float, Meta(gt=0, description="A modality silent this long contributes nothing.")] = 10.0
     margin: Annotated[
         float, Meta(ge=0, le=1, description="A new leader must beat the current label by this much...")
-    ] = 0.2
+    ] = 0.15
     hold_s: Annotated[float, Meta(ge=0, description="...for this long before the published label changes.")] = 0.25
     jump_margin: Annotated[
         float,
@@ -52,7 +52,7 @@ class FusionConfig(Section, frozen=True):
             description="A new leader ahead by more than this takes over at "
             "once, without the hold: a clear change is not held back (1 = never).",
         ),
-    ] = 0.5
+    ] = 0.3
     reliability: Annotated[
         dict[str, float],
         Meta(description="Per-modality weight; defaults are the models' measured accuracy (models/README.md)."),
