@@ -175,7 +175,12 @@ def test_broker_restart_restores_everything(broker: Broker, running: Callable[..
     assert time.monotonic() - t0 < 5.0
     p.wait_for(f"{PREFIX}/state", timeout=5)
     p.wait_for("homeassistant/select/+/mode/config", timeout=5)
-    assert sum(w.processed for w in daemon.workers) > processed  # analysis never stopped
+    # Analysis never stopped. The reconnect can be done within a few hundred ms of the count above, less
+    # than a camera frame's interval at times (seen once in a full run: 9 > 9), so give it a few frames.
+    end = time.monotonic() + 5
+    while sum(w.processed for w in daemon.workers) <= processed and time.monotonic() < end:
+        time.sleep(0.05)
+    assert sum(w.processed for w in daemon.workers) > processed
     # Subscriptions are back: a command works again.
     p.publish(f"{PREFIX}/mode/set", "off")
     end = time.monotonic() + 5
