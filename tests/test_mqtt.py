@@ -16,7 +16,7 @@ from emomusic.mqtt.discovery import REQUIRED_KEYS
 from emomusic.service.daemon import Daemon
 from emomusic.sources.samples import ensure_samples
 
-from conftest import Broker, Probe
+from conftest import Broker, Probe, wait
 from fakes import factories
 
 PREFIX = "emomusic/testdev"
@@ -177,10 +177,7 @@ def test_broker_restart_restores_everything(broker: Broker, running: Callable[..
     p.wait_for("homeassistant/select/+/mode/config", timeout=5)
     # Analysis never stopped. The reconnect can be done within a few hundred ms of the count above, less
     # than a camera frame's interval at times (seen once in a full run: 9 > 9), so give it a few frames.
-    end = time.monotonic() + 5
-    while sum(w.processed for w in daemon.workers) <= processed and time.monotonic() < end:
-        time.sleep(0.05)
-    assert sum(w.processed for w in daemon.workers) > processed
+    wait(lambda: sum(w.processed for w in daemon.workers) > processed, timeout=5, what="analysis to go on")
     # Subscriptions are back: a command works again.
     p.publish(f"{PREFIX}/mode/set", "off")
     end = time.monotonic() + 5
