@@ -297,15 +297,13 @@ class BothRanges:
         small to look closer). Measured (models/README.md): RAF-DB faces turned some 40 degrees, 256 px in a
         640x480 picture, found 47 -> 71 %; none in 600 faceless frames, one in 19 faceless pictures (stars)."""
         h, w = image.shape[:2]
-        if max(h, w) <= CLOSER_LOOK_MIN_PX:
-            return self.full.detect(image) or self.short.detect(image)
         ch, cw = int(h * 0.7), int(w * 0.7)
         top, left = (h - ch) // 2, (w - cw) // 2
         looks: tuple[Callable[[], list[Detection]], ...] = (
             lambda: self.full.detect(image), lambda: self.short.detect(image), lambda: self.in_quarters(image),
             lambda: [d.moved(left, top) for d in self.short.detect(image[top:top + ch, left:left + cw])],
             lambda: self.in_quarters(image, self.short))
-        for look in looks:
+        for look in looks if max(h, w) > CLOSER_LOOK_MIN_PX else looks[:2]:
             if found := look():
                 return found
         return []
