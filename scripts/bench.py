@@ -440,7 +440,7 @@ def seed_models(repeat: int) -> dict[str, float]:
 
 # The goals the issues set, each once: the opening table shows them and the "Not met today" line checks them.
 GOALS = {
-    "`emomusic run` CPU": ("≤", 5.0, "%"),
+    "`emomusic run` CPU": ("≤", 3.0, "%"),  # #35: on a CPU without an int8 dot product too
     "`emomusic run` steady RSS": ("≤", 150.0, "MB"),
     "first start RSS": ("≤", 190.0, "MB"),
     "one face view": ("≤", 1.5, "ms"),
@@ -533,10 +533,10 @@ def summary_rows(info: dict[str, Any]) -> list[str]:
     return rows
 
 
-def goals_not_met(info: dict[str, Any]) -> list[str]:
-    """The goals today's figures miss, said in one line under the table rather than left to be spotted."""
+def goals_not_met(figures: dict[str, float]) -> list[str]:
+    """The goals these figures miss, said in one line under a table rather than left to be spotted."""
     out = []
-    for what, value in measured(info).items():
+    for what, value in figures.items():
         op, goal, unit = GOALS[what]
         if value > goal if op == "≤" else value < goal:
             out.append(f"{what} ({value:.1f} {unit}, goal {op} {goal:g} {unit})")
@@ -612,7 +612,9 @@ def both_kinds(info: dict[str, Any], path: Path = KINDS_FILE) -> list[str]:
         if any(v is not None for v in vals):
             cells = " | ".join("—" if v is None else f"{v:.4g} {GOALS[key][2]}" for v in vals)
             rows.append(f"| {key} | {cells} | {_goal(key)} |")
-    return rows
+    missed = [f"{k}: " + "; ".join(goals_not_met(kinds[k]["figures"])) for k in order
+              if goals_not_met(kinds[k]["figures"])]
+    return [*rows, "", "**Not met on the last run of each kind:** " + (". ".join(missed) or "none") + "."]
 
 
 def write_report(path: Path, info: dict[str, Any]) -> None:
@@ -626,7 +628,7 @@ def write_report(path: Path, info: dict[str, Any]) -> None:
              f"(code {m['code']}) on a {m['cores']}-core {m['cpu']} ({m['arch']}, {m['kind']}, Python {m['python']}, "
              f"onnxruntime {m['onnxruntime']}). Earlier figures: docs/HISTORY.md.", "",
              "| what | today | goal |", "|---|---|---|", *summary_rows(info), "",
-             "**Not met today:** " + ("; ".join(goals_not_met(info)) or "none") + ".", "",
+             "**Not met today:** " + ("; ".join(goals_not_met(measured(info))) or "none") + ".", "",
              int8_against_fp32(st), "",
              "Absolute times depend on the machine and, on a shared VM like this one, on the neighbours: between "
              "runs on the same day single stages varied by up to 2x. Ratios and shares are taken within one run.",
