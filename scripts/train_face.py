@@ -183,6 +183,24 @@ def predict(model, x: np.ndarray, device: str = "cpu", batch: int = 512) -> np.n
     return np.concatenate(out)
 
 
+def teacher(path: Path, temperature: float):  # type: ignore[no-untyped-def]
+    """A trained model's softened readings of a batch (its plain and mirrored views' logits averaged): the
+    targets of distillation, which carry what it learned about faces between the classes."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+
+    def read(x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, np.float32)
+        logits = (sess.run(None, {name: x})[0] + sess.run(None, {name: np.ascontiguousarray(x[:, :, :, ::-1])})[0])
+        z = logits / (2 * temperature)
+        e = np.exp(z - z.max(1, keepdims=True))
+        return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+    return read
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fer", type=Path, default=DATA / "fer2013_ferplus_48x48.npz")
@@ -202,6 +220,11 @@ def main() -> int:
     ap.add_argument("--ema", type=float, default=0.0,
                     help="keep an exponential moving average of the weights with this decay (e.g. 0.999) and "
                          "select and export it instead of the raw weights; 0: off")
+    ap.add_argument("--teacher", type=Path, default=None,
+                    help="an fp32 ONNX face model (e.g. the shipped models/face_expression.onnx) whose readings of "
+                         "each augmented batch, plain and mirrored averaged, are mixed into the targets")
+    ap.add_argument("--distill", type=float, default=0.5, help="the teacher's share of each target (with --teacher)")
+    ap.add_argument("--temperature", type=float, default=2.0, help="the teacher's softmax temperature")
     ap.add_argument("--requantize", action="store_true",
                     help="no training: quantize the existing fp32 model in --out again (after a change of "
                          "model_export.quantize_int8)")
@@ -235,6 +258,7 @@ def main() -> int:
     ema = (swa.AveragedModel(model, multi_avg_fn=swa.get_ema_multi_avg_fn(args.ema), use_buffers=True)
            if args.ema else None)
     mix = torch.distributions.Beta(args.mixup, args.mixup) if args.mixup else None
+    teach = teacher(args.teacher, args.temperature) if args.teacher else None
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
     per_epoch = args.epoch_size // args.batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * per_epoch,
@@ -248,6 +272,8 @@ def main() -> int:
         for i in range(per_epoch):
             idx = draw[i * args.batch : (i + 1) * args.batch]
             xb, yb = augment(x_all[idx], gen).to(device), y_all[idx].to(device)
+            if teach is not None:  # the teacher reads the same augmented faces the student sees
+                yb = (1 - args.distill) * yb + args.distill * torch.from_numpy(teach(xb.cpu().numpy())).to(device)
             if mix is not None:  # mixup on half the batch: soft targets mix as the faces do
                 half = len(xb) // 2
                 lam = mix.sample((half,)).to(device)
@@ -292,7 +318,9 @@ def main() -> int:
                       f"{args.fer2013_weight}) + 90 % of RAF-DB basic train (smoothing {args.smoothing}); "
                       f"class-balanced sampling (count ** -{args.balance})"
                       + (f"; mixup Beta({args.mixup}) on half of each batch" if args.mixup else "")
-                      + (f"; weights: moving average, decay {args.ema}" if args.ema else ""),
+                      + (f"; weights: moving average, decay {args.ema}" if args.ema else "")
+                      + (f"; distilled from {args.teacher.name} (share {args.distill}, temperature "
+                         f"{args.temperature})" if args.teacher else ""),
         "selected_on": "mean of FER+/FER2013 accuracy on FER2013 PublicTest and accuracy/macro recall on "
                        "a stratified 10 % of RAF-DB train",
         "training_minutes": round((time.time() - t0) / 60, 1),
