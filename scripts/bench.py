@@ -612,8 +612,7 @@ def both_kinds(info: dict[str, Any], path: Path = KINDS_FILE) -> list[str]:
         if any(v is not None for v in vals):
             cells = " | ".join("—" if v is None else f"{v:.4g} {GOALS[key][2]}" for v in vals)
             rows.append(f"| {key} | {cells} | {_goal(key)} |")
-    missed = [f"{k}: " + "; ".join(goals_not_met(kinds[k]["figures"])) for k in order
-              if goals_not_met(kinds[k]["figures"])]
+    missed = [f"{k}: " + "; ".join(m) for k in order if (m := goals_not_met(kinds[k]["figures"]))]
     return [*rows, "", "**Not met on the last run of each kind:** " + (". ".join(missed) or "none") + "."]
 
 

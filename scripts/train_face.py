@@ -186,17 +186,14 @@ def predict(model, x: np.ndarray, device: str = "cpu", batch: int = 512) -> np.n
 def teacher(path: Path, temperature: float):  # type: ignore[no-untyped-def]
     """A trained model's softened readings of a batch (its plain and mirrored views' logits averaged): the
     targets of distillation, which carry what it learned about faces between the classes."""
-    import onnxruntime as ort
+    from emomusic.runtime import Model, softmax
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
+    model = Model(path, threads=0)  # 0: onnxruntime's default, every core
 
     def read(x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, np.float32)
-        logits = (sess.run(None, {name: x})[0] + sess.run(None, {name: np.ascontiguousarray(x[:, :, :, ::-1])})[0])
-        z = logits / (2 * temperature)
-        e = np.exp(z - z.max(1, keepdims=True))
-        return (e / e.sum(1, keepdims=True)).astype(np.float32)
+        logits = model.run(x)[0] + model.run(np.ascontiguousarray(x[:, :, :, ::-1]))[0]
+        return softmax(logits / (2 * temperature)).astype(np.float32)
 
     return read
 
