@@ -115,14 +115,14 @@ def build_model(width: int = 32):  # type: ignore[no-untyped-def]
 
 def augment(x, gen):  # type: ignore[no-untyped-def]
     """Random scale/shift/rotation (a random resized crop), flip, blur, noise, brightness/contrast and
-    cutout, on a batch of standardised aligned faces."""
+    cutout, on a batch of standardised aligned faces (on their device: ``gen`` must be a generator there)."""
     import torch
     import torch.nn.functional as F
 
     n = x.shape[0]
 
     def u(*shape: int):  # type: ignore[no-untyped-def]
-        return torch.rand(*shape, generator=gen)
+        return torch.rand(*shape, generator=gen, device=x.device)
 
     flip = torch.where(u(n) < 0.5, -1.0, 1.0)
     ang = (u(n) - 0.5) * 2 * np.deg2rad(15)
@@ -136,13 +136,14 @@ def augment(x, gen):  # type: ignore[no-untyped-def]
     if blur.any():
         x[blur] = F.avg_pool2d(x[blur], 3, stride=1, padding=1, count_include_pad=False)
     noisy = (u(n, 1, 1, 1) < 0.3).float()
-    x = x + noisy * torch.randn(x.shape, generator=gen) * 0.1
+    x = x + noisy * torch.randn(x.shape, generator=gen, device=x.device) * 0.1
     contrast = 1 + (u(n, 1, 1, 1) - 0.5) * 0.5
     bright = (u(n, 1, 1, 1) - 0.5) * 0.5
     x = x * contrast + bright
     cut = u(n) < 0.5  # cutout: a 16x16 square set to the mean
     cy, cx = (u(2, n) * FACE_SIZE).long()
-    ys, xs = torch.arange(FACE_SIZE)[None, :, None], torch.arange(FACE_SIZE)[None, None, :]
+    ys = torch.arange(FACE_SIZE, device=x.device)[None, :, None]
+    xs = ys.transpose(1, 2)
     mask = ((ys - cy[:, None, None]).abs() < 8) & ((xs - cx[:, None, None]).abs() < 8) & cut[:, None, None]
     return x.masked_fill(mask[:, None], 0.0)
 
@@ -198,6 +199,30 @@ def teacher(path: Path, temperature: float):  # type: ignore[no-untyped-def]
     return read
 
 
+def save(model, out: Path, x_tr: np.ndarray, seed: int, card: dict[str, object]) -> None:  # type: ignore[no-untyped-def]
+    """Writes the trained model as the daemon loads it: fp32 ONNX, int8 ONNX (calibrated on 512 training
+    faces) and the .json card (``card`` adds how it was trained)."""
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    fp32, int8 = out / "face_expression.onnx", out / "face_expression_int8.onnx"
+    export_onnx(model, torch.zeros(1, 1, FACE_SIZE, FACE_SIZE), fp32)
+    rng = np.random.default_rng(seed)
+    quantize_int8(fp32, int8, x_tr[rng.choice(len(x_tr), 512, replace=False)])
+    n_params = sum(p.numel() for p in model.parameters())
+    write_metadata(out / "face_expression.json", {
+        "labels": list(FACE_LABELS),
+        "input": [1, FACE_SIZE, FACE_SIZE],
+        "preprocessing": "emomusic.face.preprocess: locate_in_crop/align_face, then standardise",
+        "parameters": n_params,
+        "selected_on": "mean of FER+/FER2013 accuracy on FER2013 PublicTest and accuracy/macro recall on "
+                       "a stratified 10 % of RAF-DB train",
+        **card,
+    })
+    print(f"wrote {fp32} ({fp32.stat().st_size // 1024} KB), {int8} ({int8.stat().st_size // 1024} KB); "
+          f"{n_params} parameters", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fer", type=Path, default=DATA / "fer2013_ferplus_48x48.npz")
@@ -250,7 +275,6 @@ def main() -> int:
     counts = np.bincount(major, minlength=8).astype(np.float64)
     weights = torch.from_numpy(counts[major] ** -args.balance)
     model = build_model(args.width).to(device)
-    n_params = sum(p.numel() for p in model.parameters())
     swa = torch.optim.swa_utils
     ema = (swa.AveragedModel(model, multi_avg_fn=swa.get_ema_multi_avg_fn(args.ema), use_buffers=True)
            if args.ema else None)
@@ -301,30 +325,17 @@ def main() -> int:
     model.load_state_dict(best_state)
     model.eval()
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    fp32, int8 = args.out / "face_expression.onnx", args.out / "face_expression_int8.onnx"
-    export_onnx(model, torch.zeros(1, 1, FACE_SIZE, FACE_SIZE), fp32)
-    rng = np.random.default_rng(args.seed)
-    quantize_int8(fp32, int8, x_tr[rng.choice(len(x_tr), 512, replace=False)])
-    write_metadata(args.out / "face_expression.json", {
-        "labels": list(FACE_LABELS),
-        "input": [1, FACE_SIZE, FACE_SIZE],
-        "preprocessing": "emomusic.face.preprocess: locate_in_crop/align_face, then standardise",
-        "parameters": n_params,
-        "trained_on": "FER2013 Training (FER+ votes mixed with FER2013 labels, weight "
-                      f"{args.fer2013_weight}) + 90 % of RAF-DB basic train (smoothing {args.smoothing}); "
-                      f"class-balanced sampling (count ** -{args.balance})"
-                      + (f"; mixup Beta({args.mixup}) on half of each batch" if args.mixup else "")
-                      + (f"; weights: moving average, decay {args.ema}" if args.ema else "")
-                      + (f"; distilled from {args.teacher.name} (share {args.distill}, temperature "
-                         f"{args.temperature})" if args.teacher else ""),
-        "selected_on": "mean of FER+/FER2013 accuracy on FER2013 PublicTest and accuracy/macro recall on "
-                       "a stratified 10 % of RAF-DB train",
-        "training_minutes": round((time.time() - t0) / 60, 1),
-        "history": history,
-    })
-    print(f"wrote {fp32} ({fp32.stat().st_size // 1024} KB), {int8} ({int8.stat().st_size // 1024} KB); "
-          f"{n_params} parameters; best score {best:.4f}", flush=True)
+    trained_on = ("FER2013 Training (FER+ votes mixed with FER2013 labels, weight "
+                  f"{args.fer2013_weight}) + 90 % of RAF-DB basic train (smoothing {args.smoothing}); "
+                  f"class-balanced sampling (count ** -{args.balance})"
+                  + (f"; mixup Beta({args.mixup}) on half of each batch" if args.mixup else "")
+                  + (f"; weights: moving average, decay {args.ema}" if args.ema else "")
+                  + (f"; distilled from {args.teacher.name} (share {args.distill}, temperature "
+                     f"{args.temperature})" if args.teacher else ""))
+    save(model, args.out, x_tr, args.seed, {"trained_on": trained_on,
+                                             "training_minutes": round((time.time() - t0) / 60, 1),
+                                             "history": history})
+    print(f"best score {best:.4f}", flush=True)
     return 0
 
 
