@@ -1,6 +1,6 @@
 """Distil an ensemble of larger face models into the shipped size (#31): minutes on a GPU, hours on a CPU.
 
-    python scripts/distill_face.py pack --out .gpu/faces.npz               # here: the aligned faces, ~33 MB
+    python scripts/distill_face.py pack --out .gpu/faces.npz               # here: the aligned faces, ~31 MB
     python scripts/distill_face.py train --data .gpu/faces.npz --out OUT   # on a GPU machine (or any torch device)
     python scripts/distill_face.py export --state OUT/student_0.pt         # here: the daemon's ONNX, int8 and card
 
@@ -168,8 +168,7 @@ def train(args: argparse.Namespace) -> None:
     tr, fv, rv = (data[s] for s in SPLITS)
     x = torch.from_numpy(standardise(tr["x"])).to(dev)
     y = torch.from_numpy(tr["y"]).to(dev)
-    counts = np.bincount(tr["y"].argmax(1), minlength=8).astype(np.float64)
-    weights = torch.from_numpy(counts[tr["y"].argmax(1)] ** -args.balance).float().to(dev)
+    weights = torch.from_numpy(tf.sampling_weights(tr["y"], args.balance)).float().to(dev)
     x_fv, x_rv = standardise(fv["x"]), standardise(rv["x"])
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict[str, object] = {"device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
@@ -225,11 +224,9 @@ def export(args: argparse.Namespace) -> None:
     report = json.loads((args.state.parent / "report.json").read_text())
     student = next(s for s in report["students"] if s["file"] == args.state.name)
     tf.save(model, args.out, x_tr, args.seed, {
-        "trained_on": "FER2013 Training (FER+ votes mixed with FER2013 labels, weight "
-                      f"{args.fer2013_weight}) + 90 % of RAF-DB basic train (smoothing {args.smoothing}); "
-                      f"class-balanced sampling (count ** -{args.balance}); distilled (share {student['share']}, "
-                      f"temperature {student['temperature']}) from {len(report['teachers'])} ResNet-18-like "
-                      "teachers: scripts/distill_face.py",
+        "trained_on": tf.data_note(args.fer2013_weight, args.smoothing, args.balance)
+                      + f"; distilled (share {student['share']}, temperature {student['temperature']}) from "
+                      f"{len(report['teachers'])} ResNet-18-like teachers: scripts/distill_face.py",
         "training": {"device": report["device"], "teachers": report["teachers"],
                      "ensemble": report.get("ensemble"), "student": student},
         "selected_on": "of the run's students, the best mean of FER+/FER2013 accuracy on FER2013 PublicTest and "

@@ -96,6 +96,19 @@ def load(fer_path: Path, raf_path: Path, fer2013_weight: float, smoothing: float
     }
 
 
+def sampling_weights(y: np.ndarray, balance: float) -> np.ndarray:
+    """Each face's draw weight: the count of its target's majority class ** -balance (rare classes more often)."""
+    major = y.argmax(1)
+    return np.bincount(major, minlength=y.shape[1]).astype(np.float64)[major] ** -balance
+
+
+def data_note(fer2013_weight: float, smoothing: float, balance: float) -> str:
+    """The card's account of the training data and its sampling (both training scripts)."""
+    return ("FER2013 Training (FER+ votes mixed with FER2013 labels, weight "
+            f"{fer2013_weight}) + 90 % of RAF-DB basic train (smoothing {smoothing}); "
+            f"class-balanced sampling (count ** -{balance})")
+
+
 def build_model(width: int = 32):  # type: ignore[no-untyped-def]
     """A small VGG-style CNN: plain 3x3 convs train fast on a CPU (depthwise ones do not)."""
     from torch import nn
@@ -271,9 +284,7 @@ def main() -> int:
         print(f"wrote {int8} ({int8.stat().st_size // 1024} KB) from {fp32}", flush=True)
         return 0
 
-    major = tr["y"].argmax(1)
-    counts = np.bincount(major, minlength=8).astype(np.float64)
-    weights = torch.from_numpy(counts[major] ** -args.balance)
+    weights = torch.from_numpy(sampling_weights(tr["y"], args.balance))
     model = build_model(args.width).to(device)
     swa = torch.optim.swa_utils
     ema = (swa.AveragedModel(model, multi_avg_fn=swa.get_ema_multi_avg_fn(args.ema), use_buffers=True)
@@ -325,9 +336,7 @@ def main() -> int:
     model.load_state_dict(best_state)
     model.eval()
 
-    trained_on = ("FER2013 Training (FER+ votes mixed with FER2013 labels, weight "
-                  f"{args.fer2013_weight}) + 90 % of RAF-DB basic train (smoothing {args.smoothing}); "
-                  f"class-balanced sampling (count ** -{args.balance})"
+    trained_on = (data_note(args.fer2013_weight, args.smoothing, args.balance)
                   + (f"; mixup Beta({args.mixup}) on half of each batch" if args.mixup else "")
                   + (f"; weights: moving average, decay {args.ema}" if args.ema else "")
                   + (f"; distilled from {args.teacher.name} (share {args.distill}, temperature "
