@@ -101,7 +101,10 @@ def hidden() -> bool:
     """Whether this run is under ``--hide-int8-dot-product`` and numpy, asking the CPU, sees no AVX-512."""
     if not os.environ.get(HIDDEN_ENV):
         return False
-    from numpy._core._multiarray_umath import __cpu_features__ as seen
+    try:  # numpy 2; numpy 1.26 keeps it under numpy.core
+        from numpy._core._multiarray_umath import __cpu_features__ as seen
+    except ImportError:
+        from numpy.core._multiarray_umath import __cpu_features__ as seen  # type: ignore[no-redef]
 
     if seen.get("AVX512F") or seen.get("AVX512VNNI"):
         raise SystemExit("--hide-int8-dot-product: the CPU's AVX-512 is still visible; nothing was hidden")
