@@ -97,18 +97,44 @@ def int8_dot_product(cpuinfo: str) -> bool:
     return bool(flags & INT8_DOT_FLAGS)
 
 
-def hidden() -> bool:
-    """Whether this run is under ``--hide-int8-dot-product`` and numpy, asking the CPU, sees no AVX-512."""
-    if not os.environ.get(HIDDEN_ENV):
-        return False
+def cpu_features() -> dict[str, bool]:
+    """What numpy found when it asked the CPU itself (CPUID), which is what the hiding changes."""
     try:  # numpy 2; numpy 1.26 keeps it under numpy.core
         from numpy._core._multiarray_umath import __cpu_features__ as seen
     except ImportError:
         from numpy.core._multiarray_umath import __cpu_features__ as seen  # type: ignore[no-redef]
+    return dict(seen)
 
+
+def hidden() -> bool:
+    """Whether this run is under ``--hide-int8-dot-product`` and numpy, asking the CPU, sees no AVX-512."""
+    if not os.environ.get(HIDDEN_ENV):
+        return False
+    seen = cpu_features()
     if seen.get("AVX512F") or seen.get("AVX512VNNI"):
         raise SystemExit("--hide-int8-dot-product: the CPU's AVX-512 is still visible; nothing was hidden")
     return True
+
+
+def cannot_hide() -> str:
+    """Why ``--hide-int8-dot-product`` cannot run on this machine; empty when it can."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        flags = ""
+    if platform.machine() != "x86_64" or "cpuid_fault" not in flags or not int8_dot_product(flags):
+        return "it needs an x86-64 CPU with an int8 dot product whose kernel offers CPUID faulting (cpuid_fault)"
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        return "it needs a C compiler (cc)"
+    return ""
+
+
+def build_hider(folder: Path) -> Path:
+    """``hide_int8_dot_product.c`` built into ``folder``, to be named in LD_PRELOAD."""
+    lib = folder / "hide.so"
+    cc = shutil.which("cc") or shutil.which("gcc") or "cc"
+    subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(lib), str(HIDER), "-ldl"], check=True)
+    return lib
 
 
 def rerun_hidden(argv: list[str]) -> int:
@@ -116,16 +142,10 @@ def rerun_hidden(argv: list[str]) -> int:
     (``hide_int8_dot_product.c`` as LD_PRELOAD, built with cc): onnxruntime, LiteRT and numpy then take the
     paths of a CPU without an int8 dot product, on the same hardware, so the two runs differ in the
     instructions only (a CPU that lacks them is usually older and slower in everything as well)."""
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    if platform.machine() != "x86_64" or "cpuid_fault" not in flags or not int8_dot_product(flags):
-        raise SystemExit("--hide-int8-dot-product needs an x86-64 CPU with an int8 dot product whose kernel "
-                         "offers CPUID faulting (cpuid_fault in /proc/cpuinfo)")
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        raise SystemExit("--hide-int8-dot-product needs a C compiler (cc)")
+    if why := cannot_hide():
+        raise SystemExit(f"--hide-int8-dot-product: {why}")
     with tempfile.TemporaryDirectory() as tmp:
-        lib = Path(tmp) / "hide.so"
-        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(lib), str(HIDER), "-ldl"], check=True)
+        lib = build_hider(Path(tmp))
         preload = " ".join(filter(None, [str(lib), os.environ.get("LD_PRELOAD", "")]))
         return subprocess.run([sys.executable, *argv], env=os.environ | {"LD_PRELOAD": preload, HIDDEN_ENV: "1"},
                               check=False).returncode
@@ -584,14 +604,14 @@ def goals_not_met(figures: dict[str, float]) -> list[str]:
 
 def int8_against_fp32(st: dict[str, float]) -> str:
     """One face view in each precision and backend of this run: what a per-CPU choice would choose from."""
-    view = "face classify, one face, one view ({}, {})"
-    cells = [f"{b}: int8 {st[view.format('int8', b)]:.2f} ms, fp32 {st[view.format('fp32', b)]:.2f} ms"
-             for b in ("onnxruntime", "tflite") if view.format("int8", b) in st]
+    views = face_views(st)
+    cells = [f"{b}: int8 {views[b + ' int8']:.2f} ms, fp32 {views[b + ' fp32']:.2f} ms"
+             for b in ("onnxruntime", "tflite") if b + " int8" in views]
     text = "One face view by precision and backend in this run: " + "; ".join(cells) + "."
-    lite, ort = view.format("int8", "tflite"), view.format("int8", "onnxruntime")
-    if lite in st:
+    if "tflite int8" in views:
         full = "face detect (full range, {})"
-        saved = 5 * (st[ort] - st[lite]) + st[full.format("onnxruntime")] - st[full.format("tflite")]
+        saved = 5 * (views["onnxruntime int8"] - views["tflite int8"]) + st[full.format("onnxruntime")] \
+            - st[full.format("tflite")]
         text += " The daemon runs onnxruntime on every kind of CPU: "
         if saved <= 0:
             text += (f"the face models on LiteRT would cost {-saved:.1f} ms a second more here "
