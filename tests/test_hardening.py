@@ -388,6 +388,7 @@ def test_sighup_rescans_the_library_and_the_daemon_lives_on(tmp_path: Path) -> N
     import signal
     import sqlite3
     import time
+    from contextlib import closing
 
     music = music_folder(tmp_path / "music", n=1)
     state = tmp_path / "state"
@@ -398,7 +399,15 @@ def test_sighup_rescans_the_library_and_the_daemon_lives_on(tmp_path: Path) -> N
                             stderr=subprocess.PIPE, text=True)
     try:
         db = state / "library.db"
-        count = lambda: sqlite3.connect(db).execute("SELECT count(*) FROM tracks").fetchone()[0]  # noqa: E731
+
+        def count() -> int:
+            """Tracks in the daemon's library; -1 while the file exists but its tables are still being made."""
+            try:
+                with closing(sqlite3.connect(db, timeout=1)) as con:
+                    return int(con.execute("SELECT count(*) FROM tracks").fetchone()[0])
+            except sqlite3.OperationalError:
+                return -1
+
         end = time.monotonic() + 30
         while time.monotonic() < end and not (db.exists() and count() == 1):
             time.sleep(0.2)
