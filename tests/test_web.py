@@ -240,8 +240,8 @@ def test_emomusic_analyze_prints_a_summary_and_a_json_last_line(tmp_path: Path, 
     assert any(line.startswith("fused") for line in lines[:-1])
     bad = subprocess.run([sys.executable, "-m", "emomusic", "analyze", "--config", str(conf), "--image",
                           str(tmp_path / "a.wav")], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 1 and bad.stderr.strip() == \
-        "emomusic analyze: image: not a picture that can be read (expected JPEG, PNG, BMP or WebP)"
+    expected = "not a picture that can be read (expected JPEG, PNG, BMP or WebP)"
+    assert bad.returncode == 1 and bad.stderr.strip() == f"emomusic analyze: --image {tmp_path / 'a.wav'}: {expected}"
 
 
 def test_emomusic_analyze_reads_a_tight_crop_and_fails_clearly_otherwise(tmp_path: Path, clip: bytes) -> None:
@@ -267,10 +267,11 @@ def test_emomusic_analyze_reads_a_tight_crop_and_fails_clearly_otherwise(tmp_pat
     (tmp_path / "empty.jpg").write_bytes(b"")
     empty = analyze("--image", str(tmp_path / "empty.jpg"))
     assert empty.returncode == 1 and empty.stderr.strip() == \
-        "emomusic analyze: image: the file is empty (expected JPEG, PNG, BMP or WebP)"
+        f"emomusic analyze: --image {tmp_path / 'empty.jpg'}: the file is empty (expected JPEG, PNG, BMP or WebP)"
     (tmp_path / "noise.wav").write_bytes(b"RIFF" + bytes(100))
     noise = analyze("--audio", str(tmp_path / "noise.wav"))
-    assert noise.returncode == 1 and noise.stderr.startswith("emomusic analyze: audio: not a recording")
+    assert noise.returncode == 1 and noise.stderr.startswith(f"emomusic analyze: --audio {tmp_path / 'noise.wav'}: "
+                                                             "not a recording")
     assert "0x" not in noise.stderr and "BytesIO" not in noise.stderr, noise.stderr
 
 

@@ -41,7 +41,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     try:
         result = Snapshot(cfg).analyze(data["image"], data["audio"], mode=args.mode, n=args.n, tracks=tracks)
     except AnalyzeError as e:
-        print(f"emomusic analyze: {e}", file=sys.stderr)
+        print(f"emomusic analyze: {naming_the_file(str(e), args)}", file=sys.stderr)
         return 1
     print(summary(result))
     print(json.dumps(result))
@@ -49,6 +49,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for why in missing:
         print(f"emomusic analyze: {why}", file=sys.stderr)
     return 1 if missing else 0
+
+
+def naming_the_file(message: str, args: argparse.Namespace) -> str:
+    """The snapshot's "image: …" / "audio: …" (the page's field names) as the option and file given here."""
+    field, _, rest = message.partition(": ")
+    path = getattr(args, field, None) if field in ("image", "audio") else None
+    return f"--{field} {path}: {rest}" if path is not None and rest else message
 
 
 def summary(r: dict[str, object]) -> str:
