@@ -586,6 +586,11 @@ def summary_rows(info: dict[str, Any]) -> list[str]:
         rows.append(_row(f"the pygame player mixing a track (Ogg, MP3, FLAC; {MIXER_BUFFER}-sample buffer, "
                          "pygame's default 512)", f"{min(ours):.2f}-{max(ours):.2f} % "
                          f"({min(default):.2f}-{max(default):.2f} %) of one core", ""))
+    mic = info.get("microphone")
+    if mic:
+        rows.append(_row("a live microphone's path: a callback per 300 ms block (every 30 ms, as until 2026-12-04; "
+                         "PortAudio stood in for, no sound card here)", f"{mic['a callback per 300 ms block']:.2f} % "
+                         f"({mic['a callback every 30 ms']:.2f} %) of one core", ""))
     low, high = info.get("pi_run_percent", (0.0, 0.0))
     rows.append(_row("Pi 4 estimate, `emomusic run` in steady state (from arithmetic, below)",
                      f"~{low:.0f}-{high:.0f} % of one of its four cores", ""))
@@ -930,6 +935,65 @@ def player_cpu(seconds: float = 20.0) -> dict[str, float]:
     return out
 
 
+MICROPHONE_CPU = """
+import os, sys, threading, time
+import numpy as np
+import sounddevice
+from emomusic.queues import DropOldestQueue
+from emomusic.sources.microphone import MicrophoneSource
+RATE, every_s, seconds = 48000, float(sys.argv[1]), float(sys.argv[2])
+
+class PacedStream:  # PortAudio stood in for: a thread calling back with a block on time, as a sound card's driver would
+    def __init__(self, *, device, channels, samplerate, dtype, blocksize, callback):
+        self.frames = round(every_s * samplerate) if every_s else blocksize
+        self.rate, self.callback, self.active = samplerate, callback, False
+        self.closed = threading.Event()
+    def start(self):
+        self.active = True
+        threading.Thread(target=self.run, daemon=True).start()
+    def run(self):
+        block = (0.1 * np.random.default_rng(0).standard_normal((self.frames, 1))).astype(np.float32)
+        flags = type("Flags", (), {"input_overflow": False})()
+        due = time.monotonic()
+        while True:
+            due += self.frames / self.rate
+            if self.closed.wait(max(0.0, due - time.monotonic())):
+                return
+            self.callback(block, self.frames, None, flags)
+    def close(self):
+        self.active = False
+        self.closed.set()
+
+sounddevice.query_devices = lambda device, kind: {"default_samplerate": float(RATE)}
+sounddevice.InputStream = PacedStream
+out = DropOldestQueue(1000, "microphone")
+MicrophoneSource("default", out).start()  # block_ms as configured by default (300)
+threading.Thread(target=lambda: [out.get(1.0) for _ in iter(int, 1)], daemon=True).start()
+def cpu_s():  # every thread of this process, from the scheduler's own count
+    tasks = os.listdir("/proc/self/task")
+    return sum(int(open(f"/proc/self/task/{t}/schedstat").read().split()[0]) for t in tasks) / 1e9
+time.sleep(3)
+c0, w0 = cpu_s(), time.monotonic()
+time.sleep(seconds)
+print(100 * (cpu_s() - c0) / (time.monotonic() - w0))
+"""
+
+
+def microphone_cpu(seconds: float = 20.0) -> dict[str, float]:
+    """A live microphone's path in the daemon (% of one core): the stream's callbacks, resampling 48 kHz to
+    16 kHz, 300 ms chunks handed on, with PortAudio stood in for by a thread that calls back on time (no
+    sound card here). Once with a callback per 300 ms block (the daemon's) and once every 30 ms (PortAudio's
+    block until 2026-12-04), each in a fresh process that does nothing else."""
+    out: dict[str, float] = {}
+    for name, every_s in (("a callback per 300 ms block", 0.0), ("a callback every 30 ms", 0.03)):
+        res = subprocess.run([sys.executable, "-c", MICROPHONE_CPU, str(every_s), str(seconds)],
+                             capture_output=True, text=True, timeout=seconds + 60)
+        if res.returncode:
+            raise SystemExit(f"microphone benchmark failed: {res.stderr.strip().splitlines()[-1:]}")
+        out[name] = round(float(res.stdout.strip().splitlines()[-1]), 2)
+    return out
+
+
 def web_idle(seconds: float = 60.0) -> dict[str, float]:
     """CPU of the web stage's thread (% of one core) with no page open, then with one page open
     (server-sent events), while the state changes twice a second as it does live."""
@@ -992,6 +1056,7 @@ def main() -> int:
                     help="only the library scan rate over these music folders (fresh index), printed as JSON")
     ap.add_argument("--jobs", type=int, default=0, help="with --scan: worker processes (0 = one per core)")
     ap.add_argument("--web", action="store_true", help="only the web stage's CPU, idle and with a page open, as JSON")
+    ap.add_argument("--microphone", action="store_true", help="only a live microphone's path, its CPU as JSON")
     ap.add_argument("--hide-int8-dot-product", action="store_true",
                     help="run as on a CPU without VNNI/AMX: hide them (and AVX-512) from the processes' CPUID")
     ap.add_argument("--music", type=Path, nargs="+", metavar="FOLDER",
@@ -1001,6 +1066,9 @@ def main() -> int:
         return rerun_hidden(sys.argv)
     if args.web:
         print(json.dumps(web_idle(30.0 if args.quick else 60.0)))
+        return 0
+    if args.microphone:
+        print(json.dumps(microphone_cpu(10.0 if args.quick else 20.0)))
         return 0
     if args.memory:
         print(json.dumps({**full_daemon_memory(), "breakdown": memory_breakdown()}, indent=1))
@@ -1019,6 +1087,7 @@ def main() -> int:
     info["memory"]["breakdown"] = memory_breakdown()
     info["web"] = web_idle(30.0 if args.quick else 60.0)
     info["player"] = player_cpu(10.0 if args.quick else 20.0)
+    info["microphone"] = microphone_cpu(10.0 if args.quick else 20.0)
     if args.music:
         info["scan"] = scan_rate(args.music, args.jobs)
     st = info["stages"]

@@ -106,12 +106,14 @@ class ScriptedInputStream:
 
     scripts: list[str] = []
     opened = 0
+    blocksizes: list[int] = []
 
     def __init__(self, *, device: Any, channels: int, samplerate: int, dtype: str, blocksize: int,
                  callback: Callable[..., None]) -> None:
         self.script = self.scripts[min(ScriptedInputStream.opened, len(self.scripts) - 1)]
         ScriptedInputStream.opened += 1
         self.rate, self.blocksize, self.callback = samplerate, blocksize, callback
+        ScriptedInputStream.blocksizes.append(blocksize)
         self.active = False
         self._closed = threading.Event()
 
@@ -121,13 +123,14 @@ class ScriptedInputStream:
 
     def _run(self) -> None:
         t = np.arange(self.blocksize) / self.rate
+        misbehave_at = max(2, round(0.6 * self.rate / self.blocksize))  # after 0.6 s of sound
         for i in range(100_000):
             if self._closed.wait(self.blocksize / self.rate):
                 return
-            if i == 20 and self.script == "stall":
+            if i == misbehave_at and self.script == "stall":
                 self._closed.wait()
                 return
-            if i == 20 and self.script == "stop":
+            if i == misbehave_at and self.script == "stop":
                 self.active = False
                 return
             flags = type("Flags", (), {"input_overflow": self.script == "overflow" and i % 5 == 4})()
@@ -150,6 +153,7 @@ def test_microphone_stall_stop_and_overflow_are_reported_and_the_stream_reopened
     monkeypatch.setattr(sounddevice, "InputStream", ScriptedInputStream)
     monkeypatch.setattr(ScriptedInputStream, "scripts", ["stall", "stop", "overflow"])
     monkeypatch.setattr(ScriptedInputStream, "opened", 0)
+    monkeypatch.setattr(ScriptedInputStream, "blocksizes", [])
     statuses: list[tuple[str, str]] = []
     out: DropOldestQueue[Any] = DropOldestQueue(1000, "microphone")
     src = MicrophoneSource("default", out, block_ms=300, stall_s=0.5,
@@ -170,6 +174,7 @@ def test_microphone_stall_stop_and_overflow_are_reported_and_the_stream_reopened
     while (c := out.get(timeout=0)) is not None:
         chunks.append(c)
     assert chunks and {c.samples.size for c in chunks} == {4800}  # 300 ms at 16 kHz, resampled from 48 kHz
+    assert set(ScriptedInputStream.blocksizes) == {14400}  # one callback per 300 ms block at 48 kHz, not every 30 ms
     assert all(b.t > a.t for a, b in zip(chunks, chunks[1:], strict=False))
 
 

@@ -22,6 +22,12 @@ from emomusic.queues import Inbox
 from emomusic.sources.base import Source, SourceEnded, StatusCallback, check_still_there
 
 OVERFLOW_REPORT_S = 10.0
+# A live stream calls back once per block_ms, not every 30 ms: each call wakes a thread and takes the GIL,
+# and the blocks were only gathered into block_ms chunks anyway (the same latency). At 300 ms, 3 calls a
+# second instead of 33: 0.2 instead of 1.2-1.4 % of a core for the daemon's side of the microphone
+# (`bench.py --microphone`: PortAudio stood in for by a paced thread, 2-core EPYC, 2026-12-04).
+RAW_BUFFER_S = 6.0  # blocks the callback may get ahead of the reader before they count as overflows
+POLL_S = 0.5  # while no block comes: how soon a stopped stream (an unplugged mic) is noticed
 AUDIO_FILE_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aiff", ".aif")
 
 
@@ -177,7 +183,7 @@ class MicrophoneSource(Source):
         self.overflows = 0
         self._overflows_reported = 0
         self._overflow_report_t = -math.inf
-        self._raw: queue.Queue[np.ndarray] = queue.Queue(maxsize=200)
+        self._raw: queue.Queue[np.ndarray] = queue.Queue(maxsize=max(2, math.ceil(RAW_BUFFER_S * 1000 / block_ms)))
         self._stream: Any = None
         self._resampler: Any = None
         self._chunker = _Chunker(RATE * block_ms // 1000)
@@ -205,16 +211,16 @@ class MicrophoneSource(Source):
             channels=1,
             samplerate=self._rate,
             dtype="float32",
-            blocksize=int(self._rate * 0.03),
+            blocksize=round(self._rate * self.block_ms / 1000),
             callback=callback,
         )
         self._stream.start()
 
     def read_once(self) -> None:
-        deadline = time.monotonic() + self.stall_s
+        deadline = time.monotonic() + self.stall_s + self.block_ms / 1000  # a block takes block_ms to come
         while True:
             try:
-                raw = self._raw.get(timeout=0.1)
+                raw = self._raw.get(timeout=max(0.01, min(POLL_S, deadline - time.monotonic())))
                 break
             except queue.Empty:
                 if self._stream is not None and not self._stream.active:
