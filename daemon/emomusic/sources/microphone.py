@@ -24,7 +24,7 @@ from emomusic.sources.base import Source, SourceEnded, StatusCallback, check_sti
 OVERFLOW_REPORT_S = 10.0
 # A live stream calls back once per block_ms, not every 30 ms: each call wakes a thread and takes the GIL,
 # and the blocks were only gathered into block_ms chunks anyway (the same latency). At 300 ms, 3 calls a
-# second instead of 33: 0.2 instead of 1.2-1.4 % of a core for the daemon's side of the microphone
+# second instead of 33: about 0.2 instead of 1.2-1.6 % of a core for the daemon's side of the microphone
 # (`bench.py --microphone`: PortAudio stood in for by a paced thread, 2-core EPYC, 2026-12-04).
 RAW_BUFFER_S = 6.0  # blocks the callback may get ahead of the reader before they count as overflows
 POLL_S = 0.5  # while no block comes: how soon a stopped stream (an unplugged mic) is noticed
