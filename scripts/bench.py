@@ -936,7 +936,7 @@ def player_cpu(seconds: float = 20.0) -> dict[str, float]:
 
 
 MICROPHONE_CPU = """
-import os, sys, threading, time
+import sys, threading, time
 import numpy as np
 import sounddevice
 from emomusic.queues import DropOldestQueue
@@ -969,13 +969,10 @@ sounddevice.InputStream = PacedStream
 out = DropOldestQueue(1000, "microphone")
 MicrophoneSource("default", out).start()  # block_ms as configured by default (300)
 threading.Thread(target=lambda: [out.get(1.0) for _ in iter(int, 1)], daemon=True).start()
-def cpu_s():  # every thread of this process, from the scheduler's own count
-    tasks = os.listdir("/proc/self/task")
-    return sum(int(open(f"/proc/self/task/{t}/schedstat").read().split()[0]) for t in tasks) / 1e9
 time.sleep(3)
-c0, w0 = cpu_s(), time.monotonic()
+t0, w0 = time.process_time(), time.monotonic()
 time.sleep(seconds)
-print(100 * (cpu_s() - c0) / (time.monotonic() - w0))
+print(100 * (time.process_time() - t0) / (time.monotonic() - w0))
 """
 
 
