@@ -8,8 +8,11 @@ Every clip goes through the daemon's own path (``emomusic.music.placement.input_
 20 s at 16 kHz, musicnn's mean embedding and tags over three spread 3 s patches, the numpy audio
 features); the vectors are cached in .cache/ (git-ignored). For each of two inputs, the tagger with
 the audio features (``models/music_placement.json``) and the audio features alone (the fallback,
-``music_placement_audio.json``), two L2-regularised logistic regressions, for the sign of valence and
-for the sign of arousal, on standardised inputs clipped to ±3. The regularisation strength is chosen
+``music_placement_audio.json``), one L2-regularised multinomial logistic regression over the four quadrants
+(valence and arousal signs together: what tells happy from calm is not what tells angry from sad), on
+standardised inputs clipped to ±3; P(valence > 0) and P(arousal > 0) are sums of two quadrants'
+probabilities. It replaced two independent logistic regressions, one per sign (2026-12-04: grouped CV on
+six fresh shufflings of the artists, quadrant 75.3 against 72.7 %). The regularisation strength is chosen
 by 5-fold cross-validation *grouped by artist* (no artist in both the training and the test fold;
 three shufflings of the artists, averaged), scored on quadrant accuracy; the report (accuracies,
 and the calibration of the quadrant probability: expected calibration error over 10 bins) goes into
@@ -81,7 +84,13 @@ def load(labels: Path, jobs: int, tagger_file: str) -> tuple[np.ndarray, np.ndar
 
 
 def quadrant(v: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """1 (v+ a+), 2 (v- a+), 3 (v- a-), 4 (v+ a-): the order of the placement's classes."""
     return np.where(a, np.where(v, 1, 2), np.where(v, 4, 3))
+
+
+def signs(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """P(valence > 0), P(arousal > 0) from the four quadrants' probabilities (columns in ``quadrant`` order)."""
+    return p[:, 0] + p[:, 3], p[:, 0] + p[:, 1]
 
 
 def pipeline(c: float) -> Any:
@@ -101,13 +110,14 @@ def cross_validate(x: np.ndarray, v: np.ndarray, a: np.ndarray, artists: np.ndar
     for seed in range(shuffles):
         order = {k: i for i, k in enumerate(np.random.default_rng(seed).permutation(sorted(set(artists))))}
         groups = np.array([order[k] for k in artists])
-        pv, pa = np.zeros(len(x)), np.zeros(len(x))
+        p = np.zeros((len(x), 4))
         for tr, te in GroupKFold(folds).split(x, v, groups):
-            for y, out in ((v, pv), (a, pa)):
-                out[te] = pipeline(c).fit(x[tr], y[tr]).predict_proba(x[te])[:, 1]
+            p[te] = pipeline(c).fit(x[tr], quadrant(v, a)[tr]).predict_proba(x[te])
+        pv, pa = signs(p)
         hv, ha = pv > 0.5, pa > 0.5
-        sure = np.maximum(pv, 1 - pv) * np.maximum(pa, 1 - pa)  # the quadrant's probability
-        right = quadrant(hv, ha) == quadrant(v, a)
+        placed = quadrant(hv, ha)  # where the coordinates put the song
+        sure = p[np.arange(len(p)), placed - 1]  # that quadrant's probability
+        right = placed == quadrant(v, a)
         bins = np.minimum((sure - 0.25) / 0.75 * 10, 9).astype(int)
         ece = sum(abs(right[bins == b].mean() - sure[bins == b].mean()) * (bins == b).mean()
                   for b in range(10) if (bins == b).any())
@@ -124,14 +134,14 @@ def fit(x: np.ndarray, v: np.ndarray, a: np.ndarray, artists: np.ndarray, name: 
         print(f"{name:8} C={g['C']:<6} quadrant {g['quadrant_accuracy']:.3f}  valence {g['valence_accuracy']:.3f}  "
               f"arousal {g['arousal_accuracy']:.3f}  ECE {g['quadrant_ece']:.3f}", flush=True)
     best = max(grid, key=lambda g: g["quadrant_accuracy"])
-    heads, scaler = {}, None
-    for key, y in (("valence", v), ("arousal", a)):
-        p = pipeline(best["C"]).fit(x, y)
-        scaler, lr = p[0], p[-1]
-        heads[key] = {"weights": [round(float(w), 6) for w in lr.coef_[0]], "bias": round(float(lr.intercept_[0]), 6)}
-    assert scaler is not None
+    p = pipeline(best["C"]).fit(x, quadrant(v, a))
+    scaler, lr = p[0], p[-1]
+    assert list(lr.classes_) == [1, 2, 3, 4]
+    quadrants = {"order": ["v+a+", "v-a+", "v-a-", "v+a-"],
+                 "weights": [[round(float(w), 6) for w in row] for row in lr.coef_],
+                 "bias": [round(float(b), 6) for b in lr.intercept_]}
     return {"mean": [round(float(m), 6) for m in scaler.mean_], "scale": [round(float(s), 6) for s in scaler.scale_],
-            **heads, "cross_validation": grid, "selected": best}, best
+            "quadrants": quadrants, "cross_validation": grid, "selected": best}, best
 
 
 def main() -> int:

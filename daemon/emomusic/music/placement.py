@@ -1,13 +1,14 @@
 """Where an untagged song sits on the valence/arousal plane: the learned placement model.
 
 ``models/music_placement.json`` (``scripts/train_music.py``: fitted on annotated 4Q songs and chosen
-by cross-validation grouped by artist) holds two logistic regressions, P(valence > 0) and
-P(arousal > 0), on a standardised vector (clipped to ±``Z_CLIP``): what musicnn's tagger hears in the
+by cross-validation grouped by artist) holds a multinomial logistic regression over Russell's four
+quadrants on a standardised vector (clipped to ±``Z_CLIP``): what musicnn's tagger hears in the
 excerpt (its mean embedding and tag probabilities, ``music.embedding``) and the numpy audio features
-of ``music.analysis``. A coordinate is ``2p - 1``, so a song the model is unsure about sits near the
-axis instead of being pushed to a corner, and the placement's confidence is the probability of its
-quadrant (0.25 … 1). Without the tagger's model file the older placement on the audio features alone
-(``music_placement_audio.json``) takes over, and says so once. A dot product: no runtime of its own.
+of ``music.analysis``. P(valence > 0) and P(arousal > 0) are sums of two quadrants; a coordinate is
+``2p - 1``, so a song the model is unsure about sits near the axis instead of being pushed to a corner,
+and the placement's confidence is the probability of the quadrant it is placed in. Without the
+tagger's model file the placement on the audio features alone (``music_placement_audio.json``) takes
+over, and says so once. A dot product and a softmax: no runtime of its own.
 """
 
 from __future__ import annotations
@@ -44,14 +45,26 @@ class PlacementModel:
     uses_tagger: bool
     mean: np.ndarray
     scale: np.ndarray
-    weights: np.ndarray  # (2, n): valence, arousal
-    bias: np.ndarray  # (2,)
+    weights: np.ndarray  # (4, n): the quadrants v+a+, v-a+, v-a-, v+a-
+    bias: np.ndarray  # (4,)
+
+    def quadrants(self, vec: np.ndarray) -> np.ndarray:
+        """The four quadrants' probabilities (v+a+, v-a+, v-a-, v+a-) for one input vector."""
+        z = np.clip((np.asarray(vec, np.float64) - self.mean) / self.scale, -Z_CLIP, Z_CLIP)
+        logits = self.weights @ z + self.bias
+        e = np.exp(logits - logits.max())
+        return np.asarray(e / e.sum())
 
     def probabilities(self, vec: np.ndarray) -> np.ndarray:
         """P(valence > 0), P(arousal > 0) for one input vector."""
-        z = np.clip((np.asarray(vec, np.float64) - self.mean) / self.scale, -Z_CLIP, Z_CLIP)
-        logits = self.weights @ z + self.bias
-        return 1 / (1 + np.exp(-np.clip(logits, -30, 30)))
+        q = self.quadrants(vec)
+        return np.array([q[0] + q[3], q[0] + q[1]])
+
+    def confidence(self, vec: np.ndarray) -> float:
+        """The probability of the quadrant the song is placed in."""
+        q = self.quadrants(vec)
+        pv, pa = q[0] + q[3], q[0] + q[1]
+        return float(q[(0 if pv > 0.5 else 1) if pa > 0.5 else (3 if pv > 0.5 else 2)])
 
     def place(self, vec: np.ndarray) -> tuple[float, float]:
         """(valence, arousal) in [-1, 1] for one input vector."""
@@ -75,11 +88,14 @@ def _model(path: Path, tagger_width: int) -> PlacementModel:
     if meta.get("features") != feature_names() or (uses_tagger and meta["tagger"] != tagger_width):
         raise PlacementModelError(f"{path}: its inputs do not match this emomusic's analysis; "
                                   "rebuild it with python scripts/train_music.py")
+    quadrants = meta.get("quadrants")
+    if not isinstance(quadrants, dict) or quadrants.get("order") != ["v+a+", "v-a+", "v-a-", "v+a-"]:
+        raise PlacementModelError(f"{path}: expected the four quadrants' model (\"quadrants\"), an older file's "
+                                  "two sign models are no longer read; rebuild it with python scripts/train_music.py")
     digest = hashlib.sha1(path.read_bytes()).hexdigest()[:8]
     return PlacementModel(f"{'musicnn' if uses_tagger else 'audio'}:{digest}", uses_tagger,
                           np.array(meta["mean"]), np.array(meta["scale"]),
-                          np.array([meta["valence"]["weights"], meta["arousal"]["weights"]]),
-                          np.array([meta["valence"]["bias"], meta["arousal"]["bias"]]))
+                          np.array(quadrants["weights"]), np.array(quadrants["bias"]))
 
 
 @lru_cache(maxsize=4)
@@ -121,12 +137,11 @@ def place_file(path: Path, models_dir: Path = MODELS_DIR) -> tuple[tuple[float, 
     except Exception as e:  # libsndfile cannot decode it (AAC in MP4, a broken stream)
         raise AnalysisError(f"cannot decode: {e}") from None
     vec, heard = input_vector(y, model, models_dir)
-    pv, pa = model.probabilities(vec)
     named = dict(zip(feature_names(), vec[-len(feature_names()):].tolist(), strict=True))
     shown: dict[str, Any] = {k: round(named[k], 3) for k in ("bpm", "rms_db", "centroid_khz", "mode_strength",
                                                             "onset_rate")}
     shown["model"] = model.id
-    shown["confidence"] = round(float(max(pv, 1 - pv) * max(pa, 1 - pa)), 3)
+    shown["confidence"] = round(model.confidence(vec), 3)
     if heard is not None:
         from emomusic.music.embedding import tagger
 
