@@ -30,8 +30,13 @@ def test_shipped_config_is_valid_and_equals_the_defaults() -> None:
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        ({"bogus": 1}, "test.toml: bogus: unknown key"),
-        ({"mqtt": {"hots": "x"}}, "test.toml: mqtt.hots: unknown key"),
+        ({"bogus": 1}, "test.toml: bogus: unknown section (expected one of: device, camera, microphone"),
+        ({"libary": {}}, "test.toml: libary: unknown section (did you mean 'library'?)"),
+        ({"mqtt": {"hots": "x"}}, "test.toml: mqtt.hots: unknown key (did you mean 'host'?)"),
+        ({"mqtt": {"tls": {"enable": True}}}, "mqtt.tls.enable: unknown key (did you mean 'enabled'?)"),
+        ({"camera": {"zzz": 1}}, "camera.zzz: unknown key (expected one of: enabled, source, loop"),
+        ({"fusion": {"tau_s": {"fase": 1}}}, "fusion.tau_s.fase: unknown modality (did you mean 'face'?)"),
+        ({"fusion": {"reliability": {"xyz": 0.5}}}, "fusion.reliability.xyz: unknown modality (expected one of: face"),
         ({"mqtt": {"port": "abc"}}, "mqtt.port: Input should be a valid integer"),
         ({"mqtt": {"port": 0}}, "mqtt.port: Input should be greater than or equal to 1"),
         ({"mqtt": {"port": 70000}}, "mqtt.port: Input should be less than or equal to 65535"),

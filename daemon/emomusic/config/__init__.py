@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from emomusic.config.base import KINDS, Section
+from emomusic.config.base import KINDS, Section, meant
 from emomusic.config.fusion import FusionConfig
 from emomusic.config.mqtt import PASSWORD_ENV, MqttConfig
 from emomusic.config.music import MPD_PASSWORD_ENV, LibraryConfig, PlayerConfig
@@ -190,6 +190,17 @@ def _choices(section: type[Section], path: list[str]) -> list[str]:
     return [repr(v) for v in typing.get_args(tp)] if typing.get_origin(tp) is Literal else []
 
 
+def _unknown(section: type[Section], path: list[str], key: str) -> str:
+    """"unknown key" with the likely meant one, or the keys that table has (a typo, or a key put under
+    the wrong table, is the usual cause)."""
+    tp: Any = section
+    for name in path:
+        tp = typing.get_type_hints(tp).get(name) if isinstance(tp, type) else None
+    if not (isinstance(tp, type) and issubclass(tp, msgspec.Struct)):
+        return "unknown key"
+    return f"unknown key ({meant(key, [f.encode_name for f in msgspec.structs.fields(tp)])})"
+
+
 def _number(text: str) -> str:
     return text[:-2] if text.endswith(".0") else text
 
@@ -222,10 +233,10 @@ def _explain(section: type[Section], raw: Any, err: ValueError) -> tuple[list[st
         msg, where = text, "$`"
     path = [p for p in where.rstrip("`").removeprefix("$").replace("[...]", "").split(".") if p]
     if m := re.fullmatch(r"Object contains unknown field `(.+)`", msg):
-        return [*path, m.group(1)], "unknown key"
+        return [*path, m.group(1)], _unknown(section, path, m.group(1))
     head, sep, rest = msg.partition(": ")
-    if sep and head.isidentifier():
-        path, msg = [*path, head], rest
+    if sep and all(part.isidentifier() for part in head.split(".")):  # a section's own check: "key.sub: what"
+        path, msg = [*path, *head.split(".")], rest
     else:
         msg = _in_words(msg, section, path)
     value = raw
@@ -240,7 +251,8 @@ def _validate(
     data: dict[str, Any], origin: str, env_keys: dict[tuple[str, ...], str]
 ) -> tuple[Config | None, list[str]]:
     """Each section on its own (every section's first problem is reported, one line each)."""
-    problems = [f"{origin}: {key}: unknown key" for key in data if key not in SECTIONS]
+    problems = [f"{origin}: {key}: unknown section ({meant(key, list(SECTIONS))})" for key in data
+                if key not in SECTIONS]
     sections: dict[str, Section] = {}
     for name, section in SECTIONS.items():
         raw = data.get(name, {})

@@ -8,6 +8,7 @@ starts with the field's name), and may reshape its raw table first in ``prepare`
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any
 
 import msgspec
@@ -23,6 +24,12 @@ KINDS = {
     "object": "table",
     "null": "value",
 }
+
+
+def meant(key: str, names: list[str]) -> str:
+    """What a misspelt or misplaced key was likely meant to be, or the names there are."""
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.7)
+    return f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(names)}"
 
 
 class Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

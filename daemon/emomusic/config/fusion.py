@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, field
 
-from emomusic.config.base import VA, Section
+from emomusic.config.base import VA, Section, meant
 from emomusic.config.modalities import LISTENER, MODALITIES
 
 DEFAULT_CIRCUMPLEX: dict[str, tuple[float, float]] = {
@@ -32,6 +32,15 @@ FEEDBACK_MODALITY = LISTENER.name  # the listener's own word ("I feel sad"): evi
 def _defaults(attr: str) -> dict[str, float]:
     """Each registered modality's default (the listener's has keys of its own: feedback_*)."""
     return {m.name: float(getattr(m, attr)) for m in MODALITIES.values() if not m.told}
+
+
+def _known_modalities(**tables: dict[str, float]) -> None:
+    """Every per-modality table names registered modalities: a typo would leave the meant one at its default."""
+    known = list(_defaults("tau_s"))
+    for key, table in tables.items():
+        for name in table:
+            if name not in known:
+                raise ValueError(f"{key}.{name}: unknown modality ({meant(name, known)})")
 
 
 class FusionConfig(Section, frozen=True):
@@ -95,6 +104,7 @@ class FusionConfig(Section, frozen=True):
         tau_s, circumplex = self.prepare({"tau_s": self.tau_s, "circumplex": self.circumplex}).values()
         msgspec.structs.force_setattr(self, "tau_s", tau_s)
         msgspec.structs.force_setattr(self, "circumplex", circumplex)
+        _known_modalities(tau_s=self.tau_s, reliability=self.reliability)
         for name, tau in self.tau_s.items():
             if not (math.isfinite(tau) and tau > 0):
                 raise ValueError(f"tau_s: tau of '{name}' must be a finite number > 0, got {tau}")
