@@ -19,7 +19,7 @@ import pytest
 from emomusic.config import parse_config
 from emomusic.music import embedding
 from emomusic.music.demo import DEMO_PIECES, synth_music, write_tagged
-from emomusic.music.embedding import PATCH, log_mel, patches, tagger
+from emomusic.music.embedding import PATCH, Heard, log_mel, patches, tagger
 from emomusic.music.library import Library
 from emomusic.music.placement import load_model, place_file
 from emomusic.music.scan import refresh_in_background, scan
@@ -143,7 +143,14 @@ def test_emomusic_library_and_the_page_show_what_the_tagger_heard(tmp_path: Path
     assert "heard: " in out.stdout and "sure 0." in out.stdout, out.stdout
     cfg = parse_config({"device": {"state_dir": str(tmp_path / "state")}}, env={})
     track = WebServer(WebSettings.of(cfg), Snapshot(cfg), lambda c: None).library_json()["tracks"][0]
-    assert len(track["heard"]) == 5 and 0.25 <= track["confidence"] <= 1
+    names = [shown.rsplit(" ", 1)[0] for shown in track["heard"]]  # "rock 0.41"
+    assert len(names) == 5 and len(set(names)) == 5, names  # both taggers know "rock": shown once
+    assert 0 < track["confidence"] <= 1
+
+
+def test_a_tag_both_taggers_know_is_shown_once_with_the_surer_reading() -> None:
+    heard = Heard(np.zeros(400), np.array([0.2, 0.9, 0.5, 0.1, 0.4]))
+    assert heard.top_tags(["rock", "jazz", "rock", "pop", "sad"], 3) == [("jazz", 0.9), ("rock", 0.5), ("sad", 0.4)]
 
 
 def test_the_index_keeps_an_analysed_tracks_model(tmp_path: Path) -> None:

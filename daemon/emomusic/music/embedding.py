@@ -65,8 +65,12 @@ class Heard:
     tags: np.ndarray  # (100,)
 
     def top_tags(self, labels: list[str], n: int = 5) -> list[tuple[str, float]]:
-        order = np.argsort(-self.tags)[:n]
-        return [(labels[i], round(float(self.tags[i]), 3)) for i in order]
+        """The ``n`` likeliest tags, each name once: both taggers know rock, pop, electronic, dance, metal,
+        ambient, guitar and country, and a name heard by both counts with the surer of the two."""
+        best: dict[str, float] = {}
+        for label, p in zip(labels, self.tags.tolist(), strict=True):
+            best[label] = max(best.get(label, 0.0), p)
+        return [(label, round(p, 3)) for label, p in sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
 
 
 class MusicTagger:
