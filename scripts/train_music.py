@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
 
 from emomusic.music.analysis import feature_names, features, load_excerpt  # noqa: E402
-from emomusic.music.placement import Z_CLIP  # noqa: E402
+from emomusic.music.placement import QUADRANTS, Z_CLIP, signs  # noqa: E402
 
 DATA = ROOT.parent / "shared/data/music/4q"
 GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
@@ -84,13 +84,8 @@ def load(labels: Path, jobs: int, tagger_file: str) -> tuple[np.ndarray, np.ndar
 
 
 def quadrant(v: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """1 (v+ a+), 2 (v- a+), 3 (v- a-), 4 (v+ a-): the order of the placement's classes."""
+    """1 (v+ a+), 2 (v- a+), 3 (v- a-), 4 (v+ a-): the placement's classes, in ``QUADRANTS`` order."""
     return np.where(a, np.where(v, 1, 2), np.where(v, 4, 3))
-
-
-def signs(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """P(valence > 0), P(arousal > 0) from the four quadrants' probabilities (columns in ``quadrant`` order)."""
-    return p[:, 0] + p[:, 3], p[:, 0] + p[:, 1]
 
 
 def pipeline(c: float) -> Any:
@@ -137,7 +132,7 @@ def fit(x: np.ndarray, v: np.ndarray, a: np.ndarray, artists: np.ndarray, name: 
     p = pipeline(best["C"]).fit(x, quadrant(v, a))
     scaler, lr = p[0], p[-1]
     assert list(lr.classes_) == [1, 2, 3, 4]
-    quadrants = {"order": ["v+a+", "v-a+", "v-a-", "v+a-"],
+    quadrants = {"order": list(QUADRANTS),
                  "weights": [[round(float(w), 6) for w in row] for row in lr.coef_],
                  "bias": [round(float(b), 6) for b in lr.intercept_]}
     return {"mean": [round(float(m), 6) for m in scaler.mean_], "scale": [round(float(s), 6) for s in scaler.scale_],

@@ -179,23 +179,24 @@ SECTIONS: dict[str, type[Section]] = {
 }
 
 
-def _choices(section: type[Section], path: list[str]) -> list[str]:
-    """The allowed values of a Literal field at ``path`` inside ``section`` (empty if it is not one)."""
+def _type_at(section: type[Section], path: list[str]) -> Any:
+    """The type of the field at ``path`` inside ``section`` (``Annotated`` taken off; None if there is none)."""
     tp: Any = section
     for name in path:
-        hints = typing.get_type_hints(tp, include_extras=True) if isinstance(tp, type) else {}
-        tp = hints.get(name)
-        while typing.get_origin(tp) is Annotated:
-            tp = typing.get_args(tp)[0]
+        tp = typing.get_type_hints(tp).get(name) if isinstance(tp, type) else None
+    return tp
+
+
+def _choices(section: type[Section], path: list[str]) -> list[str]:
+    """The allowed values of a Literal field at ``path`` inside ``section`` (empty if it is not one)."""
+    tp = _type_at(section, path)
     return [repr(v) for v in typing.get_args(tp)] if typing.get_origin(tp) is Literal else []
 
 
 def _unknown(section: type[Section], path: list[str], key: str) -> str:
     """"unknown key" with the likely meant one, or the keys that table has (a typo, or a key put under
     the wrong table, is the usual cause)."""
-    tp: Any = section
-    for name in path:
-        tp = typing.get_type_hints(tp).get(name) if isinstance(tp, type) else None
+    tp = _type_at(section, path)
     if not (isinstance(tp, type) and issubclass(tp, msgspec.Struct)):
         return "unknown key"
     return f"unknown key ({meant(key, [f.encode_name for f in msgspec.structs.fields(tp)])})"

@@ -35,6 +35,14 @@ FALLBACK_FILE = "music_placement_audio.json"  # audio features alone
 TOP_TAGS = 5
 
 
+QUADRANTS = ("v+a+", "v-a+", "v-a-", "v+a-")  # the model's classes, in this order
+
+
+def signs(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """P(valence > 0), P(arousal > 0) from the quadrants' probabilities (last axis in ``QUADRANTS`` order)."""
+    return q[..., 0] + q[..., 3], q[..., 0] + q[..., 1]
+
+
 class PlacementModelError(RuntimeError):
     """The placement model file is missing or does not fit the analysis code."""
 
@@ -45,11 +53,11 @@ class PlacementModel:
     uses_tagger: bool
     mean: np.ndarray
     scale: np.ndarray
-    weights: np.ndarray  # (4, n): the quadrants v+a+, v-a+, v-a-, v+a-
+    weights: np.ndarray  # (4, n): the quadrants in QUADRANTS order
     bias: np.ndarray  # (4,)
 
     def quadrants(self, vec: np.ndarray) -> np.ndarray:
-        """The four quadrants' probabilities (v+a+, v-a+, v-a-, v+a-) for one input vector."""
+        """The four quadrants' probabilities (``QUADRANTS`` order) for one input vector."""
         z = np.clip((np.asarray(vec, np.float64) - self.mean) / self.scale, -Z_CLIP, Z_CLIP)
         logits = self.weights @ z + self.bias
         e = np.exp(logits - logits.max())
@@ -57,14 +65,13 @@ class PlacementModel:
 
     def probabilities(self, vec: np.ndarray) -> np.ndarray:
         """P(valence > 0), P(arousal > 0) for one input vector."""
-        q = self.quadrants(vec)
-        return np.array([q[0] + q[3], q[0] + q[1]])
+        return np.array(signs(self.quadrants(vec)))
 
     def confidence(self, vec: np.ndarray) -> float:
         """The probability of the quadrant the song is placed in."""
         q = self.quadrants(vec)
-        pv, pa = q[0] + q[3], q[0] + q[1]
-        return float(q[(0 if pv > 0.5 else 1) if pa > 0.5 else (3 if pv > 0.5 else 2)])
+        pv, pa = signs(q)
+        return float(q[QUADRANTS.index(f"v{'+' if pv > 0.5 else '-'}a{'+' if pa > 0.5 else '-'}")])
 
     def place(self, vec: np.ndarray) -> tuple[float, float]:
         """(valence, arousal) in [-1, 1] for one input vector."""
@@ -89,7 +96,7 @@ def _model(path: Path, tagger_width: int) -> PlacementModel:
         raise PlacementModelError(f"{path}: its inputs do not match this emomusic's analysis; "
                                   "rebuild it with python scripts/train_music.py")
     quadrants = meta.get("quadrants")
-    if not isinstance(quadrants, dict) or quadrants.get("order") != ["v+a+", "v-a+", "v-a-", "v+a-"]:
+    if not isinstance(quadrants, dict) or quadrants.get("order") != list(QUADRANTS):
         raise PlacementModelError(f"{path}: expected the four quadrants' model (\"quadrants\"), an older file's "
                                   "two sign models are no longer read; rebuild it with python scripts/train_music.py")
     digest = hashlib.sha1(path.read_bytes()).hexdigest()[:8]
