@@ -101,7 +101,8 @@ def test_coordinates_and_confidence_follow_the_four_quadrants(seed: int) -> None
             assert q.shape == (4,) and abs(q.sum() - 1) < 1e-9 and (q >= 0).all()
             v, a = model.place(vec)
             assert abs(v - (2 * (q[0] + q[3]) - 1)) < 1e-3 and abs(a - (2 * (q[0] + q[1]) - 1)) < 1e-3
-            named = {(True, True): 0, (False, True): 1, (False, False): 2, (True, False): 3}[(v > 0, a > 0)]
+            pv, pa = model.probabilities(vec)  # unrounded: a coordinate rounded to 0.0 still names its side
+            named = {(True, True): 0, (False, True): 1, (False, False): 2, (True, False): 3}[(pv > 0.5, pa > 0.5)]
             assert model.confidence(vec) == pytest.approx(q[named])
 
 
