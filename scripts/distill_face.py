@@ -5,10 +5,12 @@
     python scripts/distill_face.py export --state OUT/student_0.pt         # here: the daemon's ONNX, int8 and card
 
 Teachers: ResNet-18-like networks on the full 48x48 face (about ten times the student's parameters),
-trained on train_face.py's targets, class-balanced draws and augmentation. Students: train_face.build_model,
-the shipped size, trained on a mix of the label's cross-entropy and the teachers' averaged readings of the
-same augmented batch (the usual temperature-softened KL, times T^2, so that the student stays about as sure
-of itself as one trained on labels alone: the daemon's fusion is tuned to that).
+trained on train_face.py's targets, class-balanced draws and augmentation, each in its own process and all
+at once (``teach``; a GPU is shared, the CPU that feeds it is not). Students: train_face.build_model, the
+shipped size, all trained in one process on the same batches, which the teachers' ensemble reads once; each
+on a mix of the label's cross-entropy and the teachers' averaged readings (the usual temperature-softened
+KL, times T^2, so that the student stays about as sure of itself as one trained on labels alone: the
+daemon's fusion is tuned to that).
 
 Each stage runs for a set time rather than a set number of epochs (the learning rate warms up, then follows
 a cosine over the stage's seconds), so that a run fits a lent machine's minutes; the report gives the steps
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -123,91 +126,152 @@ def ensemble(models):  # type: ignore[no-untyped-def]
     return Mean().eval()
 
 
-def fit(model, x, y, weights, gen, *, seconds: float, lr: float, batch: int, decay: float,  # type: ignore[no-untyped-def]
-        teacher=None, share: float = 0.0, temperature: float = 1.0) -> dict[str, float]:
-    """Trains ``model`` for ``seconds`` of wall-clock time; with a teacher, the loss is (1 - share) label
-    cross-entropy + share * T^2 * cross-entropy against the teacher's readings at temperature T."""
+def loss(model, xb, yb, teacher_logits, share: float, temperature: float, *, amp: bool):  # type: ignore[no-untyped-def]
+    """(1 - share) label cross-entropy + share * T^2 * cross-entropy against the teacher's softened readings."""
+    import torch
+
+    with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits = model(xb).float()
+    own = -(yb * torch.log_softmax(logits, 1)).sum(1).mean()
+    if teacher_logits is None:
+        return own
+    soft = torch.softmax(teacher_logits / temperature, 1)
+    kd = -(soft * torch.log_softmax(logits / temperature, 1)).sum(1).mean() * temperature**2
+    return (1 - share) * own + share * kd
+
+
+def fit(models, x, y, weights, gen, *, seconds: float, lr: float, batch: int, decay: float,  # type: ignore[no-untyped-def]
+        teacher=None, specs: list[tuple[float, float]] | None = None) -> list[dict[str, float]]:
+    """Trains ``models`` side by side on the same augmented batches for ``seconds`` of wall-clock time. With a
+    teacher, model i's loss is (1 - share) label cross-entropy + share * T^2 * cross-entropy against the
+    teacher's readings at temperature T, (share, T) = specs[i]: the teacher reads each batch once for all."""
     import torch
 
     amp = x.device.type == "cuda"
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=decay)
-    model.train()
-    t0, steps, loss_sum = time.time(), 0, torch.zeros((), device=x.device)
+    opts = [torch.optim.AdamW(m.parameters(), lr=lr, weight_decay=decay) for m in models]
+    specs = specs or [(0.0, 1.0)] * len(models)
+    for m in models:
+        m.train()
+    t0, steps = time.time(), 0
+    loss_sums = torch.zeros(len(models), device=x.device)
     while (frac := (time.time() - t0) / seconds) < 1:
         scale = frac / 0.1 if frac < 0.1 else 0.5 * (1 + math.cos(math.pi * (frac - 0.1) / 0.9))
-        for group in opt.param_groups:
-            group["lr"] = lr * scale
+        for opt in opts:
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
         idx = torch.multinomial(weights, batch, replacement=True, generator=gen)
         xb, yb = tf.augment(x[idx], gen), y[idx]
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = model(xb).float()
-        loss = -(yb * torch.log_softmax(logits, 1)).sum(1).mean()
+        teacher_logits = None
         if teacher is not None:
             with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-                soft = torch.softmax(teacher(xb).float() / temperature, 1)
-            kd = -(soft * torch.log_softmax(logits / temperature, 1)).sum(1).mean() * temperature**2
-            loss = (1 - share) * loss + share * kd
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+                teacher_logits = teacher(xb).float()
+        total = torch.stack([loss(m, xb, yb, teacher_logits, *spec, amp=amp) for m, spec in zip(models, specs,
+                                                                                               strict=True)])
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
+        total.sum().backward()  # the models share nothing: one backward pass gives each its own gradients
+        for opt in opts:
+            opt.step()
         steps += 1
-        loss_sum += loss.detach()
-    model.eval()
-    return {"steps": steps, "samples": steps * batch, "seconds": round(time.time() - t0, 1),
-            "loss": round(float(loss_sum) / max(steps, 1), 4)}
+        loss_sums += total.detach()
+    for m in models:
+        m.eval()
+    run = {"steps": steps, "samples": steps * batch, "seconds": round(time.time() - t0, 1)}
+    return [{**run, "loss": round(float(v) / max(steps, 1), 4)} for v in loss_sums.cpu()]
+
+
+class Session:
+    """One process's view of a run: the packed faces on its device, the held-out judge and the report."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        import torch
+
+        self.t0 = time.time()
+        self.dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        torch.backends.cudnn.benchmark = True
+        data = unpack(args.data)
+        tr, self.fv, self.rv = (data[s] for s in SPLITS)
+        self.x = torch.from_numpy(standardise(tr["x"])).to(self.dev)
+        self.y = torch.from_numpy(tr["y"]).to(self.dev)
+        self.weights = torch.from_numpy(tf.sampling_weights(tr["y"], args.balance)).float().to(self.dev)
+        self.x_fv, self.x_rv = standardise(self.fv["x"]), standardise(self.rv["x"])
+        self.device_name = torch.cuda.get_device_name() if self.dev.type == "cuda" else "cpu"
+
+    def generator(self, seed: int):  # type: ignore[no-untyped-def]
+        import torch
+
+        return torch.Generator(device=self.dev).manual_seed(seed)
+
+    def judge(self, model) -> dict[str, float]:  # type: ignore[no-untyped-def]
+        d = str(self.dev)
+        m = tf.metrics(tf.predict(model, self.x_fv, d), self.fv, tf.predict(model, self.x_rv, d), self.rv)
+        return {k: round(v, 4) for k, v in m.items()}
+
+    def say(self, text: str) -> None:
+        print(f"[{(time.time() - self.t0) / 60:.1f} min] {text}", flush=True)
+
+
+def teach(args: argparse.Namespace) -> None:
+    """One teacher -> WORK/teacher_I.pt and its figures in WORK/teacher_I.json (``train`` runs several at once)."""
+    import torch
+
+    s = Session(args)
+    torch.manual_seed(args.seed + args.index)
+    model = build_teacher(args.teacher_width).to(s.dev, memory_format=torch.channels_last)
+    [run] = fit([model], s.x, s.y, s.weights, s.generator(args.seed + args.index), seconds=args.teacher_seconds,
+                lr=args.teacher_lr, batch=args.batch, decay=0.05)
+    entry = {"width": args.teacher_width, **run, **s.judge(model)}
+    args.work.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, args.work / f"teacher_{args.index}.pt")
+    (args.work / f"teacher_{args.index}.json").write_text(json.dumps(entry))
+    s.say(f"teacher {args.index} {json.dumps(entry)}")
 
 
 def train(args: argparse.Namespace) -> None:
+    """Teachers at once (one process each: the device is shared, the CPUs that feed it are not), then every
+    student in this process on the same batches, the teachers' ensemble reading each batch once."""
     import torch
 
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.backends.cudnn.benchmark = True
-    gen = torch.Generator(device=dev).manual_seed(args.seed)
-    t0 = time.time()
-    data = unpack(args.data)
-    tr, fv, rv = (data[s] for s in SPLITS)
-    x = torch.from_numpy(standardise(tr["x"])).to(dev)
-    y = torch.from_numpy(tr["y"]).to(dev)
-    weights = torch.from_numpy(tf.sampling_weights(tr["y"], args.balance)).float().to(dev)
-    x_fv, x_rv = standardise(fv["x"]), standardise(rv["x"])
-    args.out.mkdir(parents=True, exist_ok=True)
-    report: dict[str, object] = {"device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
-                                 "torch": torch.__version__, "train_faces": len(x),
-                                 "args": {k: str(v) for k, v in vars(args).items() if k != "func"},
-                                 "teachers": [], "students": []}
-
-    def judge(model) -> dict[str, float]:  # type: ignore[no-untyped-def]
-        m = tf.metrics(tf.predict(model, x_fv, str(dev)), fv, tf.predict(model, x_rv, str(dev)), rv)
-        return {k: round(v, 4) for k, v in m.items()}
-
-    def note(kind: str, entry: dict[str, object]) -> None:
-        report[kind].append(entry)  # type: ignore[attr-defined]
-        (args.out / "report.json").write_text(json.dumps(report, indent=1))
-        print(f"[{(time.time() - t0) / 60:.1f} min] {kind[:-1]} {json.dumps(entry)}", flush=True)
-
-    print(f"{len(x)} training faces on {report['device']}, ready in {time.time() - t0:.0f} s", flush=True)
-    teachers = []
-    for i in range(args.teachers):
-        torch.manual_seed(args.seed + i)
-        model = build_teacher(args.teacher_width).to(dev, memory_format=torch.channels_last)
-        run = fit(model, x, y, weights, gen, seconds=args.teacher_seconds, lr=args.teacher_lr,
-                  batch=args.batch, decay=0.05)
-        teachers.append(model)
-        note("teachers", {"width": args.teacher_width, **run, **judge(model)})
+    flags = ["--data", str(args.data), "--work", str(args.work), "--seed", str(args.seed), "--balance",
+             str(args.balance), "--teacher-width", str(args.teacher_width), "--teacher-seconds",
+             str(args.teacher_seconds), "--teacher-lr", str(args.teacher_lr), "--batch", str(args.batch)]
+    procs = [subprocess.Popen([sys.executable, __file__, "teach", "--index", str(i), *flags])
+             for i in range(args.teachers)]
+    s = Session(args)
+    codes = [p.wait() for p in procs]
+    entries, teachers = [], []
+    for i, code in enumerate(codes):
+        path = args.work / f"teacher_{i}.pt"
+        if code != 0 or not path.exists():
+            s.say(f"teacher {i} failed (exit {code}); going on without it")
+            continue
+        model = build_teacher(args.teacher_width)
+        model.load_state_dict(torch.load(path, map_location="cpu"))
+        teachers.append(model.to(s.dev, memory_format=torch.channels_last).eval())
+        entries.append(json.loads((args.work / f"teacher_{i}.json").read_text()))
+    if not teachers:
+        raise SystemExit("distill_face.py: no teacher finished; see the output above")
     teacher = ensemble(teachers)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, object] = {"device": s.device_name, "torch": torch.__version__, "train_faces": len(s.x),
+                                 "args": {k: str(v) for k, v in vars(args).items() if k != "func"},
+                                 "teachers": entries, "students": []}
     if len(teachers) > 1:
-        report["ensemble"] = judge(teacher)
-        print(f"ensemble {report['ensemble']}", flush=True)
-    for j, spec in enumerate(args.students):
-        share, temperature = (float(v) for v in spec.split(":"))
-        torch.manual_seed(args.seed + 100 + j)
-        student = tf.build_model(32).to(dev, memory_format=torch.channels_last)
-        run = fit(student, x, y, weights, gen, seconds=args.student_seconds, lr=args.student_lr,
-                  batch=args.batch, decay=5e-4, teacher=teacher, share=share, temperature=temperature)
+        report["ensemble"] = s.judge(teacher)
+        s.say(f"ensemble {report['ensemble']}")
+    specs = [tuple(float(v) for v in spec.split(":")) for spec in args.students]
+    torch.manual_seed(args.seed + 100)
+    students = [tf.build_model(32).to(s.dev, memory_format=torch.channels_last) for _ in specs]
+    runs = fit(students, s.x, s.y, s.weights, s.generator(args.seed + 100), seconds=args.student_seconds,
+               lr=args.student_lr, batch=args.batch, decay=5e-4, teacher=teacher,
+               specs=specs)  # type: ignore[arg-type]
+    for j, (student, (share, temperature), run) in enumerate(zip(students, specs, runs, strict=True)):
         path = args.out / f"student_{j}.pt"
         torch.save({k: v.detach().cpu() for k, v in student.state_dict().items()}, path)
-        note("students", {"file": path.name, "share": share, "temperature": temperature, **run,
-                          **judge(student)})
+        entry = {"file": path.name, "share": share, "temperature": temperature, **run, **s.judge(student)}
+        report["students"].append(entry)  # type: ignore[attr-defined]
+        (args.out / "report.json").write_text(json.dumps(report, indent=1))
+        s.say(f"student {json.dumps(entry)}")
 
 
 def export(args: argparse.Namespace) -> None:
@@ -238,29 +302,33 @@ def export(args: argparse.Namespace) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(required=True)
-    for name, func in (("pack", pack), ("train", train), ("export", export)):
+    for name, func in (("pack", pack), ("train", train), ("teach", teach), ("export", export)):
         p = sub.add_parser(name)
         p.set_defaults(func=func)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--balance", type=float, default=0.5, help="sampling weight = class count ** -balance")
-        if name != "train":
+        if name in ("pack", "export"):
             p.add_argument("--fer", type=Path, default=tf.DATA / "fer2013_ferplus_48x48.npz")
             p.add_argument("--raf", type=Path, default=tf.DATA / "rafdb_basic_train_48x48.npz")
             p.add_argument("--fer2013-weight", type=float, default=0.3)
             p.add_argument("--smoothing", type=float, default=0.1)
     sub.choices["pack"].add_argument("--out", type=Path, default=ROOT / ".gpu/faces.npz")
+    for name in ("train", "teach"):
+        t = sub.choices[name]
+        t.add_argument("--data", type=Path, default=ROOT / ".gpu/faces.npz")
+        t.add_argument("--work", type=Path, default=Path("/tmp/distill_face"), help="where the teachers are kept")
+        t.add_argument("--teacher-width", type=int, default=64)
+        t.add_argument("--teacher-seconds", type=float, default=120)
+        t.add_argument("--teacher-lr", type=float, default=2e-3)
+        t.add_argument("--batch", type=int, default=256)
+    sub.choices["teach"].add_argument("--index", type=int, required=True)
     t = sub.choices["train"]
-    t.add_argument("--data", type=Path, default=ROOT / ".gpu/faces.npz")
     t.add_argument("--out", type=Path, required=True)
     t.add_argument("--teachers", type=int, default=2)
-    t.add_argument("--teacher-width", type=int, default=64)
-    t.add_argument("--teacher-seconds", type=float, default=120)
-    t.add_argument("--teacher-lr", type=float, default=2e-3)
     t.add_argument("--students", nargs="+", default=["0.7:3", "0.9:3", "0.9:1.5"],
                    help="one student per SHARE:T, the teachers' share of its loss and their temperature")
     t.add_argument("--student-seconds", type=float, default=80)
     t.add_argument("--student-lr", type=float, default=4e-3)
-    t.add_argument("--batch", type=int, default=256)
     e = sub.choices["export"]
     e.add_argument("--state", type=Path, required=True)
     e.add_argument("--out", type=Path, default=ROOT / "models")
