@@ -909,7 +909,8 @@ player.play(sys.argv[1])
 time.sleep(3)
 t0, w0 = time.process_time(), time.monotonic()
 time.sleep(float(sys.argv[3]))
-print(100 * (time.process_time() - t0) / (time.monotonic() - w0))
+print(100 * (time.process_time() - t0) / (time.monotonic() - w0), flush=True)
+os._exit(0)  # the figure is out: no interpreter teardown under running threads (it can abort in C++)
 """
 
 
@@ -936,7 +937,7 @@ def player_cpu(seconds: float = 20.0) -> dict[str, float]:
 
 
 MICROPHONE_CPU = """
-import sys, threading, time
+import os, sys, threading, time
 import numpy as np
 import sounddevice
 from emomusic.queues import DropOldestQueue
@@ -972,7 +973,8 @@ threading.Thread(target=lambda: [out.get(1.0) for _ in iter(int, 1)], daemon=Tru
 time.sleep(3)
 t0, w0 = time.process_time(), time.monotonic()
 time.sleep(seconds)
-print(100 * (time.process_time() - t0) / (time.monotonic() - w0))
+print(100 * (time.process_time() - t0) / (time.monotonic() - w0), flush=True)
+os._exit(0)  # the figure is out: no interpreter teardown under running threads (it can abort in C++)
 """
 
 
