@@ -22,6 +22,7 @@ Not a test: it measures and writes docs/PERFORMANCE.md with the machine's descri
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -1078,6 +1079,9 @@ def main() -> int:
     if args.scan:
         print(json.dumps(scan_rate(args.scan, args.jobs)))
         return 0
+    if not args.quick and not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
+        raise SystemExit("bench.py: the seed-sized models need torch and transformers (pip install -e '.[bench]'); "
+                         "--quick runs without them")  # said at the start, not after half an hour of measuring
     repeat = 20 if args.quick else 100
     info: dict[str, Any] = {"machine": machine()}
     info["stages"] = stage_benchmarks(repeat)
