@@ -900,6 +900,16 @@ def scan_rate(folders: list[Path], jobs: int) -> dict[str, Any]:
             "tracks_per_s": round(report.seen / wall, 1), "jobs": jobs or os.cpu_count()}
 
 
+# The end of each measuring subprocess below: its own CPU over ``seconds`` once settled, as % of one core.
+CPU_OF_THIS_PROCESS = """
+time.sleep(3)  # settled
+t0, w0 = time.process_time(), time.monotonic()
+time.sleep(seconds)
+print(100 * (time.process_time() - t0) / (time.monotonic() - w0), flush=True)
+os._exit(0)  # the figure is out: no interpreter teardown under running threads (it can abort in C++)
+"""
+
+
 PLAYER_CPU = """
 import os, sys, time
 os.environ['SDL_AUDIODRIVER'] = 'dummy'
@@ -907,12 +917,8 @@ from emomusic.music.players import pygame_player
 pygame_player.MIXER_BUFFER = int(sys.argv[2])
 player = pygame_player.PygamePlayer(fade_ms=0)
 player.play(sys.argv[1])
-time.sleep(3)
-t0, w0 = time.process_time(), time.monotonic()
-time.sleep(float(sys.argv[3]))
-print(100 * (time.process_time() - t0) / (time.monotonic() - w0), flush=True)
-os._exit(0)  # the figure is out: no interpreter teardown under running threads (it can abort in C++)
-"""
+seconds = float(sys.argv[3])
+""" + CPU_OF_THIS_PROCESS
 
 
 def player_cpu(seconds: float = 20.0) -> dict[str, float]:
@@ -971,12 +977,7 @@ sounddevice.InputStream = PacedStream
 out = DropOldestQueue(1000, "microphone")
 MicrophoneSource("default", out).start()  # block_ms as configured by default (300)
 threading.Thread(target=lambda: [out.get(1.0) for _ in iter(int, 1)], daemon=True).start()
-time.sleep(3)
-t0, w0 = time.process_time(), time.monotonic()
-time.sleep(seconds)
-print(100 * (time.process_time() - t0) / (time.monotonic() - w0), flush=True)
-os._exit(0)  # the figure is out: no interpreter teardown under running threads (it can abort in C++)
-"""
+""" + CPU_OF_THIS_PROCESS
 
 
 def microphone_cpu(seconds: float = 20.0) -> dict[str, float]:

@@ -180,8 +180,13 @@ def fit(models, x, y, weights, gen, *, seconds: float, lr: float, batch: int, de
     return [{**run, "loss": round(float(v) / max(steps, 1), 4)} for v in loss_sums.cpu()]
 
 
+def on_cpu(model) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    """The weights to save, wherever the model ran."""
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
 class Session:
-    """One process's view of a run: the packed faces on its device, the held-out judge and the report."""
+    """One process's view of a run: the packed faces on its device and the held-out judge."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         import torch
@@ -222,7 +227,7 @@ def teach(args: argparse.Namespace) -> None:
                 lr=args.teacher_lr, batch=args.batch, decay=0.05)
     entry = {"width": args.teacher_width, **run, **s.judge(model)}
     args.work.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, args.work / f"teacher_{args.index}.pt")
+    torch.save(on_cpu(model), args.work / f"teacher_{args.index}.pt")
     (args.work / f"teacher_{args.index}.json").write_text(json.dumps(entry))
     s.say(f"teacher {args.index} {json.dumps(entry)}")
 
@@ -259,15 +264,14 @@ def train(args: argparse.Namespace) -> None:
     if len(teachers) > 1:
         report["ensemble"] = s.judge(teacher)
         s.say(f"ensemble {report['ensemble']}")
-    specs = [tuple(float(v) for v in spec.split(":")) for spec in args.students]
+    specs = [(float(share), float(t)) for share, t in (spec.split(":") for spec in args.students)]
     torch.manual_seed(args.seed + 100)
     students = [tf.build_model(32).to(s.dev, memory_format=torch.channels_last) for _ in specs]
     runs = fit(students, s.x, s.y, s.weights, s.generator(args.seed + 100), seconds=args.student_seconds,
-               lr=args.student_lr, batch=args.batch, decay=5e-4, teacher=teacher,
-               specs=specs)  # type: ignore[arg-type]
+               lr=args.student_lr, batch=args.batch, decay=5e-4, teacher=teacher, specs=specs)
     for j, (student, (share, temperature), run) in enumerate(zip(students, specs, runs, strict=True)):
         path = args.out / f"student_{j}.pt"
-        torch.save({k: v.detach().cpu() for k, v in student.state_dict().items()}, path)
+        torch.save(on_cpu(student), path)
         entry = {"file": path.name, "share": share, "temperature": temperature, **run, **s.judge(student)}
         report["students"].append(entry)  # type: ignore[attr-defined]
         (args.out / "report.json").write_text(json.dumps(report, indent=1))
