@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -437,11 +437,18 @@ def memory_breakdown() -> dict[str, list[float]]:
     return dict(json.loads(res.stdout.strip().splitlines()[-1]))
 
 
-def detection_share(seconds: float = 60.0) -> tuple[float, float, float, float]:
-    """Of the frames the face analyzer gets from the sample video (a seated listener swaying): the share
-    on which a detection runs (every n-th frame, and whenever the face moved), the share of those that
-    looked only around the followed face, and the full and the short range's runs per frame (all their
-    looks: whole frame, quarters, around a face)."""
+class FaceWork(NamedTuple):
+    """What the face analyzer does per frame of the sample video (a seated listener swaying)."""
+
+    detect_share: float  # frames on which a detection runs (every n-th, and whenever the face moved)
+    near_share: float  # of those detections, the ones that looked only around the followed face
+    full_runs: float  # the full range's runs per frame (all its looks: whole frame, quarters)
+    short_runs: float  # the short range's (second looks, around a face)
+    views: float  # faces classified per frame (a steady face is classified on every other frame only)
+
+
+def face_work(seconds: float = 60.0) -> FaceWork:
+    """The face analyzer on the daemon's defaults over ``seconds`` of the sample video, counted."""
     import cv2
 
     from emomusic.config import load_config
@@ -463,13 +470,13 @@ def detection_share(seconds: float = 60.0) -> tuple[float, float, float, float]:
         if not ok:
             break
         if i % step == 0:
-            analyzer.process(VideoFrame(i / 15, frame, frames))
+            analyzer.process(VideoFrame(i / cap.get(cv2.CAP_PROP_FPS), frame, frames))
             frames += 1
         i += 1
     det, n, sched = analyzer.detector, max(1, frames), analyzer.schedule
     full, short = (det.full.runs, det.short.runs) if isinstance(det, BothRanges) else (getattr(det, "runs", 0), 0)
     runs = sched.runs + sched.near_runs
-    return runs / n, sched.near_runs / max(1, runs), full / n, short / n
+    return FaceWork(runs / n, sched.near_runs / max(1, runs), full / n, short / n, analyzer.views / n)
 
 
 # -- the seeds' models ---------------------------------------------------------------------------------
@@ -555,7 +562,7 @@ def summary_rows(info: dict[str, Any]) -> list[str]:
     ]
     if "seeds_per_stream_s_ms" in info:
         seeds = "cheaper than seed-sized models"
-        rows.append(_row(f"{seeds} (5 × Swin-T + 1 × WavLM-base per second)",
+        rows.append(_row(f"{seeds} ({info['fps']:g} × Swin-T + 1 × WavLM-base per second)",
                          f"**{measured(info)[seeds]:.0f}×**", _goal(seeds)))
     rows += [
         _row("`emomusic run` peak RSS, steady (library and sample media exist)",
@@ -749,24 +756,27 @@ def write_report(path: Path, info: dict[str, Any]) -> None:
               "s (the steady daemon). Peak RSS from the process's own `VmHWM`; CPU from `/proc/PID/stat` after "
               f"{run['warmup_s']:.0f} s.",
               f"- **`emomusic replay`**: a {w['stream_s']:.0f} s 640x480 @ 15 fps video with 16 kHz speech at "
-              "real-time pace, default settings (face at 5 fps, BlazeFace full range on every "
+              f"real-time pace, default settings (face at {info['fps']:g} fps, BlazeFace full range on every "
               f"{info['detect_every']}th analysed frame, followed in between, int8 models, onnxruntime, one BLAS "
               f"thread); no music, no page. Steady state from {w['steady_from_s']:.0f} s of stream; overall "
               f"{w['cpu_percent_of_one_core']} % of one core including Python start-up and model loading; "
               f"peak RSS {w['peak_rss_mb']} MB (`ru_maxrss`).",
-              f"- **Models per second of stream**: 5 × ({info['full_runs_per_frame']:.2f} × full range + "
+              f"- **Models per second of stream**: {info['fps']:g} × ({info['full_runs_per_frame']:.2f} × full range + "
               f"{info['short_runs_per_frame']:.2f} × short range: the runs per analysed frame of the sample video, "
               f"where a detection ran on {100 * info['detection_share']:.0f} % of the frames, every "
               f"{info['detect_every']}th and again when the face could not be followed, "
-              f"{100 * info['near_share']:.0f} % of them only around the followed face) + 5 × "
-              "(following + classify one view, int8: the daemon alternates the plain and mirrored view) + 1 × "
+              f"{100 * info['near_share']:.0f} % of them only around the followed face) + {info['fps']:g} × "
+              f"(following + {info['views_per_frame']:.2f} × classify one view, int8: the views classified per "
+              "frame there, a steady face on every other frame only; the daemon alternates the plain and mirrored "
+              "view) + 1 × "
               "(voice mel, encoder, adaptation and head, as if someone spoke all the time) + 33 × VAD. "
               "A face that cannot be followed is "
               f"detected on every frame: {info['ours_detect_always_ms']:.1f} ms."]
     s = info.get("seeds")
     if s:
         lines += [f"- **Seed-sized models**: Swin-T ({s['Swin-T face model, 224x224 (per frame) parameters (M)']:.1f} "
-                  f"M parameters, {s['Swin-T face model, 224x224 (per frame)']:.1f} ms per 224x224 frame, 5 a second) "
+                  f"M parameters, {s['Swin-T face model, 224x224 (per frame)']:.1f} ms per 224x224 frame, "
+                  f"{info['fps']:g} a second, as the daemon analyses frames) "
                   f"and WavLM-base ({s['WavLM-base audio model, 2 s window parameters (M)']:.1f} M parameters, "
                   f"{s['WavLM-base audio model, 2 s window']:.1f} ms per 2 s window, one a second): "
                   f"{info['seeds_per_stream_s_ms']:.1f} ms per second of stream, transformers' architectures with "
@@ -849,13 +859,13 @@ def model_macs() -> dict[str, float]:
             "face": count("face_expression_int8.onnx"), "voice": count("voice_encoder_int8.onnx")}
 
 
-def pi_note(info: dict[str, Any], fps: float, full_runs: float, short_runs: float) -> str:
+def pi_note(info: dict[str, Any], fps: float, work: FaceWork) -> str:
     """The Pi 4 estimate from arithmetic: the models' multiply-adds per stream second against a Cortex-A72
     core's NEON peak (a bound) and the share of it kernels reach (a range); the rest of the daemon by a
     core-to-core factor."""
     macs = model_macs()
-    per_s = fps * per_frame_detection(macs["full"], macs["short"], full_runs, short_runs) + fps * macs["face"] \
-        + macs["voice"]
+    per_s = fps * per_frame_detection(macs["full"], macs["short"], work.full_runs, work.short_runs) \
+        + fps * work.views * macs["face"] + macs["voice"]
     info["model_macs_per_stream_s"] = per_s
     bound = per_s / (A72_PEAK_GMACS * 1e9) * 1000
     lo, hi = bound / A72_ATTAINED[1], bound / A72_ATTAINED[0]
@@ -864,7 +874,7 @@ def pi_note(info: dict[str, Any], fps: float, full_runs: float, short_runs: floa
     info["pi_run_percent"] = (lo / 10 + rest * PI_FACTOR, hi / 10 + rest * PI_FACTOR)
     return (
         f"the models do {per_s / 1e6:.0f} M multiply-adds per stream second (counted from the ONNX graphs: the face "
-        f"CNN {macs['face'] / 1e6:.0f} M a view, {fps:.0f} views a second; the full-range detector "
+        f"CNN {macs['face'] / 1e6:.0f} M a view, {fps * work.views:.1f} views a second; the full-range detector "
         f"{macs['full'] / 1e6:.0f} M a run; the voice encoder {macs['voice'] / 1e6:.0f} M a window, one a second of "
         f"speech). A Pi 4's Cortex-A72 core peaks at {A72_PEAK_GMACS:.0f} G multiply-adds a second (1.5 GHz, two "
         "128-bit NEON pipes; without SDOT, int8 gains little), so they need at least "
@@ -1100,21 +1110,22 @@ def main() -> int:
     cfg = load_config(None, env={})
     fps, every = cfg.camera.analysis_fps, cfg.face.detect_every
     info["detect_every"] = every
-    share, near, full_runs, short_runs = detection_share()
-    info["detection_share"], info["near_share"] = round(share, 3), round(near, 3)
-    info["full_runs_per_frame"], info["short_runs_per_frame"] = round(full_runs, 3), round(short_runs, 3)
+    work = face_work()
+    info["fps"], info["views_per_frame"] = fps, round(work.views, 3)
+    info["detection_share"], info["near_share"] = round(work.detect_share, 3), round(work.near_share, 3)
+    info["full_runs_per_frame"], info["short_runs_per_frame"] = round(work.full_runs, 3), round(work.short_runs, 3)
     full_ms, short_ms = st["face detect (full range, onnxruntime)"], st["face detect (short range, onnxruntime)"]
-    rest = fps * (st["face classify, one face, one view (int8, onnxruntime)"]
+    rest = fps * (work.views * st["face classify, one face, one view (int8, onnxruntime)"]
                   + st["face following between detections (template match)"]) \
         + st["voice encoder + adaptation + head per 2 s window"] + 33 * st["VAD per 30 ms frame"]
-    ours = fps * per_frame_detection(full_ms, short_ms, full_runs, short_runs) + rest
+    ours = fps * per_frame_detection(full_ms, short_ms, work.full_runs, work.short_runs) + rest
     info["ours_per_stream_s_ms"] = ours
     info["ours_detect_always_ms"] = fps * full_ms + rest
     if not args.quick:
         info["seeds"] = seed_models(repeat)
-        info["seeds_per_stream_s_ms"] = 5 * info["seeds"]["Swin-T face model, 224x224 (per frame)"] \
+        info["seeds_per_stream_s_ms"] = fps * info["seeds"]["Swin-T face model, 224x224 (per frame)"] \
             + info["seeds"]["WavLM-base audio model, 2 s window"]
-    info["pi_note"] = pi_note(info, fps, full_runs, short_runs)
+    info["pi_note"] = pi_note(info, fps, work)
     write_report(args.out, info)
     print(json.dumps({k: v for k, v in info.items() if k != "pi_note"}, indent=1, default=float))
     print(f"wrote {args.out}")

@@ -26,7 +26,7 @@ from emomusic.face.preprocess import (
     locate_in_crop,
     standardise,
 )
-from emomusic.face.tracking import TRACK_SIDE, DetectionSchedule, FaceTracker
+from emomusic.face.tracking import STEADY_VIEWS, TRACK_SIDE, DetectionSchedule, FaceTracker, Track
 from emomusic.labels import FACE_LABELS
 from emomusic.messages import VideoFrame
 from emomusic.runtime import ModelError, peakedness
@@ -314,6 +314,58 @@ def test_views_alternate_and_a_mirrored_view_is_the_mirror_image(astronaut: np.n
     for i in range(4):
         analyzer.process(VideoFrame(i * 0.2, frame_with({(100, 60, 200, 160): 37}), i))
     assert scripted.views == ["mirrored", "plain", "mirrored", "plain"]
+
+
+def test_a_steady_face_is_classified_on_every_other_frame_and_a_change_of_expression_undoes_it(
+        astronaut: np.ndarray) -> None:
+    """A followed face that read one clear expression for STEADY_VIEWS views is classified on every other
+    frame only (face.steady_every = 2, the default), observed on every frame all the same; a new expression
+    is classified at most one frame late and then on every frame until it is steady in turn; steady_every
+    = 1 classifies every frame."""
+    box = FaceDetector("full", models_dir=MODELS).detect(astronaut)[0].box
+    brighter = np.clip(astronaut.astype(np.int16) + 70, 0, 255).astype(np.uint8)  # another brightness bucket
+
+    def classified(steady_every: int, frames: list[np.ndarray]) -> tuple[list[bool], list[str | None]]:
+        cfg = parse_config({"face": {"min_face_px": 10, "detect_every": 3, "steady_every": steady_every}}, env={})
+        scripted = ScriptedClassifier()
+        analyzer = FaceAnalyzer(cfg.face, cfg.models, ScriptedDetector([[Detection(box, 0.9)]] * len(frames)),
+                                scripted)  # type: ignore[arg-type]
+        done, tops = [], []
+        for i, image in enumerate(frames):
+            before = len(scripted.views)
+            o = analyzer.process(VideoFrame(i / 3, image, i))
+            done.append(len(scripted.views) > before)
+            tops.append(o.top() if o else None)
+        assert analyzer.views == sum(done)
+        return done, tops
+
+    frames = [astronaut] * 13 + [brighter] * 7
+    done, tops = classified(2, frames)
+    # detections on frames 0, 3, 6, ...; from frame 4 on (4 views, all alike) the followed face rests on
+    # every other frame, never two in a row
+    assert done[:4] == [True] * 4 and STEADY_VIEWS == 4
+    assert done[4:13] == [False, True, True, False, True, True, False, True, True]
+    assert all(t == tops[0] for t in tops[:13]) and None not in tops  # an observation on every frame
+    # the expression changes on frame 13, a frame that may rest: classified on frame 14, then on every frame
+    # until its own last views agree (frame 19 rests again)
+    assert done[13:] == [False] + [True] * 5 + [False]
+    assert tops[-1] != tops[0]
+    assert all(classified(1, frames)[0])
+
+
+def test_a_track_is_steady_after_enough_clear_views_that_agree() -> None:
+    def track(rows: list[list[float]]) -> Track:
+        tr = Track(0, (0, 0, 10, 10), 0.0)
+        for i, p in enumerate(rows):
+            tr.add(i * 0.2, np.array(p), 1.0, window_s=2.0)
+        return tr
+
+    clear, other = [0.8, 0.1, 0.1], [0.1, 0.8, 0.1]
+    assert track([clear] * STEADY_VIEWS).steady()
+    assert not track([clear] * (STEADY_VIEWS - 1)).steady()  # too few views yet
+    assert not track([clear] * STEADY_VIEWS + [other]).steady()  # the last view disagrees
+    assert not track([[0.5, 0.4, 0.1]] * STEADY_VIEWS).steady()  # agreed, but a lead of 0.1 is no clear reading
+    assert track([clear] * 9 + [other] * 2 + [clear] * STEADY_VIEWS).steady()
 
 
 def test_all_faces_mode_averages_tracks() -> None:

@@ -51,7 +51,16 @@ class FaceConfig(Section, frozen=True):
             description="Run the detector on every n-th analysed frame (sooner when a face can no longer be followed); "
             "in between, faces are followed by template matching and classified on every frame.",
         ),
-    ] = 5
+    ] = 3
+    steady_every: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=5,
+            description="While one followed face has read the same clear expression for its last 4 views, classify "
+            "it on every n-th analysed frame only (1 = every frame); a new or re-detected face is classified at once.",
+        ),
+    ] = 2
     faces: Annotated[Literal["largest", "all"], Meta(description="Report the largest face, or average all.")] = (
         "largest"
     )

@@ -21,7 +21,7 @@ class CameraConfig(Section, frozen=True):
     loop: Annotated[bool, Meta(description="Restart a video file at its end.")] = True
     width: Annotated[int, Meta(ge=64, le=4096)] = 640
     height: Annotated[int, Meta(ge=48, le=4096)] = 480
-    analysis_fps: Annotated[float, Meta(gt=0, le=60, description="Frames per second handed to analysis.")] = 5.0
+    analysis_fps: Annotated[float, Meta(gt=0, le=60, description="Frames per second handed to analysis.")] = 3.0
     stall_s: Annotated[float, Meta(gt=0, description="No frame for this long = the camera is reopened.")] = 5.0
     queue_size: Annotated[int, Meta(ge=1, le=1000)] = 4
 

@@ -78,7 +78,8 @@ class FaceAnalyzer:
         self.tracker = FaceTracker(f.window_s)
         near = self.detector.refresh if isinstance(self.detector, BothRanges) else None
         self.schedule = DetectionSchedule(self.detector, f.detect_every, f.quiet_every, near, f.scan_every)
-        self._views = 0  # frames classified; plain and mirrored views alternate
+        self.views = 0  # frames classified, plain and mirrored views alternating (the benchmark counts them)
+        self._rested = 0  # frames in a row whose classification was left out (a steady face)
 
     def process(self, item: Sensed) -> Observation | None:
         if not isinstance(item, VideoFrame):
@@ -88,13 +89,30 @@ class FaceAnalyzer:
             return None
         dets = self.schedule.detections(image)
         if not dets:
+            self._rested = 0
             return None
-        faces = [align_face(image, d.box, d.keypoints) for d in dets]
-        self._views += 1
-        probs = self.classifier.classify(faces, "mirrored" if self._views % 2 else "plain")
         qualities = [face_quality(d, self.cfg.min_face_px) for d in dets]
-        tracks = self.tracker.update(item.t, dets, probs, qualities)
+        tracks = self.tracker.match(item.t, dets)
+        if self._may_rest(tracks):
+            self._rested += 1
+        else:
+            self._rested = 0
+            faces = [align_face(image, d.box, d.keypoints) for d in dets]
+            self.views += 1
+            probs = self.classifier.classify(faces, "mirrored" if self.views % 2 else "plain")
+            for track, p, q in zip(tracks, probs, qualities, strict=True):
+                track.add(item.t, p, q, self.cfg.window_s)
         return self.observe(item.t, dets, tracks, qualities)
+
+    def _may_rest(self, tracks: list[Track]) -> bool:
+        """Whether this frame's classification may be left out (``face.steady_every``): one face, the same
+        as the last frame's (followed, or found again around it; not detected anew), whose last views all
+        read one clear expression (``Track.steady``), and fewer than steady_every - 1 frames left out in a
+        row. A change of expression is then seen at most steady_every - 1 frames late; whatever makes the
+        follower lose the face (a turn, a new face in its place) brings a detection and a classification
+        at once. The face's observation goes on every frame, pooled from the views in its window."""
+        return (self._rested < self.cfg.steady_every - 1 and self.schedule.same_faces and len(tracks) == 1
+                and tracks[0].steady())
 
     def photo(self, image: np.ndarray) -> Observation | None:
         """One still image (``emomusic analyze``, the web page): every face found, both views

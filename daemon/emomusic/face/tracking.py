@@ -12,6 +12,9 @@ import numpy as np
 from emomusic.face.detector import Detection, Detects, iou
 from emomusic.face.preprocess import gray_patch
 
+STEADY_VIEWS = 4  # views in a row that must agree before a face counts as steady (1.3 s at 3 fps)
+STEADY_MARGIN = 0.3  # ...and the pooled expression's lead over the runner-up
+
 
 @dataclass
 class Track:
@@ -26,6 +29,23 @@ class Track:
         w = np.array([q for _, _, q in self.history])
         p = np.stack([p for _, p, _ in self.history])
         return (p * w[:, None]).sum(0) / max(w.sum(), 1e-9)
+
+    def add(self, t: float, probs: np.ndarray, quality: float, window_s: float) -> None:
+        """One classified view at ``t``; views older than the window are forgotten."""
+        self.history.append((t, probs, quality))
+        while self.history and t - self.history[0][0] > window_s:
+            self.history.popleft()
+
+    def steady(self) -> bool:
+        """Whether the last ``STEADY_VIEWS`` views all name the pooled expression, and it leads the
+        runner-up by ``STEADY_MARGIN``: a face whose next view would most likely say the same."""
+        if len(self.history) < STEADY_VIEWS:
+            return False
+        pooled = self.pooled()
+        second, first = np.sort(pooled)[-2:]
+        top = int(np.argmax(pooled))
+        recent = itertools.islice(reversed(self.history), STEADY_VIEWS)
+        return first - second >= STEADY_MARGIN and all(int(np.argmax(p)) == top for _, p, _ in recent)
 
 
 def face_quality(det: Detection, min_face_px: int) -> float:
@@ -44,11 +64,19 @@ class FaceTracker:
         self._ids = itertools.count()
 
     def update(self, t: float, dets: list[Detection], probs: np.ndarray, qualities: list[float]) -> list[Track]:
-        """Assign each detection to a track; returns the tracks seen in this frame (same order as dets)."""
+        """Assign each detection to a track and add its view; returns the tracks seen in this frame (same
+        order as dets)."""
+        seen = self.match(t, dets)
+        for track, p, q in zip(seen, probs, qualities, strict=True):
+            track.add(t, p, q, self.window_s)
+        return seen
+
+    def match(self, t: float, dets: list[Detection]) -> list[Track]:
+        """Each detection's track (a new, empty one where none overlaps it enough), moved to it."""
         self.tracks = [tr for tr in self.tracks if t - tr.last_seen <= self.window_s]
         free = list(self.tracks)
         seen: list[Track] = []
-        for det, p, q in zip(dets, probs, qualities, strict=True):
+        for det in dets:
             match = None
             if free:
                 overlaps = iou(np.array(det.box), np.array([tr.box for tr in free]))
@@ -59,9 +87,6 @@ class FaceTracker:
                 match = Track(next(self._ids), det.box, t)
                 self.tracks.append(match)
             match.box, match.last_seen = det.box, t
-            match.history.append((t, p, q))
-            while match.history and t - match.history[0][0] > self.window_s:
-                match.history.popleft()
             seen.append(match)
         return seen
 
@@ -119,7 +144,7 @@ class DetectionSchedule:
     """Runs the detector on every ``every``-th frame and follows the faces it found in between.
 
     Detection is most of the face pipeline's cost, while a seated listener's face moves little and
-    smoothly; the expression is still classified on every analysed frame, on the followed box. A face
+    smoothly; the expression is still classified on the followed box (``FaceAnalyzer``). A face
     that can no longer be followed (turned away, left, replaced) is detected again at once.
 
     An empty room is the daemon's most common sight, and there every detection runs both ranges (and the
@@ -146,6 +171,7 @@ class DetectionSchedule:
         self.near_runs = 0  # detections that looked only around the followed face
         self._near_in_row = 0
         self.skipped = 0  # detections left out in a still empty room (the benchmark counts them)
+        self.same_faces = False  # whether the last frame's faces are the frame's before, followed or found again
         self._since = every  # the first frame is always detected
         self._followers: list[FaceFollower] = []
         self._empty_runs = 0
@@ -154,15 +180,18 @@ class DetectionSchedule:
 
     def detections(self, image: np.ndarray) -> list[Detection]:
         self._since += 1
+        self.same_faces = False
         if self._since < self.every:
             followed = [f.follow(image) for f in self._followers]
             if all(d is not None for d in followed):
+                self.same_faces = bool(followed)
                 return [d for d in followed if d is not None]
         found = self._look_near(image)
         if found:
             self._followers = [FaceFollower(image, found[0])]
             self._since = 0
             self.near_runs += 1
+            self.same_faces = True
             return found
         view = self._view_if_quiet(image)
         if view is not None and self._same_scene(view):

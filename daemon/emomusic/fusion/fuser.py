@@ -2,7 +2,7 @@
 
 Per modality, evidence is an exponentially time-decayed, confidence-weighted mean of its
 distributions. Because it is a *mean* (decayed sum of ``c·p`` over decayed sum of ``c``), a face
-analysed five times a second does not outvote a voice heard once a second just by its rate;
+analysed several times a second does not outvote a voice heard once a second just by its rate;
 what weighs a modality is ``reliability × mean confidence × freshness`` with
 ``freshness = exp(-age / tau)``, and nothing at all once it is older than ``stale_after_s``.
 

@@ -35,7 +35,7 @@ class FramePool:
 
     A new 640x480 frame is 0.9 MB of fresh pages the kernel must fault in and zero (225 faults, each
     ~2.6 us on a VM without VNNI, measured 2026-12-03; the daemon hands large buffers back to the system
-    at once, ``service.memory``), five times a second. A buffer is reused only while the pool holds the
+    at once, ``service.memory``), several times a second. A buffer is reused only while the pool holds the
     last reference to it, so no queued frame, analyzer or view of it can ever see it overwritten."""
 
     def __init__(self, size: int = 4) -> None:
@@ -65,7 +65,7 @@ class CameraSource(Source):
         spec: str,
         out: Inbox[VideoFrame],
         *,
-        analysis_fps: float = 5.0,
+        analysis_fps: float = 3.0,
         loop: bool = True,
         width: int = 640,
         height: int = 480,
@@ -155,7 +155,7 @@ class CameraSource(Source):
             return
         if self._thinned_away():
             # Grab without retrieving: the frame is demuxed but not converted to BGR, because
-            # thinning would drop it anyway (two of three frames at 15 fps and 5 analysed per second).
+            # thinning would drop it anyway (four of five frames at 15 fps and 3 analysed per second).
             ok, frame = self._cap.grab(), None
             if ok:
                 self._index += 1

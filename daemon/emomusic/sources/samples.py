@@ -36,7 +36,7 @@ from emomusic.audio import RATE, write_wav
 log = logging.getLogger("emomusic.samples")
 
 # Versioned names: a state dir holding an older story's media makes the new one rather than reuse them.
-VIDEO_NAME = "sample_video_v3.avi"  # v3: 5 fps
+VIDEO_NAME = "sample_video_v4.avi"  # v4: 3 fps
 AUDIO_NAME = "sample_speech_v5.wav"  # v5: the happy voice lower (pitch 60), for the head of 2026-12-04
 
 
@@ -67,9 +67,9 @@ STORY = (
           SAD_VOICE),
     Scene("neutral", 40.0, "straight", ()),  # someone reads with a straight face, silently: the face alone
 )
-# 5 fps, the analysis rate: a file is decoded frame by frame (OpenCV's grab decodes too), so frames the
+# 3 fps, the analysis rate: a file is decoded frame by frame (OpenCV's grab decodes too), so frames the
 # camera stage would thin away cost a decode each (#35: 0.45 % of a core at 10 fps on a CPU without VNNI)
-VIDEO_SECONDS, VIDEO_FPS = sum(scene.seconds for scene in STORY), 5.0
+VIDEO_SECONDS, VIDEO_FPS = sum(scene.seconds for scene in STORY), 3.0
 FRAME_BYTES = 16_000  # one 640x480 MJPG frame of the sample, about (for the free-space check)
 SENTENCES = (
     "Good morning. I feel wonderful today, the sun is shining.",
