@@ -226,6 +226,19 @@ def test_a_truncated_sample_video_is_made_again(tmp_path: Path) -> None:
     assert video_is_whole(video, int(VIDEO_SECONDS * VIDEO_FPS))
 
 
+def test_an_earlier_versions_sample_media_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    from emomusic.sources.samples import AUDIO_NAME, VIDEO_NAME, ensure_samples
+
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    older = [samples / "sample_video_v3.avi", samples / "sample_speech_v4.wav"]
+    mine = samples / "my_clip.avi"
+    for path in [*older, mine]:
+        path.write_bytes(b"an earlier story")
+    ensure_samples(samples)
+    assert sorted(p.name for p in samples.iterdir()) == sorted([AUDIO_NAME, VIDEO_NAME, mine.name])
+
+
 # -- 4. TLS failures are said, once, with the reason; doctor connects for real -----------------------
 def tls_config(broker: Broker, tmp_path: Path, ca: Path, password: str = "s3cret pass") -> Config:
     return parse_config({

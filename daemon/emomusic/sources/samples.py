@@ -35,7 +35,8 @@ from emomusic.audio import RATE, write_wav
 
 log = logging.getLogger("emomusic.samples")
 
-# Versioned names: a state dir holding an older story's media makes the new one rather than reuse them.
+# Versioned names: a state dir holding an older story's media makes the new one rather than reuse them,
+# and removes the old ones once the new ones are whole.
 VIDEO_NAME = "sample_video_v4.avi"  # v4: 3 fps
 AUDIO_NAME = "sample_speech_v5.wav"  # v5: the happy voice lower (pitch 60), for the head of 2026-12-04
 
@@ -295,4 +296,15 @@ def ensure_samples(directory: Path, should_stop: Callable[[], bool] = lambda: Fa
         log.info("generating sample speech %s", audio)
         _write_whole(audio, lambda p: make_speech_track(p, story=STORY, should_stop=should_stop), wav_is_whole,
                      "speech")
+    _forget_older(directory)
     return video, audio
+
+
+def _forget_older(directory: Path) -> None:
+    """Sample media an earlier version made under another name, which nothing reads any more (an SD
+    card keeps no dead megabytes: 6-10 MB a story)."""
+    for old in [*directory.glob("sample_video_v*.avi"), *directory.glob("sample_speech_v*.wav")]:
+        if old.name not in (VIDEO_NAME, AUDIO_NAME):
+            log.info("removing an earlier version's sample media %s", old)
+            with contextlib.suppress(OSError):
+                old.unlink()
