@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import math
 import subprocess
 import sys
 import threading
@@ -33,7 +34,7 @@ from emomusic.voice.analyzer import ADAPTATION_FILE, VoiceAnalyzer, VoiceClassif
 from emomusic.voice.analyzer import build as voice_build
 from emomusic.voice.encoder import MAX_FRAMES, STATE_DIM, VoiceEncoder, mel_frames
 from emomusic.voice.personal import MAX_WINDOWS, PERSONAL_FILE
-from emomusic.voice.vad import SpeechWindower, speech_windows
+from emomusic.voice.vad import FRAME, SpeechWindower, frames_db, speech_windows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,6 +121,38 @@ def test_self_hearing_guard_rejects_the_daemons_own_music(speech: np.ndarray) ->
     through = w2.feed(pcm(mix), 0.0) + w2.flush()
     assert any(14.0 <= w.t <= 15.0 + speech.size / RATE for w in through)
     assert all(w.over_music_db is not None for w in through)
+
+
+def test_the_guards_music_level_is_the_median_of_its_history_as_frames_come_and_go() -> None:
+    # kept sorted frame by frame (#35): it must equal numpy's median of the same history at every frame,
+    # through a full history that evicts its oldest, repeated levels and a change of volume that forgets
+    guard = PlaybackGuard(history_s=1.5)  # 50 frames
+    guard.set_playback(True, 0.6)
+    rng = np.random.default_rng(5)
+    levels = np.round(rng.normal(-40.0, 8.0, 400), 1)
+    heard: list[float] = []
+    for i, db in enumerate(levels.tolist()):
+        if i == 250:
+            guard.set_playback(True, 0.3)  # the volume changed: what was learned no longer holds
+            heard = []
+        guard.observe(db)
+        heard = (heard + [db])[-50:]
+        expected = float(np.median(heard)) if len(heard) >= 30 else None
+        assert guard.music_level_db() == expected, i
+        assert guard.threshold_db() == (math.inf if expected is None else expected + guard.margin_db)
+    guard.set_playback(False, 0.3)
+    assert guard.music_level_db() is None and guard.threshold_db() == -math.inf
+
+
+def test_frame_levels_of_a_chunk_equal_each_frames_own() -> None:
+    rng = np.random.default_rng(2)
+    frames = (rng.normal(0, 3000, (12, FRAME)) * rng.uniform(0, 1, (12, 1))).astype(np.int16)
+    frames[3] = 0  # digital silence: the floor, not -inf
+    got = frames_db(frames)
+    for frame, db in zip(frames, got, strict=True):
+        x = frame.astype(np.float64) / 32768.0
+        assert db == pytest.approx(10 * math.log10(float(np.mean(x * x)) + 1e-10), abs=1e-4)
+    assert got[3] == pytest.approx(-100.0)
 
 
 def windows_of(y: np.ndarray) -> list[np.ndarray]:

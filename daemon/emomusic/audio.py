@@ -4,6 +4,7 @@ and librosa's mel spectrogram in numpy (no librosa at run time; a test checks it
 
 from __future__ import annotations
 
+import bisect
 import math
 import wave
 from collections import deque
@@ -116,18 +117,24 @@ def mel_power(y: np.ndarray, n_fft: int, hop: int, n_mels: int, sr: int = RATE) 
 
 # -- the self-hearing guard -------------------------------------------------------------------------------
 class PlaybackGuard:
-    """What the daemon knows of its own playback, and the microphone level it causes."""
+    """What the daemon knows of its own playback, and the microphone level it causes.
+
+    The level is the median of the last ``history_s`` of frame levels while playing, asked for on every
+    30 ms frame: kept sorted as frames come and go (a bisect each) instead of sorted anew per frame,
+    which was most of the voice stage's CPU while music played (#35)."""
 
     def __init__(self, margin_db: float = 10.0, history_s: float = 8.0) -> None:
         self.margin_db = margin_db
         self.playing = False
         self.volume = 0.0
         self._levels: deque[float] = deque(maxlen=int(history_s / FRAME_S))
+        self._sorted: list[float] = []  # the same levels, in order
 
     def set_playback(self, playing: bool, volume: float) -> None:
         """Called by the player; a change of volume invalidates what was learned of the level."""
         if playing != self.playing or abs(volume - self.volume) > 0.05:
             self._levels.clear()
+            self._sorted.clear()
         self.playing, self.volume = playing, volume
 
     @property
@@ -136,13 +143,18 @@ class PlaybackGuard:
 
     def observe(self, db: float) -> None:
         if self.active:
+            if len(self._levels) == self._levels.maxlen:
+                del self._sorted[bisect.bisect_left(self._sorted, self._levels[0])]
             self._levels.append(db)
+            bisect.insort(self._sorted, db)
 
     def music_level_db(self) -> float | None:
         """The playback-correlated level at the microphone, once about a second has been heard."""
-        if not self.active or len(self._levels) < 30:
+        n = len(self._sorted)
+        if not self.active or n < 30:
             return None
-        return float(np.median(self._levels))
+        mid = n // 2
+        return self._sorted[mid] if n % 2 else (self._sorted[mid - 1] + self._sorted[mid]) / 2
 
     def threshold_db(self) -> float:
         """Frames must be louder than this to count as voice (-inf when not playing)."""

@@ -15,7 +15,6 @@ that is quieter than the music at the microphone; true echo cancellation belongs
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -28,10 +27,11 @@ FRAME = 480  # 30 ms at 16 kHz
 FRAME_S = FRAME / RATE
 
 
-def frame_db(frame: np.ndarray) -> float:
-    """Frame energy in dB full scale (int16 input)."""
-    x = frame.astype(np.float32) / 32768.0
-    return 10.0 * math.log10(float(np.mean(x * x)) + 1e-10)
+def frames_db(frames: np.ndarray) -> np.ndarray:
+    """Each row's energy in dB full scale (int16 frames, one per row): a chunk's frames at once, because
+    per frame the numpy calls cost more than the arithmetic (#35)."""
+    x = frames.astype(np.float32) / 32768.0
+    return 10.0 * np.log10(np.mean(x * x, axis=1).astype(np.float64) + 1e-10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,7 @@ class SpeechWindower:
         self._buf = np.zeros(0, np.int16)
         self._t = 0.0  # stream time of _buf[0]
         self._ring: deque[tuple[np.ndarray, bool, float]] = deque(maxlen=self.ring_n)
+        self._ring_voiced = 0  # voiced frames in the ring, counted as they come and go
         self._history: deque[np.ndarray] = deque(maxlen=self.pad_n)
         self._segment: list[np.ndarray] = []
         self._seg_voiced_db: list[float] = []
@@ -90,22 +91,31 @@ class SpeechWindower:
         self._buf = np.concatenate([self._buf, samples.astype(np.int16)])
         out: list[SpeechWindow] = []
         n = self._buf.size // FRAME
-        for i in range(n):
-            frame = self._buf[i * FRAME : (i + 1) * FRAME]
-            out += self._frame(frame, self._t + i * FRAME_S)
+        frames = self._buf[: n * FRAME].reshape(n, FRAME)
+        for i, db in enumerate(frames_db(frames).tolist()):
+            out += self._frame(frames[i], db, self._t + i * FRAME_S)
         self._buf = self._buf[n * FRAME :]
         self._t += n * FRAME_S
         return out
 
-    def _frame(self, frame: np.ndarray, t: float) -> list[SpeechWindow]:
-        db = frame_db(frame)
+    def _to_ring(self, frame: np.ndarray, voiced: bool, db: float) -> None:
+        if len(self._ring) == self.ring_n:
+            self._ring_voiced -= self._ring[0][1]
+        self._ring.append((frame, voiced, db))
+        self._ring_voiced += voiced
+
+    def _clear_ring(self) -> None:
+        self._ring.clear()
+        self._ring_voiced = 0
+
+    def _frame(self, frame: np.ndarray, db: float, t: float) -> list[SpeechWindow]:
         voiced = self._is_voiced(frame, db)
         if not voiced:  # the noise floor follows quiet frames quickly, loud ones slowly
             rate = 0.05 if db < self.noise_db else 0.002
             self.noise_db += rate * (db - self.noise_db)
         if not self.triggered:
-            self._ring.append((frame, voiced, db))
-            if sum(v for _, v, _ in self._ring) >= self.start_ratio * self.ring_n:
+            self._to_ring(frame, voiced, db)
+            if self._ring_voiced >= self.start_ratio * self.ring_n:
                 self.triggered = True
                 ring_frames = [f for f, _, _ in self._ring]
                 pre = list(self._history)
@@ -117,21 +127,21 @@ class SpeechWindower:
                 self._last_voiced = len(pre) + len(flags) - 1 - flags[::-1].index(True)
                 self._emitted_until = 0
                 self._trailing_unvoiced = 0
-                self._ring.clear()
+                self._clear_ring()
             else:
                 if len(self._ring) == self.ring_n:
                     self._history.append(self._ring[0][0])
                 return []
             return self._windows(final=False)
         self._segment.append(frame)
-        self._ring.append((frame, voiced, db))
+        self._to_ring(frame, voiced, db)
         if voiced:
             self._seg_voiced_db.append(db)
             self._last_voiced = len(self._segment) - 1
             self._trailing_unvoiced = 0
         else:
             self._trailing_unvoiced += 1
-        unvoiced = sum(not v for _, v, _ in self._ring)
+        unvoiced = len(self._ring) - self._ring_voiced
         if unvoiced >= self.end_ratio * self.ring_n or len(self._segment) >= self.max_frames:
             # keep padding_ms after the last voiced frame
             cut = max(0, self._trailing_unvoiced - self.pad_n)
@@ -139,7 +149,7 @@ class SpeechWindower:
                 del self._segment[-cut:]
             out = self._windows(final=True)
             self.triggered = False
-            self._ring.clear()
+            self._clear_ring()
             self._history.clear()
             self._segment = []
             return out
