@@ -153,6 +153,15 @@ def rerun_hidden(argv: list[str]) -> int:
 
 
 # -- per stage -------------------------------------------------------------------------------------
+def audible_guard(playing: bool) -> Any:
+    """The voice stage's self-hearing guard as the player leaves it: music a microphone hears, or none."""
+    from emomusic.audio import PlaybackGuard
+
+    guard = PlaybackGuard()
+    guard.set_playback(playing, 0.6)
+    return guard
+
+
 def stage_benchmarks(repeat: int) -> dict[str, float]:
     import cv2
 
@@ -166,6 +175,7 @@ def stage_benchmarks(repeat: int) -> dict[str, float]:
     from emomusic.sources.samples import SAMPLE_FACE, espeak_speech, make_video
     from emomusic.voice.analyzer import VoiceClassifier
     from emomusic.voice.encoder import VoiceEncoder, mel_frames
+    from emomusic.voice.vad import speech_windows
 
     out: dict[str, float] = {}
     tmp = Path(tempfile.mkdtemp())
@@ -207,6 +217,10 @@ def stage_benchmarks(repeat: int) -> dict[str, float]:
     vad = webrtcvad.Vad(2)
     frame30 = window[:480].tobytes()
     out["VAD per 30 ms frame"] = timeit(lambda: vad.is_speech(frame30, 16000), repeat * 10)
+    talk = np.concatenate([window, np.zeros(64000, np.int16)] * 3)  # 18 s: 2 s of speech, then 4 s of pause
+    for playing in (False, True):  # music a microphone hears: each frame is held against its level too
+        out["voice activity per second of audio (levels, VAD, windows)" + (", music playing" if playing else "")] \
+            = timeit(lambda p=playing: speech_windows(talk, guard=audible_guard(p)), max(3, repeat // 20)) / 18
     out["voice mel frames per 2 s window"] = timeit(lambda: mel_frames(window / 32768.0), repeat)
     enc = VoiceEncoder(MODELS)
     out["voice encoder per 2 s window (int8 weights)"] = timeit(lambda: enc.encode([window]), repeat)
