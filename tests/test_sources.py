@@ -15,7 +15,7 @@ import soundfile as sf
 from emomusic.audio import to_mono_16k
 from emomusic.messages import AudioChunk, VideoFrame
 from emomusic.queues import DropOldestQueue
-from emomusic.sources.camera import CameraSource, FramePool
+from emomusic.sources.camera import CameraSource, FramePool, capture_fps
 from emomusic.sources.microphone import AudioFileSource
 from emomusic.sources.samples import make_speech_track, make_video
 
@@ -93,6 +93,106 @@ def test_a_frame_buffer_is_reused_only_once_nothing_holds_it(video: Path) -> Non
     assert len(buffers) <= 3 + 6  # the kept three, and a few in turn for the twelve let go
     for f in kept:
         np.testing.assert_array_equal(f.image, decoded[round(f.t * 15)])
+
+
+class FakeCamera:
+    """A V4L2 camera as OpenCV shows it: ``grab`` waits for the next frame (advancing the test's clock
+    by a frame interval, 1 % longer than nominal), ``retrieve`` decodes the grabbed one (counted). It
+    runs at 30 fps unless it ``honours`` a request for another rate."""
+
+    made: list[FakeCamera] = []
+
+    def __init__(self, target: object, api: int = 0, honours: bool = True) -> None:
+        self.fps, self.honours, self.grabs, self.decodes, self.props = 30.0, honours, 0, 0, {}
+        FakeCamera.made.append(self)
+
+    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
+        return True
+
+    def set(self, prop: int, value: float) -> bool:
+        import cv2
+
+        self.props[prop] = value
+        if prop == cv2.CAP_PROP_FPS and self.honours:
+            self.fps = value
+        return True
+
+    def get(self, prop: int) -> float:
+        return self.fps
+
+    def grab(self) -> bool:
+        NOW[0] += 1.0 / (self.fps * 0.99)  # a camera's clock is never quite the host's
+        self.grabs += 1
+        return True
+
+    def retrieve(self, buf: np.ndarray | None = None) -> tuple[bool, np.ndarray]:
+        self.decodes += 1
+        return True, np.full((48, 64, 3), self.grabs % 256, np.uint8)
+
+    def release(self) -> None:
+        pass
+
+
+NOW = [0.0]
+
+
+@pytest.mark.parametrize("honours", [True, False])
+def test_a_live_camera_is_asked_for_few_frames_and_only_the_due_ones_are_decoded(
+        honours: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cv2
+
+    FakeCamera.made.clear()
+    NOW[0] = 0.0
+    monkeypatch.setattr(cv2, "VideoCapture", lambda target, api=0: FakeCamera(target, api, honours))
+    q: DropOldestQueue[VideoFrame] = DropOldestQueue(100)
+    src = CameraSource("0", q, analysis_fps=3.0, clock=lambda: NOW[0])
+    src.open()
+    cam = FakeCamera.made[0]
+    assert cam.props[cv2.CAP_PROP_FPS] == 10  # capture_fps(3): twice the analysis rate, a rate cameras offer
+    assert cam.fps == (10 if honours else 30)
+    for _ in range(round(6 * cam.fps)):  # six seconds of camera
+        src.read_once()
+    frames = [q.get(0) for _ in range(len(q))]
+    assert 17 <= len(frames) <= 19  # 3 a second
+    assert cam.decodes == len(frames)  # no frame decoded only to be dropped
+    gaps = np.diff([f.t for f in frames])
+    # each the first frame at or after its moment: a gap is a third of a second give or take a camera frame,
+    # and the moments do not drift
+    assert np.all(np.abs(gaps - 1 / 3) <= 1 / cam.fps + 1e-6) and abs(gaps.mean() - 1 / 3) < 0.02
+
+
+def test_a_pi_camera_is_asked_for_the_same_rate_through_picamera2(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    class FakePicamera2:
+        def create_video_configuration(self, main: dict, controls: dict) -> dict:
+            return {"main": main, "controls": controls}
+
+        def configure(self, config: dict) -> None:
+            self.rate = config["controls"]["FrameRate"]
+
+        def start(self) -> None:
+            pass
+
+        def capture_array(self) -> np.ndarray:
+            NOW[0] += 1.0 / self.rate
+            return np.zeros((48, 64, 3), np.uint8)
+
+    module = types.ModuleType("picamera2")
+    module.Picamera2 = FakePicamera2  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    NOW[0] = 0.0
+    q: DropOldestQueue[VideoFrame] = DropOldestQueue(100)
+    src = CameraSource("picamera2", q, analysis_fps=3.0, clock=lambda: NOW[0])
+    src.open()
+    assert src._picam.rate == 10  # type: ignore[attr-defined]
+    for _ in range(60):
+        src.read_once()
+    assert 17 <= len(q) <= 19
+
+
+def test_the_camera_rate_asked_for_is_twice_the_analysis_rate_or_the_next_common_one() -> None:
+    assert [capture_fps(f) for f in (0.5, 1, 2.5, 3, 5, 8, 12, 20)] == [5, 5, 5, 10, 10, 20, 25, 30]
 
 
 def test_looping_video_keeps_time_increasing(video: Path) -> None:

@@ -1,7 +1,8 @@
 """Camera source: OpenCV (V4L2/USB index or path, RTSP/HTTP URL, video file) or picamera2.
 
-Frames are thinned to the analysis rate here, before any queue, so a 30 fps camera costs
-only the decode of frames nobody looks at. Frames stay in memory; nothing is written.
+Frames are thinned to the analysis rate here, before any queue: a camera is asked for a few frames a
+second (:func:`capture_fps`), and of those only the frame that is due is decoded. Frames stay in
+memory; nothing is written.
 """
 
 from __future__ import annotations
@@ -17,6 +18,15 @@ import numpy as np
 from emomusic.messages import VideoFrame
 from emomusic.queues import Inbox
 from emomusic.sources.base import Source, SourceEnded, StatusCallback, check_still_there
+
+CAMERA_RATES = (5, 10, 15, 20, 25, 30)  # frame rates USB (UVC) cameras commonly offer at 640x480
+
+
+def capture_fps(analysis_fps: float) -> int:
+    """The frame rate to ask a camera for: the lowest common one of at least twice the analysis rate, so
+    a due frame is at most half an analysis period late. A camera at 30 fps wakes the reading thread 30
+    times a second for frames nobody looks at (on a Pi, picamera2 handles each in Python as well)."""
+    return next((r for r in CAMERA_RATES if r >= 2 * analysis_fps), CAMERA_RATES[-1])
 
 
 def describe_kind(spec: str) -> str:
@@ -80,6 +90,7 @@ class CameraSource(Source):
         self.retry_errors = loop or self.kind != "file"
         self.out = out
         self.period = 1.0 / analysis_fps
+        self.capture_fps = capture_fps(analysis_fps)
         self.loop = loop
         self.size = (width, height)
         self.fast = fast
@@ -104,9 +115,8 @@ class CameraSource(Source):
             from picamera2 import Picamera2  # optional, only on a Pi
 
             self._picam = Picamera2()
-            self._picam.configure(
-                self._picam.create_video_configuration(main={"size": self.size, "format": "RGB888"})
-            )
+            self._picam.configure(self._picam.create_video_configuration(
+                main={"size": self.size, "format": "RGB888"}, controls={"FrameRate": self.capture_fps}))
             self._picam.start()
             return
         if self.kind == "file" and not Path(self.spec).is_file():
@@ -117,6 +127,7 @@ class CameraSource(Source):
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # always analyse the newest frame
+            cap.set(cv2.CAP_PROP_FPS, self.capture_fps)  # a camera that cannot keeps its own rate
             cap.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.stall_s * 1000)  # where the backend supports it
         elif self.kind == "stream":
             # A network camera that stops sending must not block a read forever: FFmpeg gives up
@@ -151,7 +162,13 @@ class CameraSource(Source):
     def read_once(self) -> None:
         if self._picam is not None:
             rgb = self._picam.capture_array()
-            self._offer(rgb[:, :, ::-1].copy(), self.clock())
+            now = self.clock()
+            if not self._due(now):
+                return
+            self._offer(rgb[:, :, ::-1].copy(), now)
+            return
+        if self.kind != "file":
+            self._read_live()
             return
         if self._thinned_away():
             # Grab without retrieving: the frame is demuxed but not converted to BGR, because
@@ -168,22 +185,37 @@ class CameraSource(Source):
         if not ok or frame is None:
             self._no_frame()
             return
-        if self.kind == "file":
-            stream_t = self._stream_offset + self._index / self._file_fps
-            self._index += 1
-            if self.fast:
-                t = stream_t
-                self.pace(t)
-            else:
-                # Real-time pace: sleep until this frame's moment in the stream.
-                t = self._t0 + stream_t
-                wait = t - self.clock()
-                if wait > 0 and self.stop_event.wait(wait):
-                    return
-            self._offer(frame, t)
+        stream_t = self._stream_offset + self._index / self._file_fps
+        self._index += 1
+        if self.fast:
+            t = stream_t
+            self.pace(t)
         else:
-            self._index += 1
-            self._offer(frame, self.clock())
+            # Real-time pace: sleep until this frame's moment in the stream.
+            t = self._t0 + stream_t
+            wait = t - self.clock()
+            if wait > 0 and self.stop_event.wait(wait):
+                return
+        self._offer(frame, t)
+
+    def _read_live(self) -> None:
+        """A camera's or a stream's next frame: grabbed, and decoded only when it is due (a USB camera's
+        MJPG frame costs a decode; deciding before the grab, which waits for the frame, decoded frames that
+        came a moment too early and were dropped)."""
+        if not self._cap.grab():
+            self._no_frame()
+            return
+        self._index += 1
+        now = self.clock()
+        if not self._due(now):
+            return
+        buf = self._pool.free()
+        ok, frame = self._cap.retrieve(buf) if buf is not None else self._cap.retrieve()
+        if not ok or frame is None:
+            self._no_frame()
+            return
+        self._pool.keep(frame)
+        self._offer(frame, now)
 
     def close(self) -> None:
         if self._cap is not None:
@@ -196,17 +228,16 @@ class CameraSource(Source):
 
     # -- thinning to the analysis rate ------------------------------------------------------
     def _thinned_away(self) -> bool:
-        """Whether the next frame will certainly be dropped by :meth:`_offer` (known before reading it)."""
-        if not self._emitted:
-            return False
-        if self.kind == "file":
-            stream_t = self._stream_offset + self._index / self._file_fps
-            t = stream_t if self.fast else self._t0 + stream_t
-            return t + 1e-9 < self._next_t
-        return self._next_t - self.clock() > 0.05  # a live frame arrives within ~1/30 s of now
+        """Whether a file's next frame will be dropped by :meth:`_offer` (known from its index)."""
+        stream_t = self._stream_offset + self._index / self._file_fps
+        return not self._due(stream_t if self.fast else self._t0 + stream_t)
+
+    def _due(self, t: float) -> bool:
+        """Whether a frame of time ``t`` is the next one to analyse (the first always is)."""
+        return not self._emitted or t + 1e-9 >= self._next_t
 
     def _offer(self, image: np.ndarray, t: float) -> None:
-        if self._emitted and t + 1e-9 < self._next_t:
+        if not self._due(t):
             return
         if not self._emitted:
             self._next_t = t
