@@ -17,7 +17,15 @@ from emomusic.commands import Command, Handover
 from emomusic.config import parse_config
 from emomusic.messages import FusedState, PlayerStatus, Quiet
 from emomusic.music.controller import MusicController
-from emomusic.music.demo import DEMO_PIECES, make_demo_library, synth_music, write_tagged
+from emomusic.music.demo import (
+    DEMO_FOLDER,
+    DEMO_PIECES,
+    DEMO_RATE,
+    forget_older_demos,
+    make_demo_library,
+    synth_music,
+    write_tagged,
+)
 from emomusic.music.library import Library, Track
 from emomusic.music.listing import read_m3u
 from emomusic.music.moods import mood_to_va
@@ -69,6 +77,29 @@ def test_scan_places_every_demo_piece_in_its_quadrant(tmp_path: Path, demo_dir: 
     assert lib.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
 
 
+def test_demo_pieces_are_at_the_mixers_rate_so_it_does_not_resample_them(demo_dir: Path) -> None:
+    import soundfile as sf
+
+    rates = {f.suffix: sf.info(str(f)).samplerate for f in demo_dir.iterdir()}
+    assert set(rates) == {".ogg", ".flac", ".mp3"} and set(rates.values()) == {DEMO_RATE} == {44100}
+
+
+def test_an_earlier_demo_library_is_removed_but_what_a_person_put_there_stays(tmp_path: Path) -> None:
+    older, oldest, current = (tmp_path / n for n in ("demo-music-v2", "demo-music", DEMO_FOLDER))
+    for folder in (older, oldest, current):
+        folder.mkdir()
+        (folder / "01 Sunrise Run.ogg").write_bytes(b"piece")
+    (older / ".tmp-02 Market Day.flac").write_bytes(b"half a piece")
+    (older / "my notes.txt").write_text("mine")
+    (tmp_path / "demo-music-old.ogg").write_bytes(b"a file, not a folder")
+    gone = forget_older_demos(tmp_path)
+    assert sorted(f.relative_to(tmp_path).as_posix() for f in gone) == [
+        "demo-music-v2/.tmp-02 Market Day.flac", "demo-music-v2/01 Sunrise Run.ogg", "demo-music/01 Sunrise Run.ogg"]
+    assert not oldest.exists() and [f.name for f in older.iterdir()] == ["my notes.txt"]
+    assert (current / "01 Sunrise Run.ogg").exists() and (tmp_path / "demo-music-old.ogg").exists()
+    assert forget_older_demos(tmp_path) == []  # nothing more to do on the next start
+
+
 def test_rescan_is_incremental_and_marks_vanished_files(tmp_path: Path, demo_dir: Path) -> None:
     lib, music = fresh_library(tmp_path, demo_dir)
     scan(lib, [music], min_track_s=0)
@@ -76,7 +107,7 @@ def test_rescan_is_incremental_and_marks_vanished_files(tmp_path: Path, demo_dir
     gone = next(music.glob("*Pressure*"))
     gone.unlink()
     retag = next(music.glob("*Market Day*"))
-    audio = np.zeros(22050 * 3, np.float32) + 0.01
+    audio = np.zeros(DEMO_RATE * 3, np.float32) + 0.01
     write_tagged(retag, audio, "Market Day", "sad")
     r = scan(lib, [music], min_track_s=0)
     assert (r.missing, r.updated, r.unchanged) == (1, 1, 18)

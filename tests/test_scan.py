@@ -267,7 +267,8 @@ def test_evaluate_music_scores_a_labelled_csv(tmp_path: Path) -> None:
     songs.mkdir()
     rows = []
     for i, (bpm, major, bright, quadrant) in enumerate([(150, True, 0.9, 1), (62, False, 0.1, 3)]):
-        write_tagged(songs / f"{i}.flac", synth_music(20, bpm, major, bright, seed=i), f"s{i}", "")
+        write_tagged(songs / f"{i}.flac", synth_music(20, bpm, major, bright, seed=i), f"s{i}", "",
+                     rate=16000)
         rows.append(f"songs/{i}.flac,{quadrant}")
     (songs / "broken.flac").write_bytes(b"fLaC" + bytes(100))
     rows.append("songs/broken.flac,2")

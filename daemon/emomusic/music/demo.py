@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from emomusic.audio import RATE
+
+log = logging.getLogger("emomusic.music")
 
 
 def synth_music(seconds: float, bpm: float = 110.0, major: bool = True, brightness: float = 0.5,
@@ -157,18 +161,32 @@ DEMO_PIECES = (
 )
 
 
-def write_tagged(path: Path, audio: np.ndarray, title: str, mood: str, rate: int = 22050) -> None:
+# The rate sound cards and SDL's mixer run at: SDL resampled the 22.05 kHz pieces before (v2) as it mixed,
+# 0.08-0.1 % of a core of the player's 0.2-0.3 % (scripts/bench.py's player, 2026-12-04).
+DEMO_RATE = 44100
+
+
+def write_tagged(path: Path, audio: np.ndarray, title: str, mood: str, rate: int = DEMO_RATE,
+                 source_rate: int | None = None) -> None:
     """Write audio as OGG Vorbis, FLAC or MP3 (by suffix) with title/artist and, if given, a mood tag
-    where each format keeps it (Vorbis comment MOOD, ID3v2.4 TMOO)."""
+    where each format keeps it (Vorbis comment MOOD, ID3v2.4 TMOO). Audio at ``source_rate`` is resampled
+    to ``rate`` block by block as it is written (a whole 80 s piece at 44.1 kHz would be 14 MB more)."""
     import mutagen
     import soundfile as sf
     from mutagen.id3 import ID3, TIT2, TMOO, TPE1
 
     fmt = {".ogg": ("OGG", "VORBIS"), ".flac": ("FLAC", "PCM_16"), ".mp3": ("MP3", "MPEG_LAYER_III")}[path.suffix]
     channels = 1 if audio.ndim == 1 else audio.shape[1]
+    stream = None
+    if source_rate is not None and source_rate != rate:
+        import soxr
+
+        stream = soxr.ResampleStream(source_rate, rate, channels, dtype="float32")
+    block = 1 << 15
     with sf.SoundFile(str(path), "w", rate, channels, format=fmt[0], subtype=fmt[1]) as out:
-        for a in range(0, len(audio), 1 << 15):  # in blocks: libvorbis held ~15 MB for a whole 80 s piece
-            out.write(audio[a : a + (1 << 15)])
+        for a in range(0, len(audio), block):  # in blocks: libvorbis held ~15 MB for a whole 80 s piece
+            part = np.asarray(audio[a : a + block], np.float32)
+            out.write(part if stream is None else stream.resample_chunk(part, last=a + block >= len(audio)))
     if path.suffix == ".mp3":
         tags = ID3()
         tags.add(TIT2(encoding=3, text=title))
@@ -187,7 +205,8 @@ def write_tagged(path: Path, audio: np.ndarray, title: str, mood: str, rate: int
     f.save()
 
 
-DEMO_FOLDER = "demo-music-v2"  # in the state dir; v2: twenty 80 s pieces (an older eight stays out of it)
+DEMO_FOLDER = "demo-music-v3"  # in the state dir; v3: at 44.1 kHz; v2: twenty 80 s pieces (v1: eight)
+PIECE_NAME = re.compile(r"(\.tmp-)?\d\d [^/]+\.(ogg|flac|mp3)")  # what make_demo_library names a piece
 DEMO_SECONDS = 80.0  # longer than a scene of the sample story: re-plans there follow the listener, not track ends
 
 
@@ -196,8 +215,6 @@ def make_demo_library(directory: Path, seconds: float = DEMO_SECONDS,
     """The demo library: synthesized, mood-tagged pieces spanning the four quadrants. Existing
     files are kept; ``should_stop`` is polled between
     pieces so a daemon asked to stop does not wait for the rest."""
-    import soxr
-
     directory.mkdir(parents=True, exist_ok=True)
     out = []
     for i, (title, bpm, major, bright, mood, ext) in enumerate(DEMO_PIECES):
@@ -205,9 +222,32 @@ def make_demo_library(directory: Path, seconds: float = DEMO_SECONDS,
             raise InterruptedError("stopped while generating the demo library")
         path = directory / f"{i + 1:02d} {title}.{ext}"
         if not path.exists():
-            audio = soxr.resample(synth_music(seconds, bpm, major, bright, seed=i), RATE, 22050)
             tmp = path.with_name(f".tmp-{path.name}")
-            write_tagged(tmp, audio.astype(np.float32, copy=False), title, mood)
+            write_tagged(tmp, synth_music(seconds, bpm, major, bright, seed=i), title, mood, source_rate=RATE)
             tmp.replace(path)
         out.append(path)
     return out
+
+
+def forget_older_demos(state_dir: Path) -> list[Path]:
+    """An earlier version's demo library (another ``demo-music*`` folder in the state dir) removed once this
+    version's is whole: its pieces, and the folder where nothing else is left in it (a file a person put
+    there stays). What was removed; a file that cannot be removed is left for the next start."""
+    gone = []
+    for folder in sorted(state_dir.glob("demo-music*")):
+        if folder.name == DEMO_FOLDER or not folder.is_dir():
+            continue
+        pieces = [f for f in sorted(folder.iterdir()) if f.is_file() and PIECE_NAME.fullmatch(f.name)]
+        for f in pieces:
+            try:
+                f.unlink()
+                gone.append(f)
+            except OSError as e:
+                log.warning("cannot remove %s of an earlier demo library: %s", f, e)
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty: something of the user's stays with it
+        if pieces:
+            log.info("removed the earlier demo library in %s (%d pieces)", folder, len(pieces))
+    return gone

@@ -28,7 +28,7 @@ from typing import Any
 
 from emomusic.config.music import LibraryConfig, PlayerConfig
 from emomusic.music.analysing import INLINE_BELOW, Progress, Workers, analyse
-from emomusic.music.demo import DEMO_FOLDER, make_demo_library
+from emomusic.music.demo import DEMO_FOLDER, forget_older_demos, make_demo_library
 from emomusic.music.library import Library, ScanReport, too_short
 from emomusic.music.listing import iter_audio_files
 from emomusic.music.moods import mood_to_va
@@ -236,6 +236,7 @@ def _configured(ms: MusicSettings, own_library: bool,
     if not folders and not playlists:
         demo = ms.state_dir / DEMO_FOLDER
         make_demo_library(demo, should_stop=should_stop)
+        forget_older_demos(ms.state_dir)
         log.info("no music folders configured: using the generated demo library in %s", demo)
         return [demo], []
     return folders, playlists
