@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from concurrent.futures import BrokenExecutor
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +241,23 @@ def test_a_file_that_kills_its_analysing_process_is_marked_and_the_scan_goes_on(
     assert report.added == 4 and report.skipped == 1
     assert "analysing process died" in rows["crash.ogg"]["skip"]
     assert all(rows[n]["source"] == "analysis" for n in ("track0.ogg", "track2.ogg", "track3.ogg"))
+
+
+def test_a_file_handed_out_after_a_worker_died_goes_to_a_new_pool(tmp_path: Path) -> None:
+    # the scan above, with the timing forced: the crash has broken the pool before the next file is handed
+    # out (seen once in CI, where the next submit raised BrokenProcessPool and took the scan down)
+    music = tmp_path / "music"
+    paths = _untagged(music, 2)
+    crash = paths[0].rename(music / "crash.ogg")
+    workers = analysing.Workers(2, True, crashing_analyse)
+    try:
+        first, died = workers.submit(crash)
+        with pytest.raises(BrokenExecutor):
+            died.result(timeout=60)
+        second, fine = workers.submit(paths[1])
+        assert second == first + 1 and isinstance(fine.result(timeout=120), tuple)
+    finally:
+        workers.shutdown()
 
 
 def test_an_index_from_the_previous_schema_is_migrated(tmp_path: Path) -> None:

@@ -106,7 +106,11 @@ class Workers:
                                    initializer=die_with_parent, initargs=(os.getpid(),))
 
     def submit(self, path: Path) -> tuple[int, Future[Any]]:
-        return self.generation, self.pool.submit(self.analyser, str(path))
+        try:
+            return self.generation, self.pool.submit(self.analyser, str(path))
+        except BrokenExecutor:  # a worker died since the last file was handed out: the files that pool held
+            self.renew(self.generation)  # are analysed again alone when they are collected (``isolated``)
+            return self.generation, self.pool.submit(self.analyser, str(path))
 
     def renew(self, generation: int) -> None:
         """Replace the pool that ``generation`` ran on, unless that was done already."""
