@@ -768,7 +768,9 @@ def write_report(path: Path, info: dict[str, Any]) -> None:
               "library through SDL's dummy driver, the page, no broker) in a fresh state dir, twice: a first start "
               f"(sample media and the demo library made inside the daemon) and a second start for {run['seconds']:.0f} "
               "s (the steady daemon). Peak RSS from the process's own `VmHWM`; CPU from `/proc/PID/stat` after "
-              f"{run['warmup_s']:.0f} s.",
+              f"{run['warmup_s']:.0f} s. No microphone hears music played through the dummy driver, so the voice "
+              "stage's self-hearing guard is off in this run; with music heard, its activity detection costs what the "
+              "'voice activity …, music playing' stage below shows instead of the plain one.",
               f"- **`emomusic replay`**: a {w['stream_s']:.0f} s 640x480 @ 15 fps video with 16 kHz speech at "
               f"real-time pace, default settings (face at {info['fps']:g} fps, BlazeFace full range on every "
               f"{info['detect_every']}th analysed frame, followed in between, int8 models, onnxruntime, one BLAS "
