@@ -37,9 +37,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from emomusic.audio import PlaybackGuard
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
@@ -153,7 +156,7 @@ def rerun_hidden(argv: list[str]) -> int:
 
 
 # -- per stage -------------------------------------------------------------------------------------
-def audible_guard(playing: bool) -> Any:
+def audible_guard(playing: bool) -> PlaybackGuard:
     """The voice stage's self-hearing guard as the player leaves it: music a microphone hears, or none."""
     from emomusic.audio import PlaybackGuard
 
