@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 
 from emomusic.listener.calibration import PRIOR, fit  # noqa: E402
 from emomusic.runtime import softmax  # noqa: E402
-from emomusic.voice.personal import Head, Update, fit_statements  # noqa: E402
+from emomusic.voice.head import Head  # noqa: E402
+from emomusic.voice.personal import Update, fit_statements  # noqa: E402
 
 # (true label index, the model's probabilities or None, the clip's windows' standardised inputs or None)
 Clip = tuple[int, np.ndarray | None, np.ndarray | None]

@@ -1,14 +1,15 @@
 """Train the speech-emotion head on the voice encoder, with per-speaker adaptation, and calibrate it.
 
-    pip install -e '.[train]'                 # scikit-learn
+    pip install -e '.[train]'                 # torch, scikit-learn
     python scripts/build_voice_encoder.py     # models/voice_encoder_int8.onnx (once)
     python scripts/train_voice_head.py        # ../shared/data/speech/{ravdess,emodb,emovo}: the shipped head
     python scripts/train_voice_head.py --corpora ravdess emodb --augment 0 --out /tmp/voice_head.json   # the last one
 
 Every clip takes the daemon's path (16 kHz, WebRTC VAD, 2 s windows, emomusic.voice.encoder); the
-embeddings are cached in .cache/. The head is a multinomial logistic regression on embeddings
-*standardised per speaker* by emomusic.voice.adapt.standardise — the daemon's own function — at three
-levels of adaptation, so it works from the first word (population statistics) to a well-known voice:
+embeddings are cached in .cache/. The head is a perceptron with one hidden layer of 128 units (torch, its
+first layer rounded to int8 as shipped; ``--hidden 0``: the multinomial logistic regression shipped until
+2026-12-05) on embeddings *standardised per speaker* by emomusic.voice.adapt.standardise — the daemon's own
+function — at three levels of adaptation, so it works from the first word (population statistics) to a well-known voice:
 cold (the population's statistics), after 10 windows, and after all of the speaker's windows. With
 ``--augment N`` (4 for the shipped head) the training side of every split also holds N speed-perturbed
 variations of each of its clips (scripts/voice_augment.py), each variation a voice of its own.
@@ -159,24 +160,81 @@ def training_set(d: dict[str, np.ndarray], clips: np.ndarray, prior: tuple[np.nd
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def fit(d: dict[str, np.ndarray], clips: np.ndarray, c: float, seed: int) -> dict[str, Any]:
-    from sklearn.linear_model import LogisticRegression
+HIDDEN = 128  # the shipped head's hidden units (0: the linear head shipped until 2026-12-05)
+EPOCHS, WEIGHT_DECAY, DROPOUT, INPUT_DROPOUT, RATE, BATCH = 8, 0.05, 0.5, 0.2, 1e-3, 256
 
+
+def fit(d: dict[str, np.ndarray], clips: np.ndarray, c: float | None, seed: int, hidden: int = HIDDEN
+        ) -> dict[str, Any]:
+    """The head on ``clips``' windows (and their variations): a one-hidden-layer perceptron (``hidden`` units,
+    its first layer rounded to int8 as shipped) or, with ``hidden`` 0, a logistic regression at ``c``."""
     win = np.isin(d["clip_of"], clips)
     prior = (d["x"][win].mean(0).astype(np.float64), d["x"][win].var(0).astype(np.float64) + 1e-6)
     x, y = training_set(d, clips, prior, np.random.default_rng(seed))
-    m = LogisticRegression(C=c, max_iter=3000).fit(x, y)
-    w = np.zeros((len(VOICE_LABELS), x.shape[1]))
-    b = np.full(len(VOICE_LABELS), -30.0)  # emotions a corpus lacks are never predicted
-    w[m.classes_], b[m.classes_] = m.coef_, m.intercept_
+    head: dict[str, Any] = {"prior_mean": prior[0], "prior_var": prior[1]}
+    if hidden:
+        head |= fit_mlp(x, y, hidden, seed)
+    else:
+        from sklearn.linear_model import LogisticRegression
+
+        m = LogisticRegression(C=c, max_iter=3000).fit(x, y)
+        w = np.zeros((len(VOICE_LABELS), x.shape[1]))
+        b = np.full(len(VOICE_LABELS), -30.0)  # emotions a corpus lacks are never predicted
+        w[m.classes_], b[m.classes_] = m.coef_, m.intercept_
+        head |= {"w": w, "b": b}
     # each emotion's centre in the head's input space: the anchors of on-device personalisation
     means = np.zeros((len(VOICE_LABELS), x.shape[1]))
-    for k in m.classes_:
+    for k in np.unique(y):
         means[k] = x[y == k].mean(0)
-    return {"prior_mean": prior[0], "prior_var": prior[1], "w": w, "b": b, "class_means": means}
+    return head | {"class_means": means}
+
+
+def fit_mlp(x: np.ndarray, y: np.ndarray, hidden: int, seed: int) -> dict[str, np.ndarray]:
+    """Dropout on the input and the hidden layer, AdamW, one-cycle rate, label smoothing 0.1: chosen on the
+    RAVDESS folds among 128 / 256 / 512 units (models/README.md). Emotions no training corpus has are
+    never predicted (their bias -30, as the linear head's)."""
+    import torch
+
+    from emomusic.voice.head import pack_int8, unpack_int8
+
+    torch.manual_seed(seed)
+    k = len(VOICE_LABELS)
+    net = torch.nn.Sequential(torch.nn.Dropout(INPUT_DROPOUT), torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(),
+                              torch.nn.Dropout(DROPOUT), torch.nn.Linear(hidden, k))
+    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)
+    per_epoch = len(xt) // BATCH
+    opt = torch.optim.AdamW(net.parameters(), lr=RATE, weight_decay=WEIGHT_DECAY)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, RATE, total_steps=EPOCHS * per_epoch)
+    gen = torch.Generator().manual_seed(seed)
+    net.train()
+    for _ in range(EPOCHS):
+        order = torch.randperm(len(xt), generator=gen)
+        for i in range(per_epoch):
+            idx = order[i * BATCH:(i + 1) * BATCH]
+            loss = torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx], label_smoothing=0.1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    first, last = net[1], net[4]
+    b = last.bias.detach().numpy().astype(np.float64)
+    b[np.setdiff1d(np.arange(k), y)] = -30.0
+    w1 = first.weight.detach().numpy().astype(np.float64)
+    return {"w1": unpack_int8(pack_int8(w1)).astype(np.float64),  # scored as shipped
+            "b1": first.bias.detach().numpy().astype(np.float64),
+            "w": last.weight.detach().numpy().astype(np.float64), "b": b}
+
+
+def as_head(head: dict[str, Any], t: float) -> Any:
+    """The daemon's Head for a head ``fit`` made (temperature ``t``)."""
+    from emomusic.voice.head import Head
+
+    return Head(head["w"], head["b"], t, head["class_means"], head.get("w1"), head.get("b1"))
 
 
 def logits(head: dict[str, Any], z: np.ndarray) -> np.ndarray:
+    if "w1" in head:
+        z = np.maximum(z @ head["w1"].T + head["b1"], 0.0)
     return z @ head["w"].T + head["b"]
 
 
@@ -273,10 +331,8 @@ def feedback_report(d: dict[str, np.ndarray], ns: list[int], seed: int) -> dict[
     the others), at the shipped head's C and temperature."""
     from feedback_sim import one_emotion, simulate
 
-    from emomusic.voice.personal import Head
-
     shipped = json.loads((ROOT / "models" / "voice_head.json").read_text())
-    c, t = shipped["report"]["selected_C"], shipped["temperature"]
+    c, t, hidden = shipped["report"]["selected_C"], shipped["temperature"], shipped["report"].get("hidden", 0)
     rav = np.flatnonzero(d["corpus"] == "ravdess")
     actor = np.array([int(s.split(":")[1]) if s.startswith("ravdess") else 0 for s in d["speaker"]])
     sets: dict[str, tuple[list[tuple[np.ndarray, np.ndarray]], list[int] | None]] = {
@@ -291,10 +347,10 @@ def feedback_report(d: dict[str, np.ndarray], ns: list[int], seed: int) -> dict[
     for name, (splits, classes) in sets.items():
         rows: list[dict[str, Any]] = [{} for _ in ns]
         alone: list[dict[str, Any]] = []
-        groups: list[tuple[Head, dict[str, list[tuple[int, np.ndarray | None, np.ndarray | None]]]]] = []
+        groups: list[tuple[Any, dict[str, list[tuple[int, np.ndarray | None, np.ndarray | None]]]]] = []
         for f, (train, test) in enumerate(splits):
-            h = fit(d, train, c, seed + f)
-            groups.append((Head(h["w"], h["b"], t, h["class_means"]), told_clips(d, h, test, t, seed)))
+            h = fit(d, train, c, seed + f, hidden)
+            groups.append((as_head(h, t), told_clips(d, h, test, t, seed)))
         for i, k in enumerate(ns):
             parts = [simulate(g, labels, k, seed, classes, head=head) for head, g in groups]
             scored = sum(p["scored"] for p in parts)
@@ -310,22 +366,26 @@ def feedback_report(d: dict[str, np.ndarray], ns: list[int], seed: int) -> dict[
 
 
 def write_head(path: Path, head: dict[str, Any], t: float, report: dict[str, Any], trained_on: str) -> None:
+    from emomusic.voice.head import pack_float16, pack_int8
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
+    hidden = {"hidden": pack_int8(head["w1"]) | {"bias": head["b1"].round(6).tolist()}} if "w1" in head else {}
+    means = pack_float16(head["class_means"]) if "w1" in head else head["class_means"].round(4).tolist()
+    path.write_text(json.dumps(hidden | {
         "labels": list(VOICE_LABELS),
         "encoder": "voice_encoder_int8.onnx",
         "prior_mean": head["prior_mean"].round(6).tolist(),
         "prior_var": head["prior_var"].round(6).tolist(),
         "weights": head["w"].round(6).tolist(),
         "bias": head["b"].round(6).tolist(),
-        "class_means": head["class_means"].round(4).tolist(),
+        "class_means": means,
         "temperature": round(t, 4),
         "trained_on": trained_on,
         "report": report,
     }) + "\n")
 
 
-def leave_one_corpus_out(d: dict[str, np.ndarray], c: float, seed: int) -> dict[str, Any]:
+def leave_one_corpus_out(d: dict[str, np.ndarray], c: float | None, seed: int, hidden: int) -> dict[str, Any]:
     """Each corpus scored by a head trained on the others only (another language, other actors, other
     rooms), over the emotions both sides have; cold and adapted."""
     out: dict[str, Any] = {}
@@ -335,7 +395,7 @@ def leave_one_corpus_out(d: dict[str, np.ndarray], c: float, seed: int) -> dict[
             continue
         classes = sorted(set(d["label"][train].tolist()) & set(d["label"][d["corpus"] == corpus].tolist()))
         test = np.flatnonzero((d["corpus"] == corpus) & np.isin(d["label"], classes))
-        head = fit(d, train, c, seed)
+        head = fit(d, train, c, seed, hidden)
         row = {"classes": len(classes), "clips": int(len(test)),
                "cold": round(accuracy(evaluate(d, head, test, False, seed, classes)), 4),
                "adapted": round(accuracy(evaluate(d, head, test, True, seed, classes)), 4)}
@@ -354,7 +414,9 @@ def main() -> int:
                     "--top-step 1 --out DIR, to compare)")
     ap.add_argument("--corpora", nargs="+", default=list(CORPORA), choices=CORPORA,
                     help="the corpora to train on (RAVDESS must be one: the selection folds are its actors)")
-    ap.add_argument("--c", type=float, nargs="+", default=[0.001, 0.003, 0.01], help="regularisation grid")
+    ap.add_argument("--hidden", type=int, default=HIDDEN, help="the head's hidden units (0: a linear head)")
+    ap.add_argument("--c", type=float, nargs="+", default=[0.001, 0.003, 0.01],
+                    help="regularisation grid of a linear head (--hidden 0)")
     ap.add_argument("--feedback", type=int, nargs="+", help="measure listener feedback with N clips per emotion")
     ap.add_argument("--holdout-actors", help="e.g. 17,18,19,20: only a head that never heard these RAVDESS actors "
                     "(the shipped C and temperature), for scenarios built from them (docs/PROOF.md)")
@@ -371,7 +433,8 @@ def main() -> int:
         held = {int(a) for a in args.holdout_actors.split(",")}
         shipped = json.loads((ROOT / "models" / "voice_head.json").read_text())
         keep = np.array([not (s.startswith("ravdess") and int(s.split(":")[1]) in held) for s in d["speaker"]])
-        head = fit(d, np.flatnonzero(keep), shipped["report"]["selected_C"], args.seed)
+        head = fit(d, np.flatnonzero(keep), shipped["report"]["selected_C"], args.seed,
+                   shipped["report"].get("hidden", 0))
         write_head(args.out, head, shipped["temperature"], {"held_out_actors": sorted(held)},
                    f"RAVDESS without actors {sorted(held)} and EMO-DB (not shipped: for scenarios of those actors)")
         print(f"wrote {args.out}", flush=True)
@@ -385,11 +448,11 @@ def main() -> int:
     actor = np.array([int(s.split(":")[1]) if s.startswith("ravdess") else 0 for s in d["speaker"]])
     report: dict[str, Any] = {"clips": n, "windows": int(len(d["x"]))}
     best: dict[str, Any] | None = None
-    for c in args.c:
+    for c in (args.c if args.hidden == 0 else [None]):
         cold, adapted, folds = [], [], []
         for f, held in enumerate(FOLDS):
             test = rav[np.isin(actor[rav], held)]
-            head = fit(d, np.setdiff1d(np.arange(n), test), c, args.seed + f)
+            head = fit(d, np.setdiff1d(np.arange(n), test), c, args.seed + f, args.hidden)
             cold += (sc := evaluate(d, head, test, False, args.seed))
             adapted += (sa := evaluate(d, head, test, True, args.seed))
             folds.append((round(accuracy(sc), 3), round(accuracy(sa), 3)))
@@ -403,6 +466,7 @@ def main() -> int:
     c = best["row"]["C"]
     t = fit_temperature(best["cold"] + best["adapted"])
     report["selected_C"] = c
+    report["hidden"] = args.hidden
     report["temperature"] = round(t, 3)
     report["per_class_recall"] = {"cold": recalls(best["cold"]), "adapted": recalls(best["adapted"])}
     report["ece"] = {"cold_before": round(ece(best["cold"]), 4), "cold_after": round(ece(best["cold"], t), 4),
@@ -411,17 +475,17 @@ def main() -> int:
     shared_rav = rav[np.isin(d["label"][rav], SHARED6)]
     cross = {}
     for name, train, test in (("ravdess_to_emodb", rav, emo), ("emodb_to_ravdess", emo, shared_rav)):
-        head = fit(d, train, c, args.seed)
+        head = fit(d, train, c, args.seed, args.hidden)
         cross[name] = {"cold": round(accuracy(evaluate(d, head, test, False, args.seed, SHARED6)), 4),
                        "adapted": round(accuracy(evaluate(d, head, test, True, args.seed, SHARED6)), 4)}
         print(f"{name}: cold {cross[name]['cold']:.3f}, adapted {cross[name]['adapted']:.3f}", flush=True)
     report["cross_corpus_6_classes"] = cross
-    report["leave_one_corpus_out"] = leave_one_corpus_out(d, c, args.seed)
+    report["leave_one_corpus_out"] = leave_one_corpus_out(d, c, args.seed, args.hidden)
     print(json.dumps({k: report[k] for k in ("selected_C", "temperature", "ece", "per_class_recall")}), flush=True)
 
     names = {"ravdess": "RAVDESS actors 01-20 (CC BY-NC-SA 4.0)", "emodb": "EMO-DB without boredom (research use)",
              "emovo": "EMOVO (research use)"}
-    write_head(args.out, fit(d, np.arange(n), c, args.seed), t, report,
+    write_head(args.out, fit(d, np.arange(n), c, args.seed, args.hidden), t, report,
                ", ".join(names[k] for k in CORPORA if k in set(d["corpus"])))
     print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB)", flush=True)
     return 0

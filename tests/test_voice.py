@@ -9,6 +9,7 @@ import base64
 import csv
 import json
 import math
+import re
 import subprocess
 import sys
 import threading
@@ -25,7 +26,7 @@ from emomusic.labels import VOICE_LABELS
 from emomusic.messages import AudioChunk, Observation, Sensed
 from emomusic.music.demo import synth_music
 from emomusic.queues import DropOldestQueue
-from emomusic.runtime import softmax
+from emomusic.runtime import ModelError, softmax
 from emomusic.service.workers import AnalyzerWorker
 from emomusic.sources.samples import espeak_speech
 from emomusic.voice import personal
@@ -33,6 +34,7 @@ from emomusic.voice.adapt import MAX_SHIFT, MAX_VOICES, MAX_WEIGHT, MIN_VAR_RATI
 from emomusic.voice.analyzer import ADAPTATION_FILE, VoiceAnalyzer, VoiceClassifier
 from emomusic.voice.analyzer import build as voice_build
 from emomusic.voice.encoder import MAX_FRAMES, STATE_DIM, VoiceEncoder, mel_frames
+from emomusic.voice.head import load_head, pack_int8, unpack_int8
 from emomusic.voice.personal import MAX_WINDOWS, PERSONAL_FILE
 from emomusic.voice.vad import FRAME, SpeechWindower, frames_db, speech_windows
 
@@ -170,6 +172,53 @@ def test_classifier_outputs_a_calibrated_distribution(speech: np.ndarray, adapt:
     cold = VoiceClassifier(ROOT / "models")
     np.testing.assert_allclose(VoiceClassifier(ROOT / "models", adaptation=True).classify(windows, learn=False),
                                cold.classify(windows), atol=1e-5)  # a voice never heard: exactly the cold model
+
+
+def test_int8_hidden_weights_round_trip_within_half_a_step() -> None:
+    w = np.random.default_rng(0).standard_normal((16, 40)) * np.linspace(0.01, 3, 16)[:, None]
+    back = unpack_int8(pack_int8(w))
+    step = np.abs(w).max(1, keepdims=True) / 127
+    assert back.dtype == np.float32 and back.shape == w.shape
+    assert (np.abs(back - w) <= step / 2 + 1e-6).all()
+
+
+def test_a_linear_head_file_still_loads_and_reads_as_written(tmp_path: Path) -> None:
+    """A head trained with ``train_voice_head.py --hidden 0`` (the format shipped until 2026-12-05)."""
+    rng = np.random.default_rng(1)
+    k = len(VOICE_LABELS)
+    w, b = rng.standard_normal((k, STATE_DIM)), rng.standard_normal(k)
+    path = tmp_path / "voice_head.json"
+    path.write_text(json.dumps({"labels": list(VOICE_LABELS), "prior_mean": [0.0] * STATE_DIM,
+                                "prior_var": [1.0] * STATE_DIM, "weights": w.tolist(), "bias": b.tolist(),
+                                "class_means": np.zeros((k, STATE_DIM)).tolist(), "temperature": 2.0}))
+    loaded = load_head(path, VOICE_LABELS, STATE_DIM)
+    z = rng.standard_normal((3, STATE_DIM)).astype(np.float32)
+    assert loaded.head.hidden_w is None and loaded.head.dim == STATE_DIM
+    np.testing.assert_allclose(loaded.head.logits(z), (z @ w.T + b) / 2.0, rtol=1e-4, atol=1e-3)
+
+
+def test_the_shipped_head_reads_through_its_hidden_layer() -> None:
+    loaded = load_head(ROOT / "models" / "voice_head.json", VOICE_LABELS, STATE_DIM)
+    head = loaded.head
+    assert head.hidden_w is not None and head.hidden_b is not None
+    assert head.hidden_w.shape == (head.w.shape[1], STATE_DIM)
+    # each emotion's training centre reads as that emotion through the whole head
+    assert list(head.logits(head.class_means).argmax(1)) == list(range(len(VOICE_LABELS)))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "wrong width"])
+def test_a_damaged_hidden_layer_is_a_model_error_naming_the_file(tmp_path: Path, damage: str) -> None:
+    head = json.loads((ROOT / "models" / "voice_head.json").read_text())
+    if damage == "truncated":
+        head["hidden"]["int8"] = head["hidden"]["int8"][:4000]
+        expected = "cannot be loaded"
+    else:
+        head["hidden"]["bias"] = head["hidden"]["bias"][:-1]
+        expected = "does not fit"
+    path = tmp_path / "voice_head.json"
+    path.write_text(json.dumps(head))
+    with pytest.raises(ModelError, match=f"{re.escape(str(path))}.*{expected}.*train_voice_head.py"):
+        load_head(path, VOICE_LABELS, STATE_DIM)
 
 
 def test_mel_frames_are_resemblyzers_and_ignore_the_volume(speech: np.ndarray) -> None:

@@ -9,7 +9,6 @@ fusion weighs them as they are.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -20,13 +19,13 @@ from emomusic.config import Config
 from emomusic.config.perception import ModelsConfig, VoiceConfig
 from emomusic.labels import VOICE_LABELS
 from emomusic.messages import AudioChunk, Observation, Sensed
-from emomusic.runtime import ModelError, peakedness, softmax
+from emomusic.runtime import peakedness, softmax
 from emomusic.voice.adapt import SpeakerAdapter, standardise
 from emomusic.voice.encoder import STATE_DIM, VoiceEncoder
-from emomusic.voice.personal import PAIR_WINDOW_S, PERSONAL_FILE, Head, Personaliser
+from emomusic.voice.head import REBUILD_VOICE, load_head
+from emomusic.voice.personal import PAIR_WINDOW_S, PERSONAL_FILE, Personaliser
 from emomusic.voice.vad import SpeechWindow, SpeechWindower
 
-REBUILD_VOICE = "python scripts/train_voice_head.py (see models/README.md)"
 ADAPTATION_FILE = "voice_adaptation.json"
 log = logging.getLogger("emomusic.voice")
 
@@ -43,31 +42,18 @@ class VoiceClassifier:
                  personal: Path | None | bool = None) -> None:
         self.encoder = VoiceEncoder(models_dir, threads)
         path = models_dir / "voice_head.json"
-        try:
-            head = json.loads(path.read_text())
-            self.w, self.b = np.array(head["weights"], np.float32), np.array(head["bias"], np.float32)
-            self.prior_mean, self.prior_var = np.array(head["prior_mean"]), np.array(head["prior_var"])
-            self.temperature = float(head["temperature"])
-            means = np.array(head.get("class_means", np.zeros(self.w.shape)), np.float32)
-            ok = (tuple(head["labels"]) == VOICE_LABELS and self.w.shape == (len(VOICE_LABELS), STATE_DIM)
-                  and means.shape == self.w.shape)
-        except FileNotFoundError:
-            raise ModelError(f"model file {path} not found; rebuild it with {REBUILD_VOICE}") from None
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ModelError(f"model file {path} cannot be loaded ({e}); rebuild it with {REBUILD_VOICE}") from None
-        if not ok:
-            raise ModelError(f"model file {path} does not fit this emomusic's labels or encoder; "
-                             f"rebuild it with {REBUILD_VOICE}")
+        loaded = load_head(path, VOICE_LABELS, STATE_DIM)
+        self.head, self.prior_mean, self.prior_var = loaded.head, loaded.prior_mean, loaded.prior_var
+        self.temperature = self.head.temperature
         self.labels = VOICE_LABELS
         self.adapter: SpeakerAdapter | None = None
         if adaptation is not None and adaptation is not False:
             self.adapter = SpeakerAdapter(self.prior_mean, self.prior_var,
                                           adaptation if isinstance(adaptation, Path) else None)
         self.adapted = 0.0  # how far adaptation had got for the last windows (0..1)
-        self.head = Head(self.w, self.b, self.temperature, means)
         self.personal: Personaliser | None = None
         if personal is not None and personal is not False and self.adapter is not None:
-            if not means.any():
+            if not self.head.class_means.any():
                 log.warning("%s has no class_means: the listener's statements cannot teach the voice head; "
                             "rebuild it with %s", path, REBUILD_VOICE)
             else:

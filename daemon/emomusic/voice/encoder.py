@@ -1,7 +1,7 @@
 """The voice encoder: a 2 s speech window -> a 256-d embedding (Resemblyzer's GE2E LSTM, int8 ONNX).
 
 The encoder was trained to tell speakers apart, so its embedding carries the voice (who) and a good
-deal of how it is used (pitch range, effort, tempo): a linear head reads emotion from it once the
+deal of how it is used (pitch range, effort, tempo): a small head reads emotion from it once the
 speaker's own baseline is taken out (``voice.adapt``), and the same embedding tells voices apart.
 Its input is computed here in numpy exactly as Resemblyzer computes it with librosa: volume
 normalised to -30 dBFS, 25 ms Hann frames every 10 ms, power spectrum, 40 Slaney mel bands (no log).

@@ -11,8 +11,8 @@ those examples, with two anchors that keep it bounded:
   listener who only ever says "sad" cannot turn everything they say into sadness.
 
 Measured on voices never trained on (models/README.md, ``train_voice_head.py --feedback``): one statement
-per emotion lifts EMOVO from 42 % to 53 %, three to 67 %; a listener who said only "sad" three times
-keeps the other emotions' accuracy within about a point. The statements live in
+per emotion lifts EMOVO from 45 % to 55 %, three to 71 %; a listener who said only "sad" three times
+keeps the other emotions' accuracy within about two points. The statements live in
 ``<state_dir>/voice_personal.json`` (per statement up to ``MAX_WINDOWS`` 1,536-number summaries of
 2 s windows and the label; no audio); ``emomusic profile --reset`` removes it.
 """
@@ -31,6 +31,7 @@ import numpy as np
 
 from emomusic.listener.store import file_stamp, write_json
 from emomusic.runtime import softmax
+from emomusic.voice.head import Head
 
 log = logging.getLogger("emomusic.voice")
 
@@ -45,19 +46,6 @@ RATE = 0.05
 STABLE = 8.0
 L2 = 1.0
 STATE_VERSION = 2  # 2: the encoder's top layer at 20 ms steps; statements summarised by the earlier one do not fit
-
-
-@dataclass(frozen=True)
-class Head:
-    """The population head the update is added to: logits = (z @ w.T + b) / temperature."""
-
-    w: np.ndarray  # (labels, dim)
-    b: np.ndarray  # (labels,)
-    temperature: float
-    class_means: np.ndarray  # (labels, dim): each emotion's mean standardised input in training; 0 where none
-
-    def logits(self, z: np.ndarray) -> np.ndarray:
-        return (z @ self.w.T + self.b) / self.temperature
 
 
 @dataclass
@@ -84,7 +72,7 @@ def fit_update(head: Head, z: np.ndarray, y: np.ndarray, centre: np.ndarray, wei
     steps past ``STABLE`` times the stable length, a statement made in the voice's everyday tone
     oscillated to a third emotion instead of settling between the statement and the centre."""
     rate = RATE if rate is None else rate
-    k = head.w.shape[0]
+    k = head.b.shape[0]
     told = np.ones(len(y)) if weights is None else np.asarray(weights, np.float64)
     have = [c for c in range(k) if np.any(head.class_means[c])]
     xs = np.vstack([z, head.class_means[have], centre[None]]).astype(np.float64)
@@ -141,7 +129,7 @@ class Personaliser:
 
     def __init__(self, head: Head, labels: tuple[str, ...], path: Path | None = None) -> None:
         self.head, self.labels, self.path = head, labels, path
-        self.dim = int(head.w.shape[1])
+        self.dim = head.dim
         self.voices: dict[int, VoiceExamples] = {}
         # (stream time, voice, its windows (m, dim), their weights): what was said lately
         self.recent: deque[tuple[float, int, np.ndarray, np.ndarray]] = deque(maxlen=32)
