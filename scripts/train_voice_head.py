@@ -54,6 +54,7 @@ from emomusic.labels import VOICE_LABELS, normalize_label  # noqa: E402
 from emomusic.runtime import softmax  # noqa: E402
 from emomusic.voice.adapt import SpeakerAdapter, standardise  # noqa: E402
 from emomusic.voice.encoder import VoiceEncoder  # noqa: E402
+from emomusic.voice.head import Head, pack_float16, pack_int8, unpack_int8  # noqa: E402
 from emomusic.voice.vad import speech_windows  # noqa: E402
 
 FOLDS = [[1, 6, 11, 16], [2, 7, 12, 17], [3, 8, 13, 18], [4, 9, 14, 19], [5, 10, 15, 20]]
@@ -195,8 +196,6 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, hidden: int, seed: int) -> dict[str, n
     never predicted (their bias -30, as the linear head's)."""
     import torch
 
-    from emomusic.voice.head import pack_int8, unpack_int8
-
     torch.manual_seed(seed)
     k = len(VOICE_LABELS)
     net = torch.nn.Sequential(torch.nn.Dropout(INPUT_DROPOUT), torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(),
@@ -225,10 +224,8 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, hidden: int, seed: int) -> dict[str, n
             "w": last.weight.detach().numpy().astype(np.float64), "b": b}
 
 
-def as_head(head: dict[str, Any], t: float) -> Any:
+def as_head(head: dict[str, Any], t: float) -> Head:
     """The daemon's Head for a head ``fit`` made (temperature ``t``)."""
-    from emomusic.voice.head import Head
-
     return Head(head["w"], head["b"], t, head["class_means"], head.get("w1"), head.get("b1"))
 
 
@@ -347,7 +344,7 @@ def feedback_report(d: dict[str, np.ndarray], ns: list[int], seed: int) -> dict[
     for name, (splits, classes) in sets.items():
         rows: list[dict[str, Any]] = [{} for _ in ns]
         alone: list[dict[str, Any]] = []
-        groups: list[tuple[Any, dict[str, list[tuple[int, np.ndarray | None, np.ndarray | None]]]]] = []
+        groups: list[tuple[Head, dict[str, list[tuple[int, np.ndarray | None, np.ndarray | None]]]]] = []
         for f, (train, test) in enumerate(splits):
             h = fit(d, train, c, seed + f, hidden)
             groups.append((as_head(h, t), told_clips(d, h, test, t, seed)))
@@ -366,8 +363,6 @@ def feedback_report(d: dict[str, np.ndarray], ns: list[int], seed: int) -> dict[
 
 
 def write_head(path: Path, head: dict[str, Any], t: float, report: dict[str, Any], trained_on: str) -> None:
-    from emomusic.voice.head import pack_float16, pack_int8
-
     path.parent.mkdir(parents=True, exist_ok=True)
     hidden = {"hidden": pack_int8(head["w1"]) | {"bias": head["b1"].round(6).tolist()}} if "w1" in head else {}
     means = pack_float16(head["class_means"]) if "w1" in head else head["class_means"].round(4).tolist()
