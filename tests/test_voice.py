@@ -168,7 +168,7 @@ def test_classifier_outputs_a_calibrated_distribution(speech: np.ndarray, adapt:
     p = clf.classify(windows)
     assert p.shape == (len(windows), len(VOICE_LABELS))
     assert np.allclose(p.sum(1), 1, atol=1e-5) and (p >= 0).all()
-    assert clf.temperature > 0
+    assert clf.head.temperature > 0
     cold = VoiceClassifier(ROOT / "models")
     np.testing.assert_allclose(VoiceClassifier(ROOT / "models", adaptation=True).classify(windows, learn=False),
                                cold.classify(windows), atol=1e-5)  # a voice never heard: exactly the cold model

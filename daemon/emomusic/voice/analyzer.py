@@ -44,7 +44,6 @@ class VoiceClassifier:
         path = models_dir / "voice_head.json"
         loaded = load_head(path, VOICE_LABELS, STATE_DIM)
         self.head, self.prior_mean, self.prior_var = loaded.head, loaded.prior_mean, loaded.prior_var
-        self.temperature = self.head.temperature
         self.labels = VOICE_LABELS
         self.adapter: SpeakerAdapter | None = None
         if adaptation is not None and adaptation is not False:

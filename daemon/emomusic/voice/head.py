@@ -64,17 +64,31 @@ def unpack_int8(packed: dict[str, object]) -> np.ndarray:
     return q.reshape(rows, cols).astype(np.float32) * scale[:, None]
 
 
+def float16_text(x: np.ndarray) -> str:
+    """``x`` as little-endian float16, base64: how the head's class centres and the listener's statements
+    (voice/personal.py) keep their numbers, a third of their size as text."""
+    return base64.b64encode(x.astype("<f2").tobytes()).decode("ascii")
+
+
+def float16_rows(text: str, cols: int) -> np.ndarray:
+    """``float16_text``'s output back to float32 rows of ``cols``; not a whole number of rows is a ValueError."""
+    x = np.frombuffer(base64.b64decode(text), "<f2").astype(np.float32)
+    if x.size == 0 or x.size % cols:
+        raise ValueError(f"{x.size} float16 values are not rows of {cols}")
+    return x.reshape(-1, cols)
+
+
 def pack_float16(x: np.ndarray) -> dict[str, object]:
-    """``x`` (rows, cols) as float16, base64: the class centres, a third of their size as text."""
-    return {"shape": list(x.shape), "float16": base64.b64encode(x.astype("<f2").tobytes()).decode("ascii")}
+    """``x`` (rows, cols) as float16 with its shape."""
+    return {"shape": list(x.shape), "float16": float16_text(x)}
 
 
 def unpack_float16(packed: dict[str, object]) -> np.ndarray:
     rows, cols = (int(n) for n in packed["shape"])  # type: ignore[attr-defined]
-    x = np.frombuffer(base64.b64decode(str(packed["float16"])), "<f2")
-    if x.size != rows * cols:
-        raise ValueError(f"{x.size} float16 values are not {rows} x {cols}")
-    return x.reshape(rows, cols).astype(np.float32)
+    x = float16_rows(str(packed["float16"]), cols)
+    if x.shape[0] != rows:
+        raise ValueError(f"{x.shape[0]} rows of float16 values, not {rows}")
+    return x
 
 
 @dataclass(frozen=True)

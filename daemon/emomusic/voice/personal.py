@@ -19,7 +19,6 @@ keeps the other emotions' accuracy within about two points. The statements live 
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
@@ -31,7 +30,7 @@ import numpy as np
 
 from emomusic.listener.store import file_stamp, write_json
 from emomusic.runtime import softmax
-from emomusic.voice.head import Head
+from emomusic.voice.head import Head, float16_rows, float16_text
 
 log = logging.getLogger("emomusic.voice")
 
@@ -97,17 +96,6 @@ def fit_statements(head: Head, statements: list[tuple[int, np.ndarray]], centre:
     y = np.concatenate([np.full(len(x), label) for label, x in statements])
     w = np.concatenate([np.full(len(x), 1.0 / len(x)) for _, x in statements])
     return fit_update(head, z, y, centre, w)
-
-
-def _pack(x: np.ndarray) -> str:
-    return base64.b64encode(x.astype("<f2").tobytes()).decode("ascii")
-
-
-def _unpack(text: str, dim: int) -> np.ndarray:
-    x = np.frombuffer(base64.b64decode(text), "<f2").astype(np.float32)
-    if x.size == 0 or x.size % dim:
-        raise ValueError(f"windows of {x.size} numbers are not rows of {dim}")
-    return x.reshape(-1, dim)
 
 
 @dataclass
@@ -198,9 +186,9 @@ class Personaliser:
         if self.path is None:
             return
         state = {"version": STATE_VERSION, "labels": list(self.labels), "dim": self.dim,
-                 "voices": {str(v): {"statements": [{"label": self.labels[lab], "windows": _pack(x)}
+                 "voices": {str(v): {"statements": [{"label": self.labels[lab], "windows": float16_text(x)}
                                                     for lab, x in ex.statements],
-                                     "centre": _pack(self._centres.get(v, np.zeros(self.dim)))}
+                                     "centre": float16_text(self._centres.get(v, np.zeros(self.dim)))}
                             for v, ex in self.voices.items()}}
         try:
             write_json(self.path, state)
@@ -217,9 +205,9 @@ class Personaliser:
                 raise ValueError("written by another version")
             voices: dict[int, VoiceExamples] = {}
             for key, v in state["voices"].items():
-                voices[int(key)] = VoiceExamples([(self.labels.index(s["label"]), _unpack(s["windows"], self.dim))
+                voices[int(key)] = VoiceExamples([(self.labels.index(s["label"]), float16_rows(s["windows"], self.dim))
                                                   for s in v["statements"]])
-                self._centres[int(key)] = _unpack(v["centre"], self.dim)[0]
+                self._centres[int(key)] = float16_rows(v["centre"], self.dim)[0]
             self.voices = voices
             for voice in voices:
                 self._refit(voice)
