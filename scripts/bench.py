@@ -431,7 +431,7 @@ def models():
     from emomusic.runtime import Model
     d = Path(sys.argv[1])
     for name, weight_only in (('face_detector_full.onnx', False), ('face_detector_short.onnx', False),
-                              ('face_expression_int8.onnx', False), ('voice_encoder_int8.onnx', True)):
+                              ('face_expression_int8.onnx', False), ('voice_encoder_int8.onnx', False)):
         m = Model(d / name, weight_only=weight_only)
         shape = [1, 160, 40] if name.startswith('voice') else [1 if v < 0 else v for v in m.input_shape]
         m.run(np.zeros(shape, np.float32))

@@ -60,9 +60,12 @@ class VoiceEncoder:
 
     def __init__(self, models_dir: Path, threads: int = 1) -> None:
         # onnxruntime whatever models.backend says (its int8 LSTM layers are onnxruntime's own operator);
-        # prepacked: the int8 layers run 2x slower from unpacked weights
+        # prepacked: the int8 layers run 2x slower from unpacked weights. Not ``weight_only``: the float
+        # first layer's recurrent weights then stay behind their DequantizeLinear instead of being folded
+        # and prepacked at load, and a step at batch 1, a matrix-vector product, runs faster from the plain
+        # layout (encoder 7.9 vs 9.1 ms a window on a 2-core EPYC without VNNI, docs/PERFORMANCE.md)
         self.model = Model(models_dir / "voice_encoder_int8.onnx", "onnxruntime", threads,
-                           rebuild_hint=REBUILD_ENCODER, weight_only=True, prepack=True)
+                           rebuild_hint=REBUILD_ENCODER, prepack=True)
 
     def encode(self, windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         emb = np.empty((len(windows), EMBED_DIM), np.float32)
