@@ -157,3 +157,28 @@ def test_confidence_grows_with_agreeing_modalities() -> None:
     both.add(obs("face", 0.0, "happy"))
     both.add(obs("voice", 0.0, "happy"))
     assert 0 < one.update(0.0).confidence < both.update(0.0).confidence <= 1
+
+
+
+def provisional(t: float, label: str, conf: float) -> Observation:
+    return Observation("voice", t, obs("voice", t, label).probabilities, conf, provisional=True)
+
+
+def test_a_provisional_reading_counts_until_the_modalitys_next_reading_replaces_it() -> None:
+    """A voice's first second (#32) answers at once, and the whole window's reading takes its place
+    instead of adding to it: afterwards the state is what it would have been without it."""
+    with_it, only_last, without = Fusion(cfg()), Fusion(cfg()), Fusion(cfg())
+    for f in (with_it, only_last, without):
+        f.add(obs("voice", 0.0, "happy"))
+    with_it.add(provisional(1.0, "sad", 0.5))
+    sad = with_it.estimates(1.0)["voice"].probabilities["sad"]
+    assert sad > without.estimates(1.0)["voice"].probabilities["sad"] + 0.1
+    with_it.add(provisional(1.5, "angry", 0.4))  # a newer provisional reading replaces the older one
+    only_last.add(provisional(1.5, "angry", 0.4))
+    a, b = with_it.estimates(1.5)["voice"], only_last.estimates(1.5)["voice"]
+    assert a.probabilities == pytest.approx(b.probabilities, abs=1e-12) and a.weight == pytest.approx(b.weight)
+    assert a.probabilities["sad"] < sad - 0.1
+    for f in (with_it, without):
+        f.add(obs("voice", 2.0, "happy"))
+    a, b = with_it.estimates(2.5)["voice"], without.estimates(2.5)["voice"]
+    assert a.probabilities == pytest.approx(b.probabilities, abs=1e-12) and a.weight == pytest.approx(b.weight)

@@ -24,9 +24,9 @@ from emomusic.sources.samples import STORY, STORY_MARGIN, ensure_samples, scene_
 from fakes import FakeLibrary, FakePlayer
 
 # The scene's label must lead the runner-up by STORY_MARGIN (0.2) in fused probability, averaged over the
-# scene once settled: measured here 0.33 (neutral, the face alone; LiteRT 0.34; 0.30 at 5 frames a second),
-# 0.34 (sad, the voice alone; 0.42 with the linear voice head before 2026-12-05) and 0.44 (happy); int8 kernels
-# of other CPUs move single readings by about 0.01.
+# scene once settled: measured here 0.34 (neutral, the face alone; 0.30 at 5 frames a second), 0.40 (sad, the
+# voice alone; 0.34 before its provisional first second, 0.42 with the linear voice head before 2026-12-05) and
+# 0.42 (happy), on a CPU without VNNI, LiteRT alike; int8 kernels of other CPUs move single readings by about 0.01.
 FIRST_RUN_S = 120.0  # the README promises the re-plan within the first two minutes
 
 

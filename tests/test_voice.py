@@ -364,6 +364,41 @@ def test_adaptation_persists_across_a_restart_and_stores_no_audio(tmp_path: Path
     assert isinstance(off.classifier, VoiceClassifier) and off.classifier.adapter is None
 
 
+def test_an_utterances_first_second_is_read_once_before_its_first_whole_window(speech: np.ndarray) -> None:
+    """#32's first answer: one provisional, padded window per utterance once 1 s of it is voiced, stamped
+    where that second ends; the whole windows come as they would without it."""
+    gap = np.zeros(2 * RATE)
+    audio = pcm(np.concatenate([gap, speech, gap, speech[: int(1.5 * RATE)], gap]))
+    plain = speech_windows(audio)
+    got = speech_windows(audio, first_s=1.0)
+    early = [w for w in got if w.provisional]
+    assert [(w.t, w.end) for w in got if not w.provisional] == [(w.t, w.end) for w in plain]
+    assert not any(w.provisional for w in plain)
+    assert len(early) == 2  # one per utterance, the 1.5 s one too (its padded whole window follows)
+    for w in early:
+        whole = min((x for x in plain if x.t >= w.t - 0.05), key=lambda x: x.end)
+        assert 1.0 <= w.speech_s < 1.4 and w.samples.size == 2 * RATE
+        assert w.end < whole.end - 0.25  # earlier than the utterance's first whole reading
+        assert w.end - w.t < 1.7
+
+
+def test_a_provisional_reading_is_marked_and_teaches_the_voices_baseline_nothing(
+        speech: np.ndarray, tmp_path: Path) -> None:
+    cfg = parse_config({"device": {"state_dir": str(tmp_path)}, "voice": {"first_s": 1.0}}, env={})
+    analyzer = voice_build(cfg, PlaybackGuard(), False)
+    audio = pcm(np.concatenate([np.zeros(RATE), speech, np.zeros(2 * RATE)]))
+    seen: list[tuple[Observation, float]] = []
+    for i in range(0, audio.size, 4800):
+        o = analyzer.process(AudioChunk(t=i / RATE, samples=audio[i : i + 4800]))
+        if o is not None:
+            adapter = analyzer.classifier.adapter
+            assert adapter is not None
+            seen.append((o, sum(v.weight for v in adapter.voices)))
+    assert seen[0][0].provisional and not any(o.provisional for o, _ in seen[1:])
+    assert seen[0][1] == 0.0 and seen[1][1] > 0  # the baseline learns from whole windows only
+    assert seen[0][0].t < seen[1][0].t - 0.25 and 0 < seen[0][0].confidence < 0.7  # half a window of speech
+
+
 def test_voice_analyzer_emits_observations_only_for_speech(speech: np.ndarray, tmp_path: Path) -> None:
     cfg = parse_config({"device": {"state_dir": str(tmp_path)}}, env={})
     analyzer = voice_build(cfg, PlaybackGuard(), True)

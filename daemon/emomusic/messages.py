@@ -53,6 +53,8 @@ class Observation:
     probabilities: dict[str, float]
     confidence: float
     extras: dict[str, Any] = field(default_factory=dict)
+    # a first reading that the modality's next one replaces in fusion (a voice's first second of speech)
+    provisional: bool = False
 
     def top(self) -> str:
         return max(self.probabilities, key=self.probabilities.__getitem__)

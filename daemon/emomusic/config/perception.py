@@ -110,6 +110,9 @@ class VoiceConfig(Section, frozen=True):
     )
     hop_s: Annotated[float, Meta(gt=0, le=4.0)] = 1.0
     min_speech_s: Annotated[float, Meta(gt=0, le=4.0, description="Shorter utterances are ignored.")] = 0.8
+    first_s: Annotated[float, Meta(ge=0, le=4.0, description=(
+        "A provisional first reading after this much of an utterance's speech, replaced by the whole "
+        "window's (0 = none)."))] = 1.0
     music_margin_db: Annotated[
         float, Meta(ge=0, le=40, description="While music plays, voice must be this much louder than the music.")
     ] = 10.0

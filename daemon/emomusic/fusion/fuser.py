@@ -5,6 +5,8 @@ distributions. Because it is a *mean* (decayed sum of ``c·p`` over decayed sum 
 analysed several times a second does not outvote a voice heard once a second just by its rate;
 what weighs a modality is ``reliability × mean confidence × freshness`` with
 ``freshness = exp(-age / tau)``, and nothing at all once it is older than ``stale_after_s``.
+A provisional reading (a voice's first second of an utterance) counts only until that modality's next
+reading arrives, which takes its place: an early guess answers at once but is never counted twice.
 
 The published label has hysteresis: a new leader must beat the current label by ``margin``
 for ``hold_s`` before it takes over, so the state (and the music following it) does not flap.
@@ -36,6 +38,29 @@ class _Evidence:
     count: float = 0.0  # decayed number of observations
     t: float = -math.inf
     labels: set[str] = field(default_factory=set)
+    pending: Observation | None = None  # a provisional reading, until the modality's next one replaces it
+
+    def fold(self, obs: Observation, vec: np.ndarray, tau: float) -> None:
+        """Decay what is held to ``obs.t`` and add ``obs`` with its confidence."""
+        if self.t > -math.inf and obs.t > self.t:
+            decay = math.exp(-(obs.t - self.t) / tau)
+            self.acc *= decay
+            self.conf_sum *= decay
+            self.count *= decay
+        conf = float(obs.confidence)
+        self.acc += conf * vec
+        self.conf_sum += conf
+        self.count += 1.0
+        self.t = max(self.t, obs.t)
+        self.labels.update(obs.probabilities)
+
+    def settled(self, tau: float) -> _Evidence:
+        """This evidence with the pending provisional reading folded in (a copy; itself unchanged)."""
+        if self.pending is None:
+            return self
+        out = _Evidence(self.acc.copy(), self.conf_sum, self.count, self.t, set(self.labels))
+        out.fold(self.pending, observation_vector(self.pending), tau)
+        return out
 
 
 def observation_vector(obs: Observation) -> np.ndarray:
@@ -78,21 +103,17 @@ class Fusion:
             self._evidence.pop(obs.modality, None)
             self._told = True
         ev = self._evidence.setdefault(obs.modality, _Evidence())
-        if ev.t > -math.inf and obs.t > ev.t:
-            decay = math.exp(-(obs.t - ev.t) / self.cfg.tau(obs.modality))
-            ev.acc *= decay
-            ev.conf_sum *= decay
-            ev.count *= decay
-        ev.acc += conf * vec
-        ev.conf_sum += conf
-        ev.count += 1.0
-        ev.t = max(ev.t, obs.t)
-        ev.labels.update(obs.probabilities)
+        if obs.provisional:  # held beside the evidence until the next reading of the modality replaces it
+            ev.pending = obs
+            return
+        ev.pending = None
+        ev.fold(obs, vec, self.cfg.tau(obs.modality))
 
     def estimates(self, now: float) -> dict[str, ModalityEstimate]:
         """Each live modality's smoothed distribution and its current weight."""
         out: dict[str, ModalityEstimate] = {}
-        for name, ev in self._evidence.items():
+        for name, held in self._evidence.items():
+            ev = held.settled(self.cfg.tau(name))
             age = max(0.0, now - ev.t)
             if age > self.cfg.stale_after(name) or ev.conf_sum <= 0:
                 continue

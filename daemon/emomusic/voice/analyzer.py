@@ -127,7 +127,7 @@ class VoiceAnalyzer:
         self.classifier = classifier or VoiceClassifier(m.path, m.threads, adaptation, personal)
         self.guard = guard or PlaybackGuard(v.music_margin_db)
         self.windower = SpeechWindower(
-            v.vad_aggressiveness, v.window_s, v.hop_s, v.min_speech_s, guard=self.guard
+            v.vad_aggressiveness, v.window_s, v.hop_s, v.min_speech_s, guard=self.guard, first_s=v.first_s
         )
 
     def process(self, item: Sensed) -> Observation | None:
@@ -141,15 +141,22 @@ class VoiceAnalyzer:
         return self.observe(self.windower.feed(samples, 0.0) + self.windower.flush())
 
     def observe(self, windows: list[SpeechWindow]) -> Observation | None:
-        """One observation for windows of speech: pooled by each window's confidence."""
+        """One observation for windows of speech: pooled by each window's confidence. An utterance's
+        provisional first second is read alone (where a whole window came with it, it is dropped), and
+        neither teaches the voice's baseline nor pairs with a statement: fusion replaces it with the
+        next reading."""
+        whole = [w for w in windows if not w.provisional]
+        provisional = not whole
+        windows = whole or windows[-1:]
         if not windows:
             return None
-        probs = self.classifier.classify([w.samples for w in windows])
+        probs = self.classifier.classify([w.samples for w in windows], learn=not provisional)
         conf = np.array([window_confidence(w, p, self.cfg.window_s, self.cfg.music_margin_db)
                          for w, p in zip(windows, probs, strict=True)])
         pooled = (probs * conf[:, None]).sum(0) / max(conf.sum(), 1e-9)
         t = windows[-1].end
-        self.classifier.remember(t, conf)
+        if not provisional:
+            self.classifier.remember(t, conf)
         return Observation(
             modality=self.modality,
             t=t,
@@ -158,6 +165,7 @@ class VoiceAnalyzer:
             extras={"speech_s": round(sum(w.speech_s for w in windows), 2),
                     "snr_db": round(float(np.mean([w.snr_db for w in windows])), 1),
                     "adapted": round(getattr(self.classifier, "adapted", 0.0), 2)},
+            provisional=provisional,
         )
 
     def teach(self, label: str, t: float) -> None:

@@ -3,7 +3,9 @@
 The usual py-webrtcvad pattern: a ring of the last ~300 ms of frames; a segment starts when most of
 them are voiced and ends when most are not, keeping ~200 ms of padding on each side. Voiced audio
 is then cut into windows (2 s, hop 1 s; a shorter segment of at least 0.8 s is zero-padded) as soon
-as they are complete, so a long utterance is analysed while it goes on.
+as they are complete, so a long utterance is analysed while it goes on. With ``first_s`` (the daemon's
+``voice.first_s``), an utterance's first second also comes as a padded, provisional window, a second
+before its first whole one.
 
 Self-hearing guard: while the daemon's own music plays, WebRTC VAD readily calls music "speech".
 :class:`PlaybackGuard` tracks the microphone level that playback causes (the running median of frame
@@ -44,6 +46,7 @@ class SpeechWindow:
     speech_s: float  # how much of it is real (unpadded) audio
     snr_db: float  # voiced frame level above the noise floor
     over_music_db: float | None  # voiced level above the playback level, while music plays
+    provisional: bool = False  # an utterance's first second, read before its first whole window
 
 
 class SpeechWindower:
@@ -51,13 +54,15 @@ class SpeechWindower:
 
     def __init__(self, aggressiveness: int = 2, window_s: float = 2.0, hop_s: float = 1.0, min_s: float = 0.8,
                  ring_ms: int = 300, padding_ms: int = 210, start_ratio: float = 0.8, end_ratio: float = 0.9,
-                 max_segment_s: float = 30.0, guard: PlaybackGuard | None = None) -> None:
+                 max_segment_s: float = 30.0, guard: PlaybackGuard | None = None, first_s: float = 0.0) -> None:
         import webrtcvad
 
         self.vad = webrtcvad.Vad(aggressiveness)
         self.window = int(window_s * RATE)
         self.hop = int(hop_s * RATE)
         self.min_len = int(min_s * RATE)
+        self.first_len = int(first_s * RATE)  # 0: no provisional window
+        self._first_sent = False  # this segment's provisional window is out
         self.ring_n = max(1, ring_ms // 30)
         self.pad_n = max(0, padding_ms // 30)
         self.start_ratio, self.end_ratio = start_ratio, end_ratio
@@ -126,6 +131,7 @@ class SpeechWindower:
                 self._first_voiced = len(pre) + flags.index(True)
                 self._last_voiced = len(pre) + len(flags) - 1 - flags[::-1].index(True)
                 self._emitted_until = 0
+                self._first_sent = False
                 self._trailing_unvoiced = 0
                 self._clear_ring()
             else:
@@ -163,6 +169,11 @@ class SpeechWindower:
         while self._emitted_until + self.window <= audio_len:
             out.append(self._make(self._emitted_until, self.window))
             self._emitted_until += self.hop
+        if self.first_len and not final and not self._emitted_until and not self._first_sent:
+            voiced_len = (self._last_voiced - self._first_voiced + 1) * FRAME
+            if voiced_len >= self.first_len:  # a first reading now, padded; the whole window refines it
+                self._first_sent = True
+                out.append(self._make(0, audio_len, voiced_len, provisional=True))
         if final:
             covered = self._emitted_until - self.hop + self.window if self._emitted_until else 0
             rest = audio_len - covered
@@ -173,7 +184,8 @@ class SpeechWindower:
                 out.append(self._make(audio_len - self.window, self.window))  # the tail, end-aligned
         return out
 
-    def _make(self, start: int, length: int, speech_len: int | None = None) -> SpeechWindow:
+    def _make(self, start: int, length: int, speech_len: int | None = None, provisional: bool = False
+              ) -> SpeechWindow:
         audio = np.concatenate(self._segment)[start : start + length]
         if audio.size < self.window:
             pad = self.window - audio.size
@@ -187,6 +199,7 @@ class SpeechWindower:
             speech_s=(length if speech_len is None else speech_len) / RATE,
             snr_db=voiced_db - self.noise_db,
             over_music_db=None if music is None else voiced_db - music,
+            provisional=provisional,
         )
 
     def flush(self) -> list[SpeechWindow]:
