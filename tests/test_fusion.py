@@ -172,6 +172,7 @@ def test_a_provisional_reading_counts_until_the_modalitys_next_reading_replaces_
         f.add(obs("voice", 0.0, "happy"))
     with_it.add(provisional(1.0, "sad", 0.5))
     sad = with_it.estimates(1.0)["voice"].probabilities["sad"]
+    assert with_it.estimates(1.0)["voice"].provisional and not without.estimates(1.0)["voice"].provisional
     assert sad > without.estimates(1.0)["voice"].probabilities["sad"] + 0.1
     with_it.add(provisional(1.5, "angry", 0.4))  # a newer provisional reading replaces the older one
     only_last.add(provisional(1.5, "angry", 0.4))
@@ -182,3 +183,4 @@ def test_a_provisional_reading_counts_until_the_modalitys_next_reading_replaces_
         f.add(obs("voice", 2.0, "happy"))
     a, b = with_it.estimates(2.5)["voice"], without.estimates(2.5)["voice"]
     assert a.probabilities == pytest.approx(b.probabilities, abs=1e-12) and a.weight == pytest.approx(b.weight)
+    assert not a.provisional

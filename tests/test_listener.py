@@ -416,7 +416,9 @@ def test_i_feel_teaches_the_running_daemons_voice_what_this_voice_sounds_like(
     cfg = daemon_config(broker, tmp_path, "listener", microphone={"source": str(wav)}, camera={"enabled": False})
     probe = probe_factory(broker.port, [f"{PREFIX}/#"])
     supervised(cfg)  # the registered (real) analyzers
-    probe.wait_for(f"{PREFIX}/state", lambda m: "voice" in m.json().get("modalities", {}), timeout=30)
+    # a whole window's reading: a provisional first second (#32) pairs with no statement
+    heard = lambda m: not m.json().get("modalities", {}).get("voice", {"provisional": True})["provisional"]  # noqa: E731
+    probe.wait_for(f"{PREFIX}/state", heard, timeout=30)
     probe.publish(f"{PREFIX}/feedback/set", "fearful")
     state = tmp_path / "state" / PERSONAL_FILE
     wait(lambda: state.exists(), 15, "the voice's statements in the state dir")

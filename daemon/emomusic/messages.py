@@ -69,6 +69,7 @@ class ModalityEstimate:
     probabilities: dict[str, float]
     weight: float
     age_s: float
+    provisional: bool = False  # it holds a first reading its next one will replace (a voice's first second)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +78,7 @@ class ModalityEstimate:
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
             "weight": round(self.weight, 4),
             "age_s": round(self.age_s, 2),
+            "provisional": self.provisional,
         }
 
 
@@ -105,6 +107,7 @@ class FusedState:
                     "emotion": m.emotion,
                     "weight": round(m.weight, 4),
                     "age_s": round(m.age_s, 2),
+                    "provisional": m.provisional,
                 }
                 for name, m in self.modalities.items()
             },

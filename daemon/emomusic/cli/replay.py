@@ -39,10 +39,8 @@ class JsonlSink(Quiet):
 
     def on_state(self, state: FusedState) -> None:
         line: dict[str, Any] = {"t": round(state.t - self.t0, 3), **state.to_json()}
-        line["modalities"] = {
-            name: {"emotion": m.emotion, "probabilities": {k: round(v, 4) for k, v in m.probabilities.items()},
-                   "weight": round(m.weight, 4), "age_s": round(m.age_s, 2)}
-            for name, m in state.modalities.items()
+        line["modalities"] = {  # with each modality's probabilities, which the published state leaves out
+            name: {k: v for k, v in m.to_json().items() if k != "modality"} for name, m in state.modalities.items()
         }
         self.out.write(json.dumps(line) + "\n")
         self.count += 1

@@ -128,6 +128,7 @@ class Fusion:
                 probabilities=probs,
                 weight=weight,
                 age_s=age,
+                provisional=held.pending is not None,
             )
         return out
 
