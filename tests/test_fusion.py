@@ -159,7 +159,6 @@ def test_confidence_grows_with_agreeing_modalities() -> None:
     assert 0 < one.update(0.0).confidence < both.update(0.0).confidence <= 1
 
 
-
 def provisional(t: float, label: str, conf: float) -> Observation:
     return Observation("voice", t, obs("voice", t, label).probabilities, conf, provisional=True)
 

@@ -202,8 +202,12 @@ def test_the_shipped_head_reads_through_its_hidden_layer() -> None:
     head = loaded.head
     assert head.hidden_w is not None and head.hidden_b is not None
     assert head.hidden_w.shape == (head.w.shape[1], STATE_DIM)
-    # each emotion's training centre reads as that emotion through the whole head
-    assert list(head.logits(head.class_means).argmax(1)) == list(range(len(VOICE_LABELS)))
+    # each emotion's training centre reads as that emotion through the whole head, clearly (measured: by
+    # 0.60-0.92 in probability over the runner-up; plain numpy, no int8 kernels)
+    p = softmax(head.logits(head.class_means))
+    assert list(p.argmax(1)) == list(range(len(VOICE_LABELS)))
+    top2 = np.sort(p, axis=1)[:, -2:]
+    assert (top2[:, 1] - top2[:, 0] >= 0.4).all()
 
 
 @pytest.mark.parametrize("damage", ["truncated", "wrong width"])

@@ -102,13 +102,8 @@ class FusedState:
             "valence": round(self.valence, 4) if known else None,
             "arousal": round(self.arousal, 4) if known else None,
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
-            "modalities": {
-                name: {
-                    "emotion": m.emotion,
-                    "weight": round(m.weight, 4),
-                    "age_s": round(m.age_s, 2),
-                    "provisional": m.provisional,
-                }
+            "modalities": {  # each modality's estimate without its name and probabilities
+                name: {k: v for k, v in m.to_json().items() if k not in ("modality", "probabilities")}
                 for name, m in self.modalities.items()
             },
         }

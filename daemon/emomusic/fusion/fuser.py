@@ -38,7 +38,8 @@ class _Evidence:
     count: float = 0.0  # decayed number of observations
     t: float = -math.inf
     labels: set[str] = field(default_factory=set)
-    pending: Observation | None = None  # a provisional reading, until the modality's next one replaces it
+    # a provisional reading and its distribution, until the modality's next reading replaces it
+    pending: tuple[Observation, np.ndarray] | None = None
 
     def fold(self, obs: Observation, vec: np.ndarray, tau: float) -> None:
         """Decay what is held to ``obs.t`` and add ``obs`` with its confidence."""
@@ -59,7 +60,7 @@ class _Evidence:
         if self.pending is None:
             return self
         out = _Evidence(self.acc.copy(), self.conf_sum, self.count, self.t, set(self.labels))
-        out.fold(self.pending, observation_vector(self.pending), tau)
+        out.fold(*self.pending, tau)
         return out
 
 
@@ -104,7 +105,7 @@ class Fusion:
             self._told = True
         ev = self._evidence.setdefault(obs.modality, _Evidence())
         if obs.provisional:  # held beside the evidence until the next reading of the modality replaces it
-            ev.pending = obs
+            ev.pending = obs, vec
             return
         ev.pending = None
         ev.fold(obs, vec, self.cfg.tau(obs.modality))
