@@ -61,6 +61,9 @@ def test_systemd_notify_sigterm_and_clean_offline(broker: Broker, tmp_path: Path
     try:
         msgs = read_notifications(sock, lambda g: any("READY=1" in m for m in g), 20)
         assert any(m.startswith("READY=1") for m in msgs)
+        # ready once every stage runs, each under its own name where top -H and ps -L look
+        names = {(t / "comm").read_text().strip() for t in Path(f"/proc/{proc.pid}/task").iterdir()}
+        assert {"fusion", "analyzer-face", "analyzer-voice", "source-camera", "source-micropho"} <= names, names
         state = p.wait_for(f"{PREFIX}/state", lambda m: m.json()["emotion"] == "happy", timeout=20).json()
         assert state["confidence"] > 0
         msgs = read_notifications(sock, lambda g: "WATCHDOG=1" in g, 5)
@@ -155,3 +158,22 @@ def test_starts_without_a_broker_and_connects_when_it_appears(tmp_path: Path,
         assert proc.returncode == 0
     finally:
         proc.kill()
+
+
+def test_threads_are_named_where_the_system_shows_them() -> None:
+    """name_threads: every thread but the main one gets its Python name, cut to the kernel's 15 bytes;
+    the main thread keeps the process's name."""
+    from emomusic.service.threadnames import name_threads
+
+    main_comm = Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text()
+    go = threading.Event()
+    threads = [threading.Thread(target=go.wait, name=n, daemon=True) for n in ("stage-x", "a-very-long-stage-name")]
+    for t in threads:
+        t.start()
+    try:
+        assert name_threads() >= 2
+        assert [Path(f"/proc/self/task/{t.native_id}/comm").read_text().strip() for t in threads] == [
+            "stage-x", "a-very-long-sta"]
+        assert Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text() == main_comm
+    finally:
+        go.set()

@@ -31,6 +31,7 @@ from emomusic.messages import FusedState, Observation, Publisher, Sensed, redact
 from emomusic.queues import DropOldestQueue, Inbox, RateLimiter, StreamGate
 from emomusic.service.publishers import Fanout, LogPublisher
 from emomusic.service.systemd import Notifier
+from emomusic.service.threadnames import name_threads
 from emomusic.service.workers import AnalyzerFactory, AnalyzerWorker, Tee, registered_analyzers
 from emomusic.sources.base import Source
 from emomusic.sources.camera import CameraSource
@@ -285,7 +286,7 @@ class Daemon:
                 self.player is None or (self.controls.mode == "off" and cmd.value not in ("like", "dislike"))):
             why = ("no music stage is running (player.enabled is false)" if self.player is None else
                    "the music mode is off: set a mode first (match, regulate or fixed)")
-            self._refuse("player/set", f"'{cmd.value}' does nothing: {why}")
+            self.out.on_refusal("player/set", f"'{cmd.value}' does nothing: {why}")  # the log, …/error
         if self.player is not None:
             self.player.apply(cmd)
         self._publish_controls()
@@ -301,10 +302,6 @@ class Daemon:
         log.info("listener feels %s: calibration pairs now %s", label,
                  ", ".join(f"{m} {n}" for m, n in paired.items()) or "none (no recent face)")
         self.submit_observation(Observation(FEEDBACK_MODALITY, now, {label: 1.0}, 1.0))
-
-    def _refuse(self, subtopic: str, why: str) -> None:
-        """A valid command that cannot act now: say why (the log, …/error)."""
-        self.out.on_refusal(subtopic, why)
 
     def _publish_controls(self) -> None:
         self.out.on_controls(self.controls.mode, self.controls.volume, self.controls.mood)
@@ -323,6 +320,7 @@ class Daemon:
             w.start()
         for s in self.sources:
             s.start()
+        name_threads()  # each stage by its name in top -H and ps -L
 
     def finished(self) -> bool:
         """True when every source ended (files played once) and everything was analysed."""
