@@ -360,6 +360,9 @@ def whole_daemon(seconds: float, warmup_s: float = 15.0) -> dict[str, float]:
             "peak_rss_mb": round(after.ru_maxrss / 1024, 1)}
 
 
+ThreadTimes = dict[tuple[str, str], tuple[float, int]]  # (thread id, name) -> CPU seconds, times scheduled in
+
+
 def full_daemon_memory(seconds: float = 60.0, warmup_s: float = 20.0) -> dict[str, float]:
     """``emomusic run`` on its defaults (sample media, the demo library through SDL's dummy driver, the
     page, no broker) in a fresh state dir, twice: peak RSS of the first start (sample media and demo
@@ -377,7 +380,7 @@ def full_daemon_memory(seconds: float = 60.0, warmup_s: float = 20.0) -> dict[st
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         hwm_kb, top_kb, split = 0, 0, (0, 0)
         marks: list[tuple[float, float]] = []
-        threads: list[tuple[float, dict[str, tuple[float, int]]]] = []  # the steady window's first, latest sample
+        threads: list[tuple[float, ThreadTimes]] = []  # the steady window's first, latest sample
         while proc.poll() is None:
             try:
                 status = Path(f"/proc/{proc.pid}/status").read_text()
@@ -408,27 +411,27 @@ def full_daemon_memory(seconds: float = 60.0, warmup_s: float = 20.0) -> dict[st
     return out
 
 
-def thread_times(pid: int) -> dict[str, tuple[float, int]]:
-    """Each thread of a process by id: its name, CPU seconds and times scheduled in (/proc/PID/task/TID/schedstat,
+def thread_times(pid: int) -> ThreadTimes:
+    """Each thread of a process by (id, name): its CPU seconds and times scheduled in (/proc/PID/task/TID/schedstat,
     exact where the per-tick stat is not)."""
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             ns, _, slices = (task / "schedstat").read_text().split()
             name = "main (supervision)" if task.name == str(pid) else (task / "comm").read_text().strip()
-            out[f"{task.name} {name}"] = (int(ns) / 1e9, int(slices))
+            out[task.name, name] = (int(ns) / 1e9, int(slices))
         except (OSError, ValueError):
             continue
     return out
 
 
-def by_thread(first: dict[str, tuple[float, int]], last: dict[str, tuple[float, int]],
+def by_thread(first: ThreadTimes, last: ThreadTimes,
               span: float) -> dict[str, list[float]]:
     """Each thread name's share of a core and wakeups a second between two samples (threads of one name summed)."""
     out: dict[str, list[float]] = {}
-    for key, (cpu, slices) in last.items():
-        cpu0, slices0 = first.get(key, (0.0, 0))
-        row = out.setdefault(key.split(" ", 1)[1], [0.0, 0.0])
+    for (tid, name), (cpu, slices) in last.items():
+        cpu0, slices0 = first.get((tid, name), (0.0, 0))
+        row = out.setdefault(name, [0.0, 0.0])
         row[0] += 100 * (cpu - cpu0) / span
         row[1] += (slices - slices0) / span
     return {k: [round(c, 3), round(w, 1)] for k, (c, w) in sorted(out.items(), key=lambda kv: -kv[1][0])}
