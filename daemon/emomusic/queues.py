@@ -32,6 +32,7 @@ class DropOldestQueue(Generic[T]):
         self.dropped = 0
         self.taken = 0  # items handed out by get (a consumer compares it with what it has finished)
         self.closed = False
+        self._interrupted = False
 
     def put(self, item: T, block: bool = False) -> None:
         """Append; when full, drop the oldest item, or with ``block`` wait for room (file replay loses nothing)."""
@@ -45,16 +46,27 @@ class DropOldestQueue(Generic[T]):
             self._cond.notify_all()
 
     def get(self, timeout: float | None = None) -> T | None:
-        """Next item, or None after ``timeout`` seconds or once the queue is closed and empty."""
+        """Next item, or None after ``timeout`` seconds (None: no limit), after :meth:`interrupt`, or once the
+        queue is closed and empty."""
         with self._cond:
-            if not self._items and not self.closed:
+            if not self._items and not self.closed and not self._interrupted:
                 self._cond.wait(timeout)
             if not self._items:
+                self._interrupted = False
                 return None
             item = self._items.popleft()
             self.taken += 1
             self._cond.notify_all()
             return item
+
+    def interrupt(self) -> None:
+        """Make a waiting ``get`` (or the next one, if none waits yet) return None at once: the consumer
+        has something else to do (stop, a statement to learn). A consumer that blocks without a timeout
+        wakes only for this, an item or close, instead of polling (on a small VM each wakeup costs about
+        0.1 ms of CPU by itself)."""
+        with self._cond:
+            self._interrupted = True
+            self._cond.notify_all()
 
     def close(self) -> None:
         """Wake every waiter; ``get`` returns what is left, then None."""

@@ -91,11 +91,13 @@ class AnalyzerWorker(threading.Thread):
 
     def stop(self) -> None:
         self.stop_event.set()
+        self.inbox.interrupt()
 
     def tell(self, label: str, t: float) -> None:
         """The listener says they feel ``label`` at stream time ``t``: handed to a Teachable analyzer on
         its own thread, before its next item (no lock shared with the command thread)."""
         self._told.append((label, t))
+        self.inbox.interrupt()
 
     def _teach(self, analyzer: Analyzer) -> None:
         while self._told:
@@ -119,7 +121,7 @@ class AnalyzerWorker(threading.Thread):
         analyzer = self.first if self.first is not None else self.factory()
         while not self.stop_event.is_set():
             self._teach(analyzer)
-            item = self.inbox.get(timeout=0.2)
+            item = self.inbox.get()  # an item, close, or interrupt (stop, a statement) wakes it
             if item is None:
                 if self.inbox.closed:
                     break
