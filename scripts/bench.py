@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
 
+from emomusic.runtime import INT8_DOT_FLAGS, cpuid_features, int8_dot_product  # noqa: E402
+
 MODELS = ROOT / "models"
 
 
@@ -83,38 +85,17 @@ def machine() -> dict[str, str]:
             "code": code.stdout.strip() or "unknown", "kind": HIDDEN_KIND if hidden() else CPU_KINDS[dot]}
 
 
-INT8_DOT_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"}  # x86 VNNI/AMX; arm64 SDOT/UDOT (Pi 5, not Pi 4)
 CPU_KINDS = {True: "with int8 dot product", False: "without int8 dot product"}
 HIDDEN_KIND = "the first kind, its int8 dot product hidden"  # the same CPU, as software sees one without
 HIDDEN_ENV = "EMOMUSIC_BENCH_DOT_PRODUCT_HIDDEN"
 HIDER = ROOT / "scripts" / "hide_int8_dot_product.c"
 
 
-def int8_dot_product(cpuinfo: str) -> bool:
-    """Whether /proc/cpuinfo's flags (x86) or Features (arm64) name an int8 dot-product instruction: the int8
-    face CNN runs 3-4x faster than fp32 with one, ~2x without in onnxruntime (LiteRT's int8 then about as fast
-    as its fp32; docs/PERFORMANCE.md)."""
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith(("flags", "Features")):
-            flags |= set(line.split(":", 1)[1].split())
-    return bool(flags & INT8_DOT_FLAGS)
-
-
-def cpu_features() -> dict[str, bool]:
-    """What numpy found when it asked the CPU itself (CPUID), which is what the hiding changes."""
-    try:  # numpy 2; numpy 1.26 keeps it under numpy.core
-        from numpy._core._multiarray_umath import __cpu_features__ as seen
-    except ImportError:
-        from numpy.core._multiarray_umath import __cpu_features__ as seen  # type: ignore[no-redef]
-    return dict(seen)
-
-
 def hidden() -> bool:
     """Whether this run is under ``--hide-int8-dot-product`` and numpy, asking the CPU, sees no AVX-512."""
     if not os.environ.get(HIDDEN_ENV):
         return False
-    seen = cpu_features()
+    seen = cpuid_features()
     if seen.get("AVX512F") or seen.get("AVX512VNNI"):
         raise SystemExit("--hide-int8-dot-product: the CPU's AVX-512 is still visible; nothing was hidden")
     return True
@@ -212,6 +193,9 @@ def stage_benchmarks(repeat: int) -> dict[str, float]:
                 lambda c=clf, x=crop: c.classify([x], "plain"), repeat)
             out[f"face classify, one face with its mirror ({precision}, {backend})"] = timeit(
                 lambda c=clf, x=crop: c.classify([x]), repeat)
+            small = ExpressionClassifier(MODELS, backend, precision, size="small")
+            out[view_key(precision, backend, "small")] = timeit(
+                lambda c=small, x=crop: c.classify([x], "plain"), repeat)
     speech = espeak_speech("Measuring how long the voice pipeline takes for one window of speech.")
     assert speech is not None
     window = (np.resize(speech, 32000) * 16000).astype(np.int16)
@@ -590,7 +574,7 @@ def measured(info: dict[str, Any]) -> dict[str, float]:
         "`emomusic run` CPU": run["steady cpu (% of one core)"] or 0.0,
         "`emomusic run` steady RSS": run["steady peak RSS (MB)"],
         "first start RSS": run["first start peak RSS (MB)"],
-        "one face view": st["face classify, one face, one view (int8, onnxruntime)"],
+        "one face view": st[view_key("int8", "onnxruntime", info["classifier"])],
         "voice per second of speech": _voice_ms(st),
         "following the house": st["house: following one room, % of one core"],
     }
@@ -624,8 +608,9 @@ def summary_rows(info: dict[str, Any]) -> list[str]:
              f"**{run['steady peak RSS (MB)']} MB**", _goal("`emomusic run` steady RSS")),
         _row("`emomusic run` peak RSS, first start (sample media and demo library made)",
              f"{run['first start peak RSS (MB)']} MB", _goal("first start RSS")),
-        _row("one face view, int8, onnxruntime",
-             f"{st['face classify, one face, one view (int8, onnxruntime)']:.2f} ms", _goal("one face view")),
+        _row(f"one face view, int8, onnxruntime (the {info['classifier']} model, what `face.classifier` auto "
+             "chooses on this CPU)", f"{st[view_key('int8', 'onnxruntime', info['classifier'])]:.2f} ms",
+             _goal("one face view")),
         _row("voice per second of speech (mel, encoder, adaptation, head: one 2 s window a second, an "
              "utterance's provisional first second included)",
              f"{_voice_ms(st):.1f} ms", _goal("voice per second of speech")),
@@ -748,12 +733,17 @@ KINDS_FILE = ROOT / "docs" / "performance-cpus.json"
 FACE_VIEWS = ("onnxruntime int8", "onnxruntime fp32", "tflite int8", "tflite fp32")
 
 
-def face_views(st: dict[str, float]) -> dict[str, float]:
-    """One face view's time in each backend and precision of this run."""
+def view_key(precision: str, backend: str, size: str = "large") -> str:
+    """The stage timing of one face view of the ``size`` classifier (``face.classifier``)."""
+    return f"face classify, one face, one view ({precision}, {backend})" + (", small model" if size == "small" else "")
+
+
+def face_views(st: dict[str, float], size: str) -> dict[str, float]:
+    """One face view's time in each backend and precision of this run, of the classifier the daemon chose."""
     out = {}
     for combo in FACE_VIEWS:
         backend, precision = combo.split()
-        key = f"face classify, one face, one view ({precision}, {backend})"
+        key = view_key(precision, backend, size)
         if key in st:
             out[combo] = round(st[key], 4)
     return out
@@ -766,7 +756,7 @@ def both_kinds(info: dict[str, Any], path: Path = KINDS_FILE) -> list[str]:
     kinds = json.loads(path.read_text()) if path.is_file() else {}
     kinds[m["kind"]] = {"date": time.strftime("%Y-%m-%d"), "cpu": f"{m['cores']}-core {m['cpu']}",
                         "code": m["code"], "figures": {k: round(v, 4) for k, v in measured(info).items()},
-                        "face view": face_views(info["stages"])}
+                        "face view": face_views(info["stages"], info["classifier"])}
     path.write_text(json.dumps(kinds, indent=1) + "\n")
     order = [k for k in (*CPU_KINDS.values(), HIDDEN_KIND) if k in kinds]
     head = " | ".join(f"{k}: {kinds[k]['cpu']}, {kinds[k]['date']} ({kinds[k]['code']})" for k in order)
@@ -936,7 +926,8 @@ def model_macs() -> dict[str, float]:
         return total
 
     return {"full": count("face_detector_full.onnx"), "short": count("face_detector_short.onnx"),
-            "face": count("face_expression_int8.onnx"), "voice": count("voice_encoder_int8.onnx")}
+            "face": count("face_expression_int8.onnx"), "face_small": count("face_expression_small_int8.onnx"),
+            "voice": count("voice_encoder_int8.onnx")}
 
 
 def pi_note(info: dict[str, Any], fps: float, work: FaceWork) -> str:
@@ -945,7 +936,7 @@ def pi_note(info: dict[str, Any], fps: float, work: FaceWork) -> str:
     core-to-core factor."""
     macs = model_macs()
     per_s = fps * per_frame_detection(macs["full"], macs["short"], work.full_runs, work.short_runs) \
-        + fps * work.views * macs["face"] + macs["voice"]
+        + fps * work.views * macs["face_small"] + macs["voice"]  # a Pi 4 has no SDOT: the small face CNN
     info["model_macs_per_stream_s"] = per_s
     bound = per_s / (A72_PEAK_GMACS * 1e9) * 1000
     lo, hi = bound / A72_ATTAINED[1], bound / A72_ATTAINED[0]
@@ -953,8 +944,9 @@ def pi_note(info: dict[str, Any], fps: float, work: FaceWork) -> str:
     rest = max(0.0, run - info["ours_per_stream_s_ms"] / 10)
     info["pi_run_percent"] = (lo / 10 + rest * PI_FACTOR, hi / 10 + rest * PI_FACTOR)
     return (
-        f"the models do {per_s / 1e6:.0f} M multiply-adds per stream second (counted from the ONNX graphs: the face "
-        f"CNN {macs['face'] / 1e6:.0f} M a view, {fps * work.views:.1f} views a second; the full-range detector "
+        f"the models do {per_s / 1e6:.0f} M multiply-adds per stream second (counted from the ONNX graphs: the small "
+        f"face CNN, which `face.classifier` auto chooses there, {macs['face_small'] / 1e6:.0f} M a view (the large "
+        f"{macs['face'] / 1e6:.0f} M), {fps * work.views:.1f} views a second; the full-range detector "
         f"{macs['full'] / 1e6:.0f} M a run; the voice encoder {macs['voice'] / 1e6:.0f} M a window, one a second of "
         f"speech). A Pi 4's Cortex-A72 core peaks at {A72_PEAK_GMACS:.0f} G multiply-adds a second (1.5 GHz, two "
         "128-bit NEON pipes; without SDOT, int8 gains little), so they need at least "
@@ -1174,7 +1166,9 @@ def main() -> int:
         raise SystemExit("bench.py: the seed-sized models need torch and transformers (pip install -e '.[bench]'); "
                          "--quick runs without them")  # said at the start, not after half an hour of measuring
     repeat = 20 if args.quick else 100
-    info: dict[str, Any] = {"machine": machine()}
+    from emomusic.face.analyzer import chosen_classifier
+
+    info: dict[str, Any] = {"machine": machine(), "classifier": chosen_classifier()}
     info["stages"] = stage_benchmarks(repeat)
     info["daemon"] = whole_daemon(30.0, 10.0) if args.quick else whole_daemon(args.stream_s)
     info["memory"] = full_daemon_memory(30.0 if args.quick else 60.0, 10.0 if args.quick else 20.0)
@@ -1195,7 +1189,7 @@ def main() -> int:
     info["detection_share"], info["near_share"] = round(work.detect_share, 3), round(work.near_share, 3)
     info["full_runs_per_frame"], info["short_runs_per_frame"] = round(work.full_runs, 3), round(work.short_runs, 3)
     full_ms, short_ms = st["face detect (full range, onnxruntime)"], st["face detect (short range, onnxruntime)"]
-    classify, follow = (st["face classify, one face, one view (int8, onnxruntime)"],
+    classify, follow = (st[view_key("int8", "onnxruntime", info["classifier"])],
                         st["face following between detections (template match)"])
     voice = st["voice encoder + adaptation + head per 2 s window"] + 33 * st["VAD per 30 ms frame"]
     ours = fps * (per_frame_detection(full_ms, short_ms, work.full_runs, work.short_runs)

@@ -1,6 +1,6 @@
 """Evaluate the shipped models the way the daemon runs them; last stdout line is one JSON object.
 
-    python scripts/evaluate.py faces --npz FILE [--detect] [--backend onnxruntime|tflite] [--fp32]
+    python scripts/evaluate.py faces --npz FILE [--detect] [--backend onnxruntime|tflite] [--fp32] [--classifier small]
     python scripts/evaluate.py faces --npz ../shared/data/faces/fer2013_ferplus_48x48.npz \\
         --split valid --target ferplus|fer2013
     python scripts/evaluate.py voice --labels DIR/labels.csv [--adapt] [--feedback N] [--seed N]
@@ -99,7 +99,7 @@ def eval_faces(args: argparse.Namespace) -> dict[str, Any]:
     models = Path(args.models)
     images, truth = load_faces(args)
     labels = sorted(set(truth), key=FERPLUS_ORDER.index)
-    clf = ExpressionClassifier(models, args.backend, "fp32" if args.fp32 else "int8")
+    clf = ExpressionClassifier(models, args.backend, "fp32" if args.fp32 else "int8", size=args.classifier)
     detector = make_detector(args.detector, args.backend, models_dir=models) if args.detect else None
     # a pre-cropped photo is located and aligned exactly as the training photos were
     locator = crop_locator(args.backend, models)
@@ -363,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("jsonl", type=Path, help="emomusic replay --jsonl output of the sample media")
     f.add_argument("--backend", choices=["onnxruntime", "tflite"], default="onnxruntime")
     f.add_argument("--fp32", action="store_true", help="the fp32 model instead of int8")
+    f.add_argument("--classifier", choices=["large", "small"], default="large", help="which expression CNN")
     f.add_argument("--models", default=str(ROOT / "models"))
     args = ap.parse_args(argv)
     result = {"faces": eval_faces, "voice": eval_voice, "scenario": eval_scenario,

@@ -8,7 +8,7 @@ they are written to a temporary folder and never into the repository.
 
     python scripts/export_tflite.py [--faces NPZ] [--speech DIR]
 
-Writes models/face_expression{,_int8}.tflite. The int8 files are onnx2tf's "integer_quant" output:
+Writes models/face_expression{,_small}{,_int8}.tflite. The int8 files are onnx2tf's "integer_quant" output:
 int8 weights and activations, float32 input and output. (The voice path has no TFLite copy: its
 encoder is an LSTM with int8 weights that onnxruntime runs, and its head is a dot product.)
 """
@@ -83,10 +83,11 @@ def main() -> int:
     ap.add_argument("--faces", type=Path, default=ROOT.parent / "shared/data/faces/fer2013_ferplus_48x48.npz")
     ap.add_argument("--venv", type=Path, default=Path(tempfile.gettempdir()) / "emomusic-tf-venv")
     ap.add_argument("--models", type=Path, default=ROOT / "models")
-    ap.add_argument("--only", choices=["face"])
+    ap.add_argument("--only", choices=["face", "face_small"])
     args = ap.parse_args()
     onnx2tf = ensure_venv(args.venv)
-    jobs = {"face": ("face_expression", lambda: face_calibration(args.faces))}
+    jobs = {"face": ("face_expression", lambda: face_calibration(args.faces)),
+            "face_small": ("face_expression_small", lambda: face_calibration(args.faces))}
     for name, (stem, calib_fn) in jobs.items():
         if args.only and name != args.only:
             continue

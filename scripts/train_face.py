@@ -211,6 +211,17 @@ def teacher(path: Path, temperature: float):  # type: ignore[no-untyped-def]
     return read
 
 
+def teacher_card(path: Path) -> dict[str, object]:
+    """What a teacher's own card says of how it was made (kept in the student's card: the lineage)."""
+    import json
+
+    card = path.with_name(path.name.replace("_int8", "").replace(".onnx", ".json"))
+    if not card.exists():
+        return {"file": path.name}
+    d = json.loads(card.read_text())
+    return {"file": path.name, **{k: d[k] for k in ("parameters", "trained_on", "held_out_fp32") if k in d}}
+
+
 def save(model, out: Path, x_tr: np.ndarray, seed: int, card: dict[str, object]) -> None:  # type: ignore[no-untyped-def]
     """Writes the trained model as the daemon loads it: fp32 ONNX, int8 ONNX (calibrated on 512 training
     faces) and the .json card (``card`` adds how it was trained)."""
@@ -259,6 +270,9 @@ def main() -> int:
                          "each augmented batch, plain and mirrored averaged, are mixed into the targets")
     ap.add_argument("--distill", type=float, default=0.5, help="the teacher's share of each target (with --teacher)")
     ap.add_argument("--temperature", type=float, default=2.0, help="the teacher's softmax temperature")
+    ap.add_argument("--init-from", type=Path, default=None,
+                    help="an fp32 ONNX face model (e.g. the shipped one) whose most useful channels, cut to --width, "
+                         "are the starting weights instead of random ones (scripts/prune_face.py)")
     ap.add_argument("--requantize", action="store_true",
                     help="no training: quantize the existing fp32 model in --out again (after a change of "
                          "model_export.quantize_int8)")
@@ -284,7 +298,16 @@ def main() -> int:
         return 0
 
     weights = torch.from_numpy(sampling_weights(tr["y"], args.balance))
-    model = build_model(args.width).to(device)
+    if args.init_from:
+        from prune_face import pruned
+
+        pick = np.random.default_rng(args.seed).choice(len(x_tr), 1024, replace=False)
+        model = pruned(args.init_from, args.width, x_tr[pick]).to(device)
+        m = metrics(predict(model, x_fv), fv, predict(model, x_rv), rv)
+        print(f"cut from {args.init_from.name} to width {args.width}: FER+ {m['ferplus_acc']:.4f} FER2013 "
+              f"{m['fer2013_acc']:.4f} RAF {m['raf_acc']:.4f}/{m['raf_macro']:.4f}", flush=True)
+    else:
+        model = build_model(args.width).to(device)
     swa = torch.optim.swa_utils
     ema = (swa.AveragedModel(model, multi_avg_fn=swa.get_ema_multi_avg_fn(args.ema), use_buffers=True)
            if args.ema else None)
@@ -339,10 +362,13 @@ def main() -> int:
                   + (f"; mixup Beta({args.mixup}) on half of each batch" if args.mixup else "")
                   + (f"; weights: moving average, decay {args.ema}" if args.ema else "")
                   + (f"; distilled from {args.teacher.name} (share {args.distill}, temperature "
-                     f"{args.temperature})" if args.teacher else ""))
-    save(model, args.out, x_tr, args.seed, {"trained_on": trained_on,
-                                             "training_minutes": round((time.time() - t0) / 60, 1),
-                                             "history": history})
+                     f"{args.temperature})" if args.teacher else "")
+                  + (f"; started from {args.init_from.name} cut to width {args.width}" if args.init_from else ""))
+    card: dict[str, object] = {"trained_on": trained_on, "training_minutes": round((time.time() - t0) / 60, 1),
+                               "history": history}
+    if args.teacher:
+        card["teacher"] = teacher_card(args.teacher)
+    save(model, args.out, x_tr, args.seed, card)
     print(f"best score {best:.4f}", flush=True)
     return 0
 

@@ -14,27 +14,54 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
+from emomusic.runtime import cpuid_features, int8_dot_product
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench import HIDDEN_ENV, build_hider, cannot_hide, cpu_features, int8_dot_product  # noqa: E402
+from bench import HIDDEN_ENV, build_hider, cannot_hide  # noqa: E402
 
 READ = """
 import sys, numpy as np
 from pathlib import Path
 from emomusic.face.analyzer import ExpressionClassifier
 from emomusic.voice.analyzer import VoiceClassifier
-from bench import cpu_features
+from emomusic.runtime import cpuid_features as cpu_features
+from emomusic.face.analyzer import chosen_classifier
 io = np.load(sys.argv[1])
 models = Path(sys.argv[2])
-out = {"vnni": np.array(bool(cpu_features().get("AVX512VNNI")))}
+out = {"vnni": np.array(bool(cpu_features().get("AVX512VNNI"))), "chosen": np.array(chosen_classifier())}
 for backend in ("onnxruntime", "tflite"):
     out[backend] = ExpressionClassifier(models, backend, "int8").classify(list(io["faces"]), "both")
+    out[backend + " small"] = ExpressionClassifier(models, backend, "int8", size="small").classify(
+        list(io["faces"]), "both")
 voice = VoiceClassifier(models, adaptation=False)
 out["who"], states = voice.encoder.encode(list(io["speech"]))
 out["voice"] = voice.classify(list(io["speech"]))
 np.savez(sys.argv[3], **out)
 """
+
+
+def test_the_face_classifier_follows_what_the_cpu_offers() -> None:
+    """face.classifier auto: the large CNN where int8 has a dot product, the small one (a Pi 4) where not; the
+    CPU's own answer (numpy's CPUID view, what the kernels see) before /proc/cpuinfo's flags."""
+    from emomusic.config import load_config
+    from emomusic.face.analyzer import STEMS, chosen_classifier
+    from emomusic.runtime import offers_int8_dot_product
+
+    vnni = "flags\t\t: fpu avx2 avx512f avx512_vnni\n"
+    pi4 = "Features\t: fp asimd evtstrm crc32 cpuid\n"
+    assert offers_int8_dot_product({"AVX2": True, "AVX512VNNI": True}, pi4)
+    assert not offers_int8_dot_product({"AVX2": True, "AVX512VNNI": False}, vnni)  # hidden from CPUID: not offered
+    assert offers_int8_dot_product({"ASIMD": True, "ASIMDDP": True}, "")  # a Pi 5
+    assert not offers_int8_dot_product({"ASIMD": True, "ASIMDDP": False}, "")  # a Pi 4
+    assert offers_int8_dot_product({}, vnni) and not offers_int8_dot_product({}, pi4)  # numpy silent: the flags
+    assert chosen_classifier("small") == "small" and chosen_classifier("large") == "large"
+    assert chosen_classifier() == ("large" if offers_int8_dot_product() else "small")
+    assert load_config(None, env={}).face.classifier == "auto"
+    for size in ("large", "small"):
+        assert (ROOT / "models" / f"{STEMS[size]}_int8.onnx").is_file()
+        assert (ROOT / "models" / f"{STEMS[size]}_int8.tflite").is_file()
 
 
 def test_the_cpu_kind_is_read_from_cpuinfo_on_x86_and_arm64() -> None:
@@ -49,7 +76,7 @@ def test_the_cpu_kind_is_read_from_cpuinfo_on_x86_and_arm64() -> None:
 def hider(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if why := cannot_hide():
         pytest.skip(why)
-    if not cpu_features().get("AVX512VNNI"):  # what the test checks was hidden (not AVX-VNNI alone)
+    if not cpuid_features().get("AVX512VNNI"):  # what the test checks was hidden (not AVX-VNNI alone)
         pytest.skip("it needs a CPU with AVX-512 VNNI")
     lib = build_hider(tmp_path_factory.mktemp("hide"))
     ask = "from bench import hidden; print(hidden())"
@@ -91,7 +118,9 @@ def test_the_int8_models_read_alike_without_the_int8_dot_product(hider: Path, tm
 
     plain, hidden = _read(tmp_path, inputs, "plain", None), _read(tmp_path, inputs, "hidden", hider)
     assert bool(plain["vnni"]) and not bool(hidden["vnni"])  # the two runs really took different kernels
+    assert (str(plain["chosen"]), str(hidden["chosen"])) == ("large", "small")  # face.classifier auto
     for backend in ("onnxruntime", "tflite"):
-        assert np.abs(plain[backend] - hidden[backend]).max() < 0.03, backend
+        for model in (backend, backend + " small"):
+            assert np.abs(plain[model] - hidden[model]).max() < 0.03, model
     assert float(np.min(np.sum(plain["who"] * hidden["who"], axis=1))) > 0.995
     assert np.abs(plain["voice"] - hidden["voice"]).max() < 0.03

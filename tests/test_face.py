@@ -165,16 +165,19 @@ def test_a_face_without_keypoints_or_off_the_frame_still_gives_a_crop(astronaut:
         standardise([np.zeros((60, 60), np.uint8)])
 
 
+@pytest.mark.parametrize("size", ["large", "small"])
 @pytest.mark.parametrize("backend", ["onnxruntime", "tflite"])
 @pytest.mark.parametrize("precision", ["int8", "fp32"])
 def test_classifier_gives_a_distribution_and_sees_a_smile(astronaut: np.ndarray, precision: str,
-                                                          backend: str) -> None:
-    clf = ExpressionClassifier(MODELS, backend, precision)  # type: ignore[arg-type]
+                                                          backend: str, size: str) -> None:
+    clf = ExpressionClassifier(MODELS, backend, precision, size=size)  # type: ignore[arg-type]
     crop = _aligned(astronaut)
     p = clf.classify([crop, np.full((FACE_SIZE, FACE_SIZE), 128, np.uint8)])
     assert p.shape == (2, len(FACE_LABELS))
     assert np.allclose(p.sum(1), 1, atol=1e-5) and (p >= 0).all()
-    assert FACE_LABELS[int(p[0].argmax())] == "happy"  # Eileen Collins smiles in this portrait
+    # Eileen Collins smiles in this portrait: happy ahead by 0.97 in every copy (2026-12-05); 0.5 leaves room
+    happy = FACE_LABELS.index("happy")
+    assert p[0, happy] - np.delete(p[0], happy).max() > 0.5
 
 
 def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
@@ -423,9 +426,10 @@ def test_int8_weights_fit_seven_bits_so_every_cpu_reads_the_model_alike() -> Non
     import onnx
     from onnx import numpy_helper
 
-    model = onnx.load(str(ROOT / "models" / "face_expression_int8.onnx"))
-    weights = [numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
-    assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64
+    for name in ("face_expression_int8.onnx", "face_expression_small_int8.onnx"):
+        model = onnx.load(str(ROOT / "models" / name))
+        weights = [numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+        assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64, name
 
 
 def _near_gray_face() -> tuple[np.ndarray, tuple[int, int, int, int]]:

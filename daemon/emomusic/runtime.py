@@ -2,7 +2,11 @@
 
 The runtime is imported lazily (a Pi without tflite never pays for it), threads are pinned (the
 daemon shares two to four cores with capture and audio), and the input layout is read from the
-model, so callers always pass NCHW float32 and get a list of arrays back.
+model, so callers always pass NCHW float32 and get a list of arrays back. It also says what the CPU
+offers int8 models: with an int8 dot-product instruction (x86 VNNI or AMX, arm64 SDOT: a Pi 5),
+onnxruntime's int8 convolutions run 3-4x faster than fp32; without one (AVX2 alone, a Pi 4's Cortex-A72)
+about 1.1-2x, and the face CNN costs four times as much per view; the daemon picks its face classifier
+by it (``face.classifier``).
 """
 
 from __future__ import annotations
@@ -150,3 +154,44 @@ def peakedness(p: np.ndarray) -> float:
     """1 for a one-hot distribution, 0 for a uniform one."""
     q = np.clip(p, 1e-9, 1)
     return float(1 + (q * np.log(q)).sum() / math.log(len(q)))
+
+
+INT8_DOT_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"}  # /proc/cpuinfo: x86 VNNI/AMX; arm64 SDOT/UDOT
+CPUID_NAMES = {"AVX512VNNI", "AVXVNNI", "AMX_INT8", "ASIMDDP"}  # the same, as numpy names what the CPU reports
+
+
+def int8_dot_product(cpuinfo: str) -> bool:
+    """Whether /proc/cpuinfo's flags (x86) or Features (arm64) name an int8 dot-product instruction."""
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags |= set(line.split(":", 1)[1].split())
+    return bool(flags & INT8_DOT_FLAGS)
+
+
+def cpuid_features() -> dict[str, bool]:
+    """What numpy found when it asked the CPU itself (CPUID on x86), as onnxruntime's kernels do; empty
+    where numpy does not say."""
+    try:  # numpy 2; numpy 1.26 keeps it under numpy.core
+        from numpy._core._multiarray_umath import __cpu_features__ as seen
+    except ImportError:
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as seen  # type: ignore[no-redef]
+        except ImportError:
+            return {}
+    return {str(k): bool(v) for k, v in dict(seen).items()}
+
+
+def offers_int8_dot_product(cpuid: dict[str, bool] | None = None, cpuinfo: str | None = None) -> bool:
+    """Whether the int8 kernels here get a dot-product instruction. The CPU's own answer where numpy knows the
+    names (what the kernels see, also under ``bench.py --hide-int8-dot-product``); /proc/cpuinfo otherwise.
+    numpy names no AVX-VNNI without AVX-512: such a CPU reads as one without, and gets the cheaper model."""
+    seen = cpuid_features() if cpuid is None else cpuid
+    if CPUID_NAMES & seen.keys():
+        return any(seen.get(name, False) for name in CPUID_NAMES)
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    return int8_dot_product(cpuinfo)

@@ -49,7 +49,10 @@ def _model_problems(cfg: Config) -> list[str]:
     ext = "onnx" if cfg.models.backend == "onnxruntime" else "tflite"
     q = "_int8" if cfg.models.precision == "int8" else ""
     ranges = ("full", "short") if cfg.face.detector == "both" else (cfg.face.detector,)
-    files = [*(models / f"face_detector_{r}.{ext}" for r in ranges), models / f"face_expression{q}.{ext}",
+    from emomusic.face.analyzer import STEMS, chosen_classifier
+
+    stem = STEMS[chosen_classifier(cfg.face.classifier)]
+    files = [*(models / f"face_detector_{r}.{ext}" for r in ranges), models / f"{stem}{q}.{ext}",
              models / "voice_encoder_int8.onnx", models / "voice_head.json"]  # the voice path is onnxruntime only
     return [line for f in files for line in _need("models.dir", f)]
 

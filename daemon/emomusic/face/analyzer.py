@@ -7,6 +7,7 @@ even when several are in view. One observation per analysed frame, none while no
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -19,20 +20,31 @@ from emomusic.face.preprocess import align_face, crop_locator, locate_in_crop, s
 from emomusic.face.tracking import DetectionSchedule, FaceTracker, Track, face_quality
 from emomusic.labels import FACE_LABELS
 from emomusic.messages import Observation, Sensed, VideoFrame
-from emomusic.runtime import Backend, load_classifier, peakedness, softmax
+from emomusic.runtime import Backend, load_classifier, offers_int8_dot_product, peakedness, softmax
 
 REBUILD_FACE = "python scripts/train_face.py (see models/README.md)"
+STEMS = {"large": "face_expression", "small": "face_expression_small"}  # face.classifier -> model files
+log = logging.getLogger("emomusic.face")
 CROP_MAX_PX = 256  # a still photo this small in which no face is found is read as one face crop...
 FLAT_STD = 8.0  # ...unless it is flat (a blank image is no face)
+
+
+def chosen_classifier(choice: str = "auto") -> str:
+    """``face.classifier`` resolved: "auto" is the large model where the CPU has an int8 dot product, the
+    small one (0.56x the multiply-adds) where it has none."""
+    if choice != "auto":
+        return choice
+    return "large" if offers_int8_dot_product() else "small"
 
 
 class ExpressionClassifier:
     """The trained expression CNN: gray face crops -> probabilities over FACE_LABELS."""
 
     def __init__(self, models_dir: Path, backend: Backend = "onnxruntime", precision: str = "int8",
-                 threads: int = 1) -> None:
-        self.model = load_classifier(models_dir, "face_expression", FACE_LABELS, backend, precision, threads,
+                 threads: int = 1, size: str = "large") -> None:
+        self.model = load_classifier(models_dir, STEMS[size], FACE_LABELS, backend, precision, threads,
                                      REBUILD_FACE)
+        self.size = size
         self.labels = FACE_LABELS
 
     def classify(self, faces: list[np.ndarray], view: str = "both") -> np.ndarray:
@@ -72,7 +84,13 @@ class FaceAnalyzer:
             f.detector, m.backend, score_threshold=f.score_threshold, min_face_px=f.min_face_px,
             threads=m.threads, models_dir=m.path, tile_every=f.tile_every, recall=f.recall,
         )
-        self.classifier = classifier or ExpressionClassifier(m.path, m.backend, m.precision, m.threads)
+        if classifier is None:
+            size = chosen_classifier(f.classifier)
+            has = "an" if size == "large" else "no"
+            why = "" if f.classifier != "auto" else f" (auto: {has} int8 dot product here)"
+            log.info("face classifier: the %s model%s", size, why)
+            classifier = ExpressionClassifier(m.path, m.backend, m.precision, m.threads, size)
+        self.classifier = classifier
         self.cfg_models = m
         self._locator: FaceDetector | None = None  # for still photos that are face crops (made when needed)
         self.tracker = FaceTracker(f.window_s)
