@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT / "daemon"))
 from emomusic.runtime import INT8_DOT_FLAGS, cpuid_features, int8_dot_product  # noqa: E402
 
 MODELS = ROOT / "models"
+MEASURED = Path(tempfile.gettempdir()) / "emomusic-bench-figures.json"  # the last full run's figures
 
 
 def timeit(fn: Callable[[], Any], repeat: int, warmup: int = 3) -> float:
@@ -656,9 +657,9 @@ def goals_not_met(figures: dict[str, float]) -> list[str]:
     return out
 
 
-def int8_against_fp32(st: dict[str, float]) -> str:
+def int8_against_fp32(st: dict[str, float], size: str) -> str:
     """One face view in each precision and backend of this run: what a per-CPU choice would choose from."""
-    views = face_views(st)
+    views = face_views(st, size)
     cells = [f"{b}: int8 {views[b + ' int8']:.2f} ms, fp32 {views[b + ' fp32']:.2f} ms"
              for b in ("onnxruntime", "tflite") if b + " int8" in views]
     text = "One face view by precision and backend in this run: " + "; ".join(cells) + "."
@@ -808,7 +809,7 @@ def write_report(path: Path, info: dict[str, Any]) -> None:
              f"onnxruntime {m['onnxruntime']}). Earlier figures: docs/HISTORY.md.", "",
              "| what | today | goal |", "|---|---|---|", *summary_rows(info), "",
              "**Not met today:** " + ("; ".join(goals_not_met(measured(info))) or "none") + ".", "",
-             int8_against_fp32(st), "",
+             int8_against_fp32(st, info["classifier"]), "",
              "Absolute times depend on the machine and, on a shared VM like this one, on the neighbours: between "
              "runs on the same day single stages varied by up to 2x. Ratios and shares are taken within one run.",
              "", "## Per stage (median, one thread)", "", "| stage | ms |", "|---|---|"]
@@ -1126,9 +1127,27 @@ def web_idle(seconds: float = 60.0) -> dict[str, float]:
     return out
 
 
+def one_measurement(args: argparse.Namespace) -> dict[str, Any]:
+    """The figures of the one measurement a flag asks for (--web, --microphone, --memory, --stages, --scan);
+    empty for the full run."""
+    if args.web:
+        return web_idle(30.0 if args.quick else 60.0)
+    if args.microphone:
+        return microphone_cpu(10.0 if args.quick else 20.0)
+    if args.memory:
+        return {**full_daemon_memory(), "breakdown": memory_breakdown()}
+    if args.stages:
+        return stage_benchmarks(args.repeat or (20 if args.quick else 100))
+    if args.scan:
+        return scan_rate(args.scan, args.jobs)
+    return {}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "PERFORMANCE.md")
+    ap.add_argument("--render", type=Path, metavar="JSON",
+                    help="no measuring: write --out from a full run's figures (saved in MEASURED before the report)")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, shorter stream, no seed models")
     ap.add_argument("--stream-s", type=float, default=120.0)
     ap.add_argument("--memory", action="store_true",
@@ -1145,22 +1164,14 @@ def main() -> int:
     ap.add_argument("--music", type=Path, nargs="+", metavar="FOLDER",
                     help="in the full run: also the first library scan of these folders of real music")
     args = ap.parse_args()
+    if args.render:
+        write_report(args.out, json.loads(args.render.read_text()))
+        print(f"wrote {args.out}")
+        return 0
     if args.hide_int8_dot_product and not os.environ.get(HIDDEN_ENV):
         return rerun_hidden(sys.argv)
-    if args.web:
-        print(json.dumps(web_idle(30.0 if args.quick else 60.0)))
-        return 0
-    if args.microphone:
-        print(json.dumps(microphone_cpu(10.0 if args.quick else 20.0)))
-        return 0
-    if args.memory:
-        print(json.dumps({**full_daemon_memory(), "breakdown": memory_breakdown()}, indent=1))
-        return 0
-    if args.stages:
-        print(json.dumps(stage_benchmarks(args.repeat or (20 if args.quick else 100)), indent=1))
-        return 0
-    if args.scan:
-        print(json.dumps(scan_rate(args.scan, args.jobs)))
+    if one := one_measurement(args):
+        print(json.dumps(one, indent=1))
         return 0
     if not args.quick and not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
         raise SystemExit("bench.py: the seed-sized models need torch and transformers (pip install -e '.[bench]'); "
@@ -1202,6 +1213,7 @@ def main() -> int:
         info["seeds_per_stream_s_ms"] = fps * info["seeds"]["Swin-T face model, 224x224 (per frame)"] \
             + info["seeds"]["WavLM-base audio model, 2 s window"]
     info["pi_note"] = pi_note(info, fps, work)
+    MEASURED.write_text(json.dumps(info, default=float))  # a report that fails can be written again (--render)
     write_report(args.out, info)
     print(json.dumps({k: v for k, v in info.items() if k != "pi_note"}, indent=1, default=float))
     print(f"wrote {args.out}")
