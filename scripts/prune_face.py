@@ -29,15 +29,14 @@ def folded_weights(path: Path) -> tuple[list[tuple[np.ndarray, np.ndarray]], tup
     return convs, (init[gemm.input[1]], init[gemm.input[2]])
 
 
-def pruned(path: Path, width: int, faces: np.ndarray):  # type: ignore[no-untyped-def]
-    """``train_face.build_model(width)`` holding the most useful channels of the model at ``path``; ``faces``
-    (N, 1, 48, 48, standardised, a few hundred) judge the channels and set the BatchNorm layers."""
+def pruned(path: Path, student, faces: np.ndarray):  # type: ignore[no-untyped-def]
+    """``student`` (a fresh ``train_face.build_model`` at a smaller width) given the most useful channels of the
+    model at ``path``; ``faces`` (N, 1, 48, 48, standardised, a few hundred) judge the channels and set the
+    BatchNorm layers."""
     import torch
-    import train_face
     from torch import nn
 
     convs, (lin_w, lin_b) = folded_weights(path)
-    student = train_face.build_model(width)
     s_convs = [m for m in student if isinstance(m, nn.Conv2d)]
     s_bns = [m for m in student if isinstance(m, nn.BatchNorm2d)]
     if len(s_convs) != len(convs):
@@ -70,7 +69,7 @@ def pruned(path: Path, width: int, faces: np.ndarray):  # type: ignore[no-untype
             mu, var = y.mean((0, 2, 3)), y.var((0, 2, 3), unbiased=False)
             # train-mode BN(y) = gamma (y - mu) / sqrt(var + eps) + beta = y + b on this batch
             bn.weight.copy_(torch.sqrt(var + bn.eps))
-            bn.bias.copy_(mu + torch.from_numpy(b[keep[i]]))
+            bn.bias.copy_(mu + torch.tensor(b[keep[i]]))
             bn.running_mean.copy_(mu)
             bn.running_var.copy_(var)
             h = torch.relu(bn.eval()(y))
@@ -78,6 +77,6 @@ def pruned(path: Path, width: int, faces: np.ndarray):  # type: ignore[no-untype
                 h = nn.functional.max_pool2d(h, 2)
             prev = keep[i]
         linear = next(m for m in student if isinstance(m, nn.Linear))
-        linear.weight.copy_(torch.from_numpy(lin_w[:, prev]))
-        linear.bias.copy_(torch.from_numpy(lin_b))
+        linear.weight.copy_(torch.tensor(lin_w[:, prev]))
+        linear.bias.copy_(torch.tensor(lin_b))
     return student.train()

@@ -302,7 +302,7 @@ def main() -> int:
         from prune_face import pruned
 
         pick = np.random.default_rng(args.seed).choice(len(x_tr), 1024, replace=False)
-        model = pruned(args.init_from, args.width, x_tr[pick]).to(device)
+        model = pruned(args.init_from, build_model(args.width), x_tr[pick]).to(device)
         m = metrics(predict(model, x_fv), fv, predict(model, x_rv), rv)
         print(f"cut from {args.init_from.name} to width {args.width}: FER+ {m['ferplus_acc']:.4f} FER2013 "
               f"{m['fer2013_acc']:.4f} RAF {m['raf_acc']:.4f}/{m['raf_macro']:.4f}", flush=True)

@@ -44,7 +44,6 @@ class ExpressionClassifier:
                  threads: int = 1, size: str = "large") -> None:
         self.model = load_classifier(models_dir, STEMS[size], FACE_LABELS, backend, precision, threads,
                                      REBUILD_FACE)
-        self.size = size
         self.labels = FACE_LABELS
 
     def classify(self, faces: list[np.ndarray], view: str = "both") -> np.ndarray:
