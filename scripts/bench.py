@@ -1127,9 +1127,9 @@ def web_idle(seconds: float = 60.0) -> dict[str, float]:
     return out
 
 
-def one_measurement(args: argparse.Namespace) -> dict[str, Any]:
+def one_measurement(args: argparse.Namespace) -> dict[str, Any] | None:
     """The figures of the one measurement a flag asks for (--web, --microphone, --memory, --stages, --scan);
-    empty for the full run."""
+    None for the full run."""
     if args.web:
         return web_idle(30.0 if args.quick else 60.0)
     if args.microphone:
@@ -1140,7 +1140,7 @@ def one_measurement(args: argparse.Namespace) -> dict[str, Any]:
         return stage_benchmarks(args.repeat or (20 if args.quick else 100))
     if args.scan:
         return scan_rate(args.scan, args.jobs)
-    return {}
+    return None
 
 
 def main() -> int:
@@ -1170,7 +1170,7 @@ def main() -> int:
         return 0
     if args.hide_int8_dot_product and not os.environ.get(HIDDEN_ENV):
         return rerun_hidden(sys.argv)
-    if one := one_measurement(args):
+    if (one := one_measurement(args)) is not None:
         print(json.dumps(one, indent=1))
         return 0
     if not args.quick and not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):

@@ -41,8 +41,14 @@ def pruned(path: Path, student, faces: np.ndarray):  # type: ignore[no-untyped-d
     s_bns = [m for m in student if isinstance(m, nn.BatchNorm2d)]
     if len(s_convs) != len(convs):
         raise ValueError(f"{path}: {len(convs)} convolutions, the student has {len(s_convs)}")
+    pooled = set()  # the convolutions build_model pools after (the full model is built alike)
+    seen = 0
+    for m in student:
+        seen += isinstance(m, nn.Conv2d)
+        if isinstance(m, nn.MaxPool2d):
+            pooled.add(seen - 1)
 
-    # The full model's activations after each ReLU, layer by layer (pooling where build_model pools).
+    # The full model's activations after each ReLU, layer by layer.
     x = torch.from_numpy(np.ascontiguousarray(faces, np.float32))
     acts: list[torch.Tensor] = []
     with torch.no_grad():
@@ -50,7 +56,7 @@ def pruned(path: Path, student, faces: np.ndarray):  # type: ignore[no-untyped-d
         for i, (w, b) in enumerate(convs):
             h = torch.relu(nn.functional.conv2d(h, torch.tensor(w), torch.tensor(b), padding=1))
             acts.append(h.mean((0, 2, 3)))
-            if i in (0, 2, 4):
+            if i in pooled:
                 h = nn.functional.max_pool2d(h, 2)
 
     keep: list[np.ndarray] = []
@@ -73,7 +79,7 @@ def pruned(path: Path, student, faces: np.ndarray):  # type: ignore[no-untyped-d
             bn.running_mean.copy_(mu)
             bn.running_var.copy_(var)
             h = torch.relu(bn.eval()(y))
-            if i in (0, 2, 4):
+            if i in pooled:
                 h = nn.functional.max_pool2d(h, 2)
             prev = keep[i]
         linear = next(m for m in student if isinstance(m, nn.Linear))
