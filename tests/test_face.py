@@ -14,7 +14,7 @@ from skimage import data as skdata
 
 from emomusic.config import parse_config
 from emomusic.face.analyzer import ExpressionClassifier, FaceAnalyzer
-from emomusic.face.detector import SPECS, Detection, FaceDetector, decode, iou, ssd_anchors, weighted_nms
+from emomusic.face.detector import SPECS, Detection, FaceDetector, decode, iou, shrink, ssd_anchors, weighted_nms
 from emomusic.face.preprocess import (
     FACE_SIZE,
     TEMPLATE_CENTER,
@@ -101,6 +101,29 @@ def test_detector_maps_boxes_back_through_the_letterbox(astronaut: np.ndarray) -
     centre = lambda b: np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])  # noqa: E731
     assert np.allclose(centre(det.box), centre(ref.box) + [300, 0], atol=10)
     assert det.size == pytest.approx(ref.size, rel=0.15)
+
+
+def test_the_detector_input_is_the_letterboxed_frame_whatever_came_before(astronaut: np.ndarray) -> None:
+    """preprocess writes into one buffer per detector (no fresh 442 KB a run): each result is the letterboxed
+    RGB frame in [-1, 1] (black margins at -1), the same as a fresh array would be, even after a frame of
+    another shape filled other parts of the buffer."""
+    import cv2
+
+    det = FaceDetector("full")
+    size = det.spec.input_size
+    tall = np.ascontiguousarray(np.rot90(astronaut)[:, :200])  # 512x200: wide margins left and right
+    gray = cv2.cvtColor(astronaut[:300], cv2.COLOR_BGR2GRAY)  # 300x512 gray: margins above and below
+    for image in (astronaut, tall, gray, tall):
+        x, scale, left, top = det.preprocess(image)
+        h, w = image.shape[:2]
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        canvas = np.zeros((size, size, 3), np.uint8)
+        small = shrink(image, nw, nh)
+        canvas[top : top + nh, left : left + nw] = small[:, :, None] if small.ndim == 2 else small
+        expected = (canvas[:, :, ::-1].astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
+        assert x.shape == (1, 3, size, size) and x.flags["C_CONTIGUOUS"]
+        assert np.array_equal(x, expected)
+    assert det.detect(astronaut) and det.detect(tall) == det.detect(tall)
 
 
 def _aligned(image: np.ndarray) -> np.ndarray:

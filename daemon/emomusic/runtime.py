@@ -11,7 +11,10 @@ by it (``face.classifier``).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +31,8 @@ class Model:
     """A loaded model: ``run(x)`` with ``x`` NCHW float32, returns the outputs in model order."""
 
     def __init__(self, path: str | Path, backend: Backend = "onnxruntime", threads: int = 1,
-                 rebuild_hint: str = "", weight_only: bool = False, prepack: bool = True) -> None:
+                 rebuild_hint: str = "", weight_only: bool = False, prepack: bool = True,
+                 shared_arena: bool = True) -> None:
         self.path = Path(path)
         self.backend = backend
         self.weight_only = weight_only  # a weight-only int8 ONNX model (DequantizeLinear on initializers)
@@ -36,6 +40,11 @@ class Model:
         # face CNN (2.2 vs 3.4 ms a view) and the voice encoder's int8 LSTM layers (2.9 vs 6.2 ms a
         # window); the detectors run as fast without it, in less memory (#35).
         self.prepack = prepack
+        # onnxruntime: intermediate tensors from the process's one shared arena (``shared_arena``) rather
+        # than fresh memory each run; False for a model that runs seldom on large inputs (the music tagger).
+        self.shared_arena = shared_arena
+        self._transient: Any = None  # onnxruntime RunOptions that give a large run's memory back afterwards
+        self._turns: threading.Lock | contextlib.nullcontext[None] = contextlib.nullcontext()
         hint = f"; rebuild it with {rebuild_hint}" if rebuild_hint else ""
         if not self.path.is_file():
             raise ModelError(f"model file {self.path} not found{hint}")
@@ -58,9 +67,21 @@ class Model:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        # No CPU arena: it keeps each session's peak activations for good (about 5 MB of the steady
-        # daemon's RSS with four sessions), and these small models run no slower without it (#35).
+        # No arena of the session's own: it keeps each session's peak activations for good, rounded up to
+        # powers of two (8 MB more RSS with four sessions). Without any arena, though, every activation over
+        # glibc's mmap threshold (service.memory) is a fresh mapping, faulted in page by page and unmapped
+        # after the run: 3,000 page faults a round of the stream's four models, a fifth of their CPU
+        # (measured 2026-12-05, #35). So the stream's models share one arena that grows by what is asked
+        # for, and take turns (``_TURNS``) so that it holds one run's activations, not two at once; without
+        # the memory pattern, whose one block a run would not fit in the pieces the first run left. 2.9 MB
+        # more than no arena, 7 faults a round.
         opts.enable_cpu_mem_arena = False
+        if self.shared_arena and _shared_arena():
+            opts.add_session_config_entry("session.use_env_allocators", "1")
+            opts.enable_mem_pattern = False
+            self._turns = _TURNS
+            self._transient = ort.RunOptions()
+            self._transient.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         if not self.prepack:
             opts.add_session_config_entry("session.disable_prepacking", "1")
         if self.weight_only:  # int8 weights, float arithmetic: dequantize them once, at load
@@ -69,7 +90,7 @@ class Model:
         inp = self._sess.get_inputs()[0]
         self.input_name = inp.name
         self.input_shape = [d if isinstance(d, int) else -1 for d in inp.shape]
-        self._run = lambda x: self._sess.run(None, {self.input_name: x})
+        self._run = lambda x, options=None: self._sess.run(None, {self.input_name: x}, options)
 
     def _load_tflite(self, threads: int) -> None:
         interp: Any = _tflite_interpreter()(model_path=str(self.path), num_threads=threads)
@@ -81,7 +102,7 @@ class Model:
         outs = interp.get_output_details()
         in_scale, in_zero = inp.get("quantization", (0.0, 0))
 
-        def run(x: np.ndarray) -> list[np.ndarray]:
+        def run(x: np.ndarray, options: object = None) -> list[np.ndarray]:  # no RunOptions in LiteRT
             results = []
             for i in range(x.shape[0]):  # tflite models here have a fixed batch of 1
                 xi = _to_layout(x[i : i + 1], shape, self.path.name)
@@ -99,8 +120,32 @@ class Model:
 
         self._run = run
 
-    def run(self, x: np.ndarray) -> list[np.ndarray]:
-        return list(self._run(np.ascontiguousarray(x, dtype=np.float32)))
+    def run(self, x: np.ndarray, transient: bool = False) -> list[np.ndarray]:
+        """The outputs for ``x``. ``transient``: a one-off run unlike the stream's (a photo's faces and
+        their mirrors in one batch), whose activations go back from the shared arena afterwards instead
+        of keeping it that large."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        with self._turns:
+            if transient and self._transient is not None:
+                return list(self._run(x, self._transient))
+            return list(self._run(x))
+
+
+_TURNS = threading.Lock()  # one run at a time of the models on the shared arena (the face's and the voice's)
+
+
+@functools.cache
+def _shared_arena() -> bool:
+    """Register onnxruntime's one CPU arena for this process's sessions (once); False where it cannot.
+    It grows by what a run asks for, not to the next power of two, and the sessions' runs reuse it."""
+    import onnxruntime as ort
+
+    try:
+        info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+        ort.create_and_register_allocator(info, ort.OrtArenaCfg({"arena_extend_strategy": 1}))  # same as asked
+    except Exception:  # an older onnxruntime, or one registered already by the embedding application
+        return False
+    return True
 
 
 def _tflite_interpreter() -> Any:

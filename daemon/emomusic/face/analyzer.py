@@ -59,7 +59,7 @@ class ExpressionClassifier:
         if view == "mirrored":
             return softmax(self.model.run(np.ascontiguousarray(x[:, :, :, ::-1]))[0])
         both = np.concatenate([x, x[:, :, :, ::-1]])
-        logits = self.model.run(both)[0]
+        logits = self.model.run(both, transient=True)[0]  # a photo's faces: not kept in the stream's arena
         n = len(faces)
         return softmax((logits[:n] + logits[n:]) / 2)
 

@@ -80,7 +80,8 @@ class MusicTagger:
         from emomusic.runtime import Model, ModelError
 
         onnx_file, meta = tagger_files(models_dir)
-        self.model = Model(onnx_file, "onnxruntime", threads, rebuild_hint=REBUILD, weight_only=True)
+        self.model = Model(onnx_file, "onnxruntime", threads, rebuild_hint=REBUILD, weight_only=True,
+                           shared_arena=False)  # runs seldom, on patches larger than the stream's
         try:
             self.labels: list[str] = json.loads(meta.read_text())["tags"]
         except (OSError, ValueError, KeyError) as e:

@@ -8,6 +8,10 @@ glibc also raises its mmap threshold each time a large block is freed (up to 32 
 first start's media generation every later whole-piece numpy buffer lands in the heap, where one
 small live object above it keeps the whole top from going back to the system. A fixed threshold keeps
 large buffers in their own mappings, returned the moment they are freed (docs/PERFORMANCE.md: memory).
+Each such mapping is faulted in page by page, so what the stream does several times a second keeps its
+large buffers (runtime's shared arena, the detector's input), and the heap keeps up to ``TRIM_THRESHOLD``
+free at its top: the voice's temporaries of a window (~1 MB) were trimmed and faulted in again each time,
+180 faults a second (#35). ``release_every`` hands back the rest.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ M_TRIM_THRESHOLD = -1  # from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 MMAP_THRESHOLD = 256 * 1024  # glibc's dynamic threshold starts at 128 KB; fixing it stops the climb
+TRIM_THRESHOLD = 2 * 1024 * 1024  # free heap top kept between a stream's steps (glibc's default: 128 KB)
 
 
 @functools.cache  # looked up once: release_every asks every 20 s
@@ -38,7 +43,7 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     if mallopt is None:
         return False
     return bool(mallopt(M_ARENA_MAX, arenas)) and bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD))
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def release_freed() -> bool:
