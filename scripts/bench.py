@@ -732,9 +732,11 @@ def cpu_section(run: dict[str, Any]) -> list[str]:
              "thread carries that stage's name). A wakeup costs more than its work here: on "
              "this VM a thread that only sleeps and wakes spends ~0.1 ms of CPU each time (measured 2026-12-05), and "
              "a stage's code runs slower from cold caches than in the stage timings above. So does a page "
-             "fault: until 2026-12-05 the models' activations and the detector's input were fresh memory on every "
-             "run (1,560 faults a second), and the steady daemon took 3.0 % of a core with the int8 dot product "
-             "hidden, 2.3 % once they were reused (`runtime._shared_arena`, `service.memory`)."]
+             "fault (~0.7 us here, and the mapping's system calls): until 2026-12-05 the models' activations and "
+             "the detector's input were fresh memory on every run, 1,560 faults a second. Reused since "
+             "(`runtime._shared_arena`, `service.memory`), a loop of the stream's models takes 16 % less CPU; the "
+             "whole daemon changed within this VM's noise (`bench.py --memory` back to back, before / after: "
+             "2.6 / 2.4 % and 2.6 / 2.7 % with the int8 dot product hidden, 2.5 / 2.5 % shown)."]
     return rows
 
 

@@ -719,7 +719,7 @@ print(per_round, same)
 def test_the_stream_models_run_without_faulting_in_fresh_memory() -> None:
     """The face's and the voice's models under the daemon's malloc settings (service.memory): their
     activations come from runtime's shared arena and the detector's input from its own buffer, so a
-    round of the four models faults in few pages (measured 8; 2,700 a round before, a fifth of
+    round of the four models faults in few pages (measured 8; 2,700 a round before, 16-21 % of
     their CPU); and the two threads taking turns on the arena read exactly what one thread reads."""
     import platform
 
