@@ -190,7 +190,7 @@ def stage_benchmarks(repeat: int) -> dict[str, float]:
                 lambda f=follower: f.follow(frame), repeat)
         for precision in ("int8", "fp32"):
             clf = ExpressionClassifier(MODELS, backend, precision)
-            out[f"face classify, one face, one view ({precision}, {backend})"] = timeit(
+            out[view_key(precision, backend)] = timeit(
                 lambda c=clf, x=crop: c.classify([x], "plain"), repeat)
             out[f"face classify, one face with its mirror ({precision}, {backend})"] = timeit(
                 lambda c=clf, x=crop: c.classify([x]), repeat)

@@ -126,9 +126,7 @@ class Model:
         of keeping it that large."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         with self._turns:
-            if transient and self._transient is not None:
-                return list(self._run(x, self._transient))
-            return list(self._run(x))
+            return list(self._run(x, self._transient if transient else None))
 
 
 _TURNS = threading.Lock()  # one run at a time of the models on the shared arena (the face's and the voice's)
