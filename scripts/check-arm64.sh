@@ -103,8 +103,12 @@ grep -E "emotion: |playing '|ERROR|Traceback" "$log" | head -20 >&2 || true
 
 # 2. the sample story through the real models
 story="FAILED"
-if inside ".venv/bin/emomusic replay --fast --video /var/tmp/emomusic-state/samples/sample_video_v3.avi \
-        --audio /var/tmp/emomusic-state/samples/sample_speech_v3.wav --jsonl /var/tmp/story.jsonl >/dev/null \
+# the sample media the run made, by the names this version of the package gives them
+samples="/var/tmp/emomusic-state/samples"
+names='from emomusic.sources.samples import VIDEO_NAME, AUDIO_NAME; print(VIDEO_NAME, AUDIO_NAME)'
+if inside "read -r video audio < <(.venv/bin/python -c '$names') \
+        && .venv/bin/emomusic replay --fast --video $samples/\$video --audio $samples/\$audio \
+            --jsonl /var/tmp/story.jsonl >/dev/null \
         && .venv/bin/python scripts/evaluate.py story /var/tmp/story.jsonl" > "$root/var/tmp/story.json" 2>&1; then
     story="ok"
 fi
