@@ -64,7 +64,7 @@ class FusionConfig(Section, frozen=True):
     ] = 0.3
     reliability: Annotated[
         dict[str, float],
-        Meta(description="Per-modality weight; defaults are the models' measured accuracy (models/README.md)."),
+        Meta(description="Per-modality weight; defaults are the models' accuracy measured when fusion was tuned."),
     ] = field(default_factory=lambda: _defaults("reliability"))
     circumplex: dict[str, VA] = field(default_factory=lambda: dict(DEFAULT_CIRCUMPLEX))
     feedback_tau_s: Annotated[
