@@ -10,14 +10,17 @@
 # part of CI; the README's Pi section gives its last result and date. Run as root (debootstrap, chroot):
 #   sudo scripts/check-arm64.sh [ROOT]        ROOT default /var/tmp/emomusic-arm64 (kept for the next run)
 # Last line: "arm64 check: run ok|FAILED, story ok|FAILED (...)"; exit 0 when both passed.
-#   sudo scripts/check-arm64.sh --stages [ROOT]
-# instead sets up the runtime install (plus LiteRT) and prints `bench.py --stages --repeat 2` run on aarch64
-# kernels as JSON (some 15 minutes once the root is set up). It showed (2026-12-03) that these timings cannot
-# rank stages or backends: qemu computes floating point in software, so fp32 stages run 20-60x slower against
-# int8 ones than on real CPUs (docs/PERFORMANCE.md's Pi estimate is worked out from arithmetic instead).
+#   sudo scripts/check-arm64.sh --instructions [ROOT]
+# instead sets up the runtime install (plus LiteRT) and prints, as JSON, the instructions each stage executes
+# on aarch64 kernels (scripts/count_instructions.py; some 15 minutes once the root is set up). Timings under
+# qemu cannot rank stages or backends (it computes floating point in software: fp32 stages ran 20-60x slower
+# against int8 ones than on real CPUs, 2026-12-03), but the instructions the real kernels execute can: the
+# stages run under a dynamically linked qemu-aarch64 emulating a Cortex-A72 (a Pi 4's core: no SDOT, so the
+# kernels a Pi 4 gets) with a plugin that counts them (scripts/insn_count_plugin.c). docs/PERFORMANCE.md's
+# Pi 4 estimate rests on them.
 set -euo pipefail
-stages=0
-if [ "${1:-}" = "--stages" ]; then stages=1; shift; fi
+count=0
+if [ "${1:-}" = "--instructions" ]; then count=1; shift; fi
 root="${1:-/var/tmp/emomusic-arm64}"
 src="$(cd "$(dirname "$0")/.." && pwd)"
 RUN_LIMIT_S="${RUN_LIMIT_S:-3600}"
@@ -27,6 +30,7 @@ missing=()
 command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v update-binfmts >/dev/null || missing+=(binfmt-support)
+if [ "$count" -eq 1 ]; then command -v qemu-aarch64 >/dev/null || missing+=(qemu-user); fi
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
@@ -73,11 +77,20 @@ inside() {
         EMOMUSIC_STATE_DIR=/var/tmp/emomusic-state EMOMUSIC_WEB_PORT=8097 bash -c "cd /opt/emomusic && $1"
 }
 
-if [ "$stages" -eq 1 ]; then
-    inside "bash scripts/setup.sh runtime && .venv/bin/python -m pip install -q 'ai-edge-litert>=1.0' \
-        && .venv/bin/python scripts/bench.py --stages --repeat 2 > /var/tmp/stages.json" >&2
-    echo "arm64 stages ($commit, $(date -u +%Y-%m-%d)): $root/var/tmp/stages.json" >&2
-    cat "$root/var/tmp/stages.json"
+if [ "$count" -eq 1 ]; then
+    inside "bash scripts/setup.sh runtime && .venv/bin/python -m pip install -q 'ai-edge-litert>=1.0'" >&2
+    plugin="$(mktemp -d)"
+    cc -O2 -shared -fPIC -o "$plugin/insn_count.so" "$src/scripts/insn_count_plugin.c"
+    # outside the root, its files seen through qemu's -L prefix (this qemu is an x86 program with x86
+    # libraries); argv[0] names the venv's python so that Python finds the venv; /proc/cpuinfo is the Pi 4's
+    # bound above. The counts file lies outside the root, where the plugin writes and the guest reads it.
+    env -i HOME=/root LANG=C.UTF-8 PATH=/usr/bin:/bin EMOMUSIC_INSN_FILE="$plugin/counts" \
+        qemu-aarch64 -cpu cortex-a72 -L "$root" -0 /opt/emomusic/.venv/bin/python \
+        -plugin "$plugin/insn_count.so,out=$plugin/counts" "$root/usr/bin/python3" \
+        /opt/emomusic/scripts/count_instructions.py > "$root/var/tmp/instructions.json"
+    rm -rf "$plugin"
+    echo "arm64 instructions ($commit, $(date -u +%Y-%m-%d), Cortex-A72): $root/var/tmp/instructions.json" >&2
+    cat "$root/var/tmp/instructions.json"
     exit 0
 fi
 

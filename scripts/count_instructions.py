@@ -1,0 +1,151 @@
+"""Instructions each stage executes on aarch64 kernels: a Pi 4's relative costs without a Pi.
+
+Run by ``sudo scripts/check-arm64.sh --instructions``, never by hand: there the arm64 root's Python runs
+under qemu-user emulating a Cortex-A72 (a Pi 4's core: NEON, no SDOT, so onnxruntime and XNNPACK pick the
+kernels a Pi 4 runs) with a small plugin (``scripts/insn_count_plugin.c``) that counts the guest
+instructions of each thread. This script brackets each stage with a marker system call
+(``getpriority(PRIO_PROCESS, MAGIC + n)``, which fails harmlessly); at each marker the plugin appends the
+calling thread's count to the file named by ``EMOMUSIC_INSN_FILE``, which this script reads back.
+
+Timings under emulation say nothing of a Pi (qemu computes floating point in software: an fp32 stage runs
+20-60x slower against an int8 one than on a real CPU), but the number of instructions a stage executes is
+the real kernels' own and does not depend on how fast the emulator runs them: it ranks stages and
+precisions, and with a core's instructions per cycle it estimates time (docs/PERFORMANCE.md).
+
+Prints one JSON object: instructions per run of each stage (the minimum over ``--repeat`` runs after a
+warm-up run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "daemon"))
+MODELS = ROOT / "models"
+MAGIC = 0x4000000  # the plugin's marker range: getpriority(PRIO_PROCESS, MAGIC + n)
+
+
+class Counter:
+    """The calling thread's instruction count, as the plugin wrote it at the last marker."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.n = 0
+
+    def read(self) -> int:
+        self.n += 1
+        try:
+            os.getpriority(os.PRIO_PROCESS, MAGIC + self.n)  # the marker; no such process
+        except OSError:
+            pass
+        for line in reversed(self.path.read_text().splitlines()):
+            marker, count = line.split()
+            if int(marker) == self.n:
+                return int(count)
+        raise RuntimeError(f"{self.path}: no count for marker {self.n}: is the plugin loaded?")
+
+
+def instructions(counter: Counter, fn: Callable[[], Any], repeat: int) -> int:
+    """The fewest instructions one call of ``fn`` took over ``repeat`` calls, after one to warm up."""
+    fn()
+    best = None
+    for _ in range(repeat):
+        before = counter.read()
+        fn()
+        n = counter.read() - before
+        best = n if best is None else min(best, n)
+    assert best is not None
+    return best
+
+
+def stages(counter: Counter, repeat: int, heavy_repeat: int, backends: list[str]) -> dict[str, int]:
+    import cv2
+
+    from emomusic.face.analyzer import ExpressionClassifier
+    from emomusic.face.detector import FaceDetector
+    from emomusic.face.preprocess import align_face
+    from emomusic.face.tracking import FaceFollower
+    from emomusic.sources.samples import SAMPLE_FACE, make_video
+    from emomusic.voice.analyzer import VoiceClassifier
+    from emomusic.voice.encoder import mel_frames
+
+    out: dict[str, int] = {}
+    tmp = Path(tempfile.mkdtemp())
+    make_video(tmp / "v.avi", seconds=2)
+    cap = cv2.VideoCapture(str(tmp / "v.avi"))
+
+    def decode() -> None:
+        ok, _ = cap.read()
+        if not ok:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+
+    out["capture decode 640x480 MJPG frame"] = instructions(counter, decode, repeat)
+    frame = np.full((480, 640, 3), 120, np.uint8)
+    frame[150:326, 230:406] = cv2.imread(str(SAMPLE_FACE))
+    found = FaceDetector("full").detect(frame)[0]
+    crop = align_face(frame, found.box, found.keypoints)
+    out["face align"] = instructions(counter, lambda: align_face(frame, found.box, found.keypoints), repeat)
+    follower = FaceFollower(frame, found)
+    out["face following"] = instructions(counter, lambda: follower.follow(frame), repeat)
+    for backend in backends:
+        for model in ("full", "short"):
+            det = FaceDetector(model, backend)  # type: ignore[arg-type]
+            out[f"face detect, {model} range, {backend}"] = instructions(
+                counter, lambda d=det: d.detect(frame), heavy_repeat)
+        for size in ("large", "small"):
+            for precision in ("int8", "fp32"):
+                clf = ExpressionClassifier(MODELS, backend, precision, size=size)  # type: ignore[arg-type]
+                out[f"face classify one view, {size}, {precision}, {backend}"] = instructions(
+                    counter, lambda c=clf: c.classify([crop], "plain"), heavy_repeat if precision == "fp32" else repeat)
+    rng = np.random.default_rng(0)
+    t = np.arange(32000) / 16000
+    window = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+              + 0.02 * rng.standard_normal(32000))
+    window16 = (window * 32767).astype(np.int16)
+    out["voice mel frames per 2 s window"] = instructions(counter, lambda: mel_frames(window), repeat)
+    voice = VoiceClassifier(MODELS, adaptation=True)
+    out["voice encoder + adaptation + head per 2 s window"] = instructions(
+        counter, lambda: voice.classify([window16]), heavy_repeat)
+    import webrtcvad
+
+    vad = webrtcvad.Vad(2)
+    frame30 = window16[:480].tobytes()
+    out["VAD per 30 ms frame"] = instructions(counter, lambda: vad.is_speech(frame30, 16000), repeat)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each light stage after its warm-up")
+    ap.add_argument("--heavy-repeat", type=int, default=1,
+                    help="runs of each floating-point model (seconds each under emulation) after its warm-up")
+    ap.add_argument("--backends", default="onnxruntime,tflite")
+    args = ap.parse_args()
+    path = Path(os.environ.get("EMOMUSIC_INSN_FILE", ""))
+    if not path.name:
+        print("count_instructions.py: EMOMUSIC_INSN_FILE is not set: run it through "
+              "sudo scripts/check-arm64.sh --instructions", file=sys.stderr)
+        return 2
+    backends = [b for b in args.backends.split(",") if b]
+    if "tflite" in backends:
+        import importlib.util
+
+        if importlib.util.find_spec("ai_edge_litert") is None:
+            backends.remove("tflite")
+    counter = Counter(path)
+    print(json.dumps(stages(counter, args.repeat, args.heavy_repeat, backends), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
