@@ -13,7 +13,9 @@ the real kernels' own and does not depend on how fast the emulator runs them: it
 precisions, and with a core's instructions per cycle it estimates time (docs/PERFORMANCE.md).
 
 Prints one JSON object: instructions per run of each stage (the minimum over ``--repeat`` runs after a
-warm-up run).
+warm-up run), and those of the whole pipeline per second of stream: ``emomusic replay --fast`` of the
+sample story (the face, the voice and fusion, all their threads, on the daemon's defaults; its first minute
+and the whole story, the difference, so that start-up and model loading drop out).
 """
 
 from __future__ import annotations
@@ -36,23 +38,26 @@ MAGIC = 0x4000000  # the plugin's marker range: getpriority(PRIO_PROCESS, MAGIC 
 
 
 class Counter:
-    """The calling thread's instruction count, as the plugin wrote it at the last marker."""
+    """Instruction counts as the plugin wrote them at a marker: the calling thread's, and all threads'."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.n = 0
 
-    def read(self) -> int:
+    def marker(self) -> tuple[int, int]:
         self.n += 1
         try:
             os.getpriority(os.PRIO_PROCESS, MAGIC + self.n)  # the marker; no such process
         except OSError:
             pass
         for line in reversed(self.path.read_text().splitlines()):
-            marker, count = line.split()
+            marker, thread, everyone = line.split()
             if int(marker) == self.n:
-                return int(count)
+                return int(thread), int(everyone)
         raise RuntimeError(f"{self.path}: no count for marker {self.n}: is the plugin loaded?")
+
+    def read(self) -> int:
+        return self.marker()[0]
 
 
 def instructions(counter: Counter, fn: Callable[[], Any], repeat: int) -> int:
@@ -124,12 +129,56 @@ def stages(counter: Counter, repeat: int, heavy_repeat: int, backends: list[str]
     return out
 
 
+def cut(video: Path, audio: Path, seconds: float, folder: Path) -> tuple[Path, Path]:
+    """The first ``seconds`` of the sample story, as files of the same kinds."""
+    import cv2
+    import soundfile as sf
+
+    cap = cv2.VideoCapture(str(video))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    writer = cv2.VideoWriter(str(folder / "cut.avi"), cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
+    for _ in range(round(seconds * fps)):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        writer.write(frame)
+    writer.release()
+    y, rate = sf.read(str(audio), dtype="int16")
+    sf.write(str(folder / "cut.wav"), y[: round(seconds * rate)], rate)
+    return folder / "cut.avi", folder / "cut.wav"
+
+
+def pipeline(counter: Counter, samples: Path) -> dict[str, float]:
+    """All threads' instructions per second of stream of ``emomusic replay --fast`` on the sample story."""
+    import soundfile as sf
+
+    from emomusic.cli.replay import run_replay
+    from emomusic.config import load_config
+    from emomusic.sources.samples import ensure_samples
+
+    video, audio = ensure_samples(samples)
+    tmp = Path(tempfile.mkdtemp())
+    story_s = sf.info(str(audio)).duration
+    first = cut(video, audio, story_s / 2, tmp)
+    cfg = load_config(ROOT / "config.toml", env={})
+    counts = []
+    for v, a in (first, (video, audio)):
+        before = counter.marker()[1]
+        run_replay(cfg, str(v), str(a), tmp / "story.jsonl", fast=True)
+        counts.append(counter.marker()[1] - before)
+    return {"replay, all threads, per second of stream": (counts[1] - counts[0]) / (story_s - story_s / 2),
+            "replay of the whole story, all threads": counts[1], "story seconds": story_s}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each light stage after its warm-up")
     ap.add_argument("--heavy-repeat", type=int, default=1,
                     help="runs of each floating-point model (seconds each under emulation) after its warm-up")
     ap.add_argument("--backends", default="onnxruntime,tflite")
+    ap.add_argument("--samples", type=Path, default=Path("/var/tmp/emomusic-state/samples"),
+                    help="the sample story's folder (made there if missing)")
     args = ap.parse_args()
     path = Path(os.environ.get("EMOMUSIC_INSN_FILE", ""))
     if not path.name:
@@ -143,7 +192,9 @@ def main() -> int:
         if importlib.util.find_spec("ai_edge_litert") is None:
             backends.remove("tflite")
     counter = Counter(path)
-    print(json.dumps(stages(counter, args.repeat, args.heavy_repeat, backends), indent=1))
+    out: dict[str, float] = dict(stages(counter, args.repeat, args.heavy_repeat, backends))
+    out |= pipeline(counter, args.samples)
+    print(json.dumps(out, indent=1))
     return 0
 
 

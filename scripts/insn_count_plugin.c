@@ -3,8 +3,9 @@
  * `sudo scripts/check-arm64.sh --instructions`.
  *
  * When the guest calls getpriority(PRIO_PROCESS, MAGIC + n) (a marker: no such process, it fails
- * harmlessly), the calling thread's count so far is appended to the file given as `out=PATH`, as the line
- * "n count", and flushed before the guest goes on, so the guest can read it back at once.
+ * harmlessly), the calling thread's count so far and all threads' together are appended to the file given
+ * as `out=PATH`, as the line "n thread all", and flushed before the guest goes on, so the guest can read it
+ * back at once.
  *
  *   cc -O2 -shared -fPIC -o insn_count.so scripts/insn_count_plugin.c
  *   qemu-aarch64 -cpu cortex-a72 -plugin ./insn_count.so,out=/tmp/counts ... */
@@ -55,7 +56,9 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
 static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu, int64_t num, uint64_t a1, uint64_t a2, uint64_t a3,
                        uint64_t a4, uint64_t a5, uint64_t a6, uint64_t a7, uint64_t a8) {
     if (num != AARCH64_GETPRIORITY || a2 < MAGIC || a2 >= MAGIC + 1000000) return;
-    fprintf(out, "%" PRIu64 " %" PRIu64 "\n", a2 - MAGIC, counts[vcpu % MAX_THREADS]);
+    uint64_t all = 0;
+    for (int i = 0; i < MAX_THREADS; i++) all += counts[i];
+    fprintf(out, "%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", a2 - MAGIC, counts[vcpu % MAX_THREADS], all);
     fflush(out);
 }
 
