@@ -10,13 +10,14 @@
 # part of CI; the README's Pi section gives its last result and date. Run as root (debootstrap, chroot):
 #   sudo scripts/check-arm64.sh [ROOT]        ROOT default /var/tmp/emomusic-arm64 (kept for the next run)
 # Last line: "arm64 check: run ok|FAILED, story ok|FAILED (...)"; exit 0 when both passed.
-#   sudo scripts/check-arm64.sh --instructions [ROOT]
+#   sudo scripts/check-arm64.sh --instructions [ROOT] > docs/arm64-instructions.json
 # instead sets up the runtime install (plus LiteRT) and prints, as JSON, the instructions each stage executes
-# on aarch64 kernels (scripts/count_instructions.py; some 15 minutes once the root is set up). Timings under
+# on aarch64 kernels, a Pi 4's and a Pi 5's (scripts/count_instructions.py; some 10 minutes once the root is
+# set up). Timings under
 # qemu cannot rank stages or backends (it computes floating point in software: fp32 stages ran 20-60x slower
 # against int8 ones than on real CPUs, 2026-12-03), but the instructions the real kernels execute can: the
 # stages run under a dynamically linked qemu-aarch64 emulating a Cortex-A72 (a Pi 4's core: no SDOT, so the
-# kernels a Pi 4 gets) with a plugin that counts them (scripts/insn_count_plugin.c). docs/PERFORMANCE.md's
+# kernels a Pi 4 gets), then a Cortex-A76 (a Pi 5's), with a plugin that counts them (scripts/insn_count_plugin.c). docs/PERFORMANCE.md's
 # Pi 4 estimate rests on them.
 set -euo pipefail
 count=0
@@ -32,7 +33,8 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v update-binfmts >/dev/null || missing+=(binfmt-support)
 if [ "$count" -eq 1 ]; then command -v qemu-aarch64 >/dev/null || missing+=(qemu-user); fi
 if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >&2
 fi
 # aarch64 programs run through qemu (binfmt_misc), in containers too
 [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
@@ -79,18 +81,32 @@ inside() {
 
 if [ "$count" -eq 1 ]; then
     inside "bash scripts/setup.sh runtime && .venv/bin/python -m pip install -q 'ai-edge-litert>=1.0'" >&2
-    plugin="$(mktemp -d)"
-    cc -O2 -shared -fPIC -o "$plugin/insn_count.so" "$src/scripts/insn_count_plugin.c"
-    # outside the root, its files seen through qemu's -L prefix (this qemu is an x86 program with x86
-    # libraries); argv[0] names the venv's python so that Python finds the venv; /proc/cpuinfo is the Pi 4's
-    # bound above. The counts file lies outside the root, where the plugin writes and the guest reads it.
-    env -i HOME=/root LANG=C.UTF-8 PATH=/usr/bin:/bin EMOMUSIC_INSN_FILE="$plugin/counts" \
-        qemu-aarch64 -cpu cortex-a72 -L "$root" -0 /opt/emomusic/.venv/bin/python \
-        -plugin "$plugin/insn_count.so,out=$plugin/counts" "$root/usr/bin/python3" \
-        /opt/emomusic/scripts/count_instructions.py > "$root/var/tmp/instructions.json"
-    rm -rf "$plugin"
-    echo "arm64 instructions ($commit, $(date -u +%Y-%m-%d), Cortex-A72): $root/var/tmp/instructions.json" >&2
-    cat "$root/var/tmp/instructions.json"
+    work="$(mktemp -d)"
+    cc -O2 -shared -fPIC -o "$work/insn_count.so" "$src/scripts/insn_count_plugin.c"
+    # A Pi 5's core too (Cortex-A76: SDOT, the int8 dot product), with a Pi 5's /proc/cpuinfo, so that the
+    # daemon chooses as it would there.
+    pi5="$root/etc/pi5-cpuinfo"
+    : > "$pi5"
+    for cpu in 0 1 2 3; do
+        printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n' "$cpu" >> "$pi5"
+    done
+    printf 'Revision\t: d04170\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n' >> "$pi5"
+    for core in cortex-a72:"$cpuinfo" cortex-a76:"$pi5"; do
+        bind "${core#*:}" "$root/proc/cpuinfo"
+        # outside the root, its files seen through qemu's -L prefix (this qemu is an x86_64 program with its
+        # own libraries); argv[0] names the venv's python so that Python finds the venv. The counts file lies
+        # outside the root, where the plugin writes and the guest reads it.
+        env -i HOME=/root LANG=C.UTF-8 PATH=/usr/bin:/bin EMOMUSIC_INSN_FILE="$work/counts" \
+            qemu-aarch64 -cpu "${core%%:*}" -L "$root" -0 /opt/emomusic/.venv/bin/python \
+            -plugin "$work/insn_count.so,out=$work/counts" "$root/usr/bin/python3" \
+            /opt/emomusic/scripts/count_instructions.py > "$work/${core%%:*}.json"
+        echo "arm64 instructions: ${core%%:*} done" >&2
+    done
+    printf '{"code": "%s", "date": "%s", "method": "sudo scripts/check-arm64.sh --instructions", ' \
+        "$commit" "$(date -u +%Y-%m-%d)"
+    printf '"Cortex-A72 (Pi 4)": %s, "Cortex-A76 (Pi 5)": %s}\n' "$(cat "$work/cortex-a72.json")" \
+        "$(cat "$work/cortex-a76.json")"
+    rm -rf "$work"
     exit 0
 fi
 
