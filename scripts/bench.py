@@ -647,7 +647,7 @@ def summary_rows(info: dict[str, Any]) -> list[str]:
                          "PortAudio stood in for, no sound card here)", f"{mic['a callback per 300 ms block']:.2f} % "
                          f"({mic['a callback every 30 ms']:.2f} %) of one core", ""))
     low, high = info.get("pi_run_percent", (0.0, 0.0))
-    rows.append(_row("Pi 4 estimate, `emomusic run` in steady state (from arithmetic, below)",
+    rows.append(_row("Pi 4 estimate, `emomusic run` in steady state (from instructions counted on its kernels, below)",
                      f"~{low:.0f}-{high:.0f} % of one of its four cores", ""))
     return rows
 
@@ -828,6 +828,7 @@ def write_report(path: Path, info: dict[str, Any]) -> None:
     lines += [f"| {k} | {v:.3f} |" for k, v in st.items()]
     w = info["daemon"]
     run = info["memory"]
+    lines += arm64_section(arm64_counts())
     lines += memory_section(run)
     lines += cpu_section(run)
     lines += ["", "## How each figure is taken", "",
@@ -881,9 +882,18 @@ def write_report(path: Path, info: dict[str, Any]) -> None:
     path.write_text("\n".join(lines))
 
 
-PI_FACTOR = 6.0  # the rest of the daemon (Python, decoding, the page): a Cortex-A72 core against a server x86 core
-A72_PEAK_GMACS = 1.5 * 8  # Pi 4: Cortex-A72 at 1.5 GHz, two 128-bit NEON pipes, 8 fp32 multiply-adds a cycle
-A72_ATTAINED = (0.3, 0.5)  # the share of that peak NEON kernels reach on convolutions this small
+ARM64_FILE = ROOT / "docs" / "arm64-instructions.json"  # sudo scripts/check-arm64.sh --instructions > it
+PI4, PI5 = "Cortex-A72 (Pi 4)", "Cortex-A76 (Pi 5)"
+A72_GHZ = 1.5  # a Pi 4's clock
+# Instructions a cycle assumed for this work on an A72: it decodes at most 3 a cycle; its two NEON pipes take
+# the float multiply-adds, only one of them the integer ones; interpreted Python runs near 1.
+A72_IPC = (1.0, 2.0)
+PI_FACTOR = 6.0  # the threads `emomusic replay` does not run (the player, the page): an A72 core against this one
+PIPELINE = ("analyzer-", "source-", "fusion")  # the threads `emomusic replay` runs as well
+# valgrind --tool=cachegrind --D1=32768,2,64 --LL=1048576,16,64 (an A72's L1 and a Pi 4's L2) on the voice
+# stage, 2026-12-05: what a 2 s window reads from memory beyond the L2 (the float first layer's 1 MB of
+# recurrent weights, once a step, do not stay in it), and a Pi 4's memory read rate, both conservative
+VOICE_DRAM_MB, PI4_DRAM_GBS = 55.0, 4.0
 
 
 def per_frame_detection(full: float, short: float, full_runs: float, short_runs: float) -> float:
@@ -943,37 +953,98 @@ def model_macs() -> dict[str, float]:
             "voice": count("voice_encoder_int8.onnx")}
 
 
+def arm64_counts(path: Path = ARM64_FILE) -> dict[str, Any] | None:
+    """The instructions each stage executes on a Pi 4's and a Pi 5's kernels, as check-arm64.sh counted them."""
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def pipeline_instructions(c: dict[str, float], fps: float, work: FaceWork, classifier: str, backend: str) -> float:
+    """The models' instructions per stream second from the counted stages, the face as the sample video asks
+    (``work``) and speech all the time."""
+    full, short = c[f"face detect, full range, {backend}"], c[f"face detect, short range, {backend}"]
+    view = c[f"face classify one view, {classifier}, int8, {backend}"]
+    return fps * (per_frame_detection(full, short, work.full_runs, work.short_runs) + work.views * view
+                  + c["face following"]) + c["voice mel frames per 2 s window"] \
+        + c["voice encoder + adaptation + head per 2 s window"] + 33 * c["VAD per 30 ms frame"]
+
+
+def arm64_section(counts: dict[str, Any] | None) -> list[str]:
+    """Each stage's instructions on a Pi 4's and a Pi 5's kernels (counted under emulation, not timed)."""
+    if counts is None:
+        return []
+    a72, a76 = counts[PI4], counts[PI5]
+    rows = ["", "## Per stage on a Raspberry Pi's kernels (instructions a run, counted)", "",
+            f"| stage | {PI4} | {PI5} |", "|---|---|---|"]
+    rows += [f"| {k} | {a72[k] / 1e6:.2f} M | {a76[k] / 1e6:.2f} M |" for k in a72
+             if k in a76 and not k.startswith(("replay", "story"))]
+    key = "replay, all threads, per second of stream"
+    rows += [f"| **`emomusic replay`, all threads, a second of stream** | **{a72[key] / 1e6:.0f} M** | "
+             f"**{a76[key] / 1e6:.0f} M** |", "",
+             f"`sudo scripts/check-arm64.sh --instructions` ({counts['date']}, code {counts['code']}; "
+             f"`{ARM64_FILE.name}`): the arm64 root's Python under qemu-user emulating each core, so that "
+             "onnxruntime, XNNPACK and the daemon pick the kernels and the face CNN that core gets (the A72 has no "
+             "SDOT, the A76 has), with a plugin that counts the instructions each thread executes "
+             "(`scripts/insn_count_plugin.c`); each stage the fewest of its runs after a warm-up, the replay the "
+             "whole story less its first half (start-up and loading drop out). Counts are the kernels' own and "
+             "do not depend on the emulator's speed; they leave out what memory and the pipeline add, below."]
+    return rows
+
+
 def pi_note(info: dict[str, Any], fps: float, work: FaceWork) -> str:
-    """The Pi 4 estimate from arithmetic: the models' multiply-adds per stream second against a Cortex-A72
-    core's NEON peak (a bound) and the share of it kernels reach (a range); the rest of the daemon by a
-    core-to-core factor."""
+    """The Pi 4 estimate from the instructions counted on a Cortex-A72's own kernels (check-arm64.sh
+    --instructions): the whole pipeline's per stream second at an assumed range of instructions a cycle, the
+    voice's memory traffic beyond the L2, and the threads `emomusic replay` does not run by a core-to-core
+    factor."""
+    counts = arm64_counts()
+    threads = info["memory"].get(THREAD_KEY) or {}
+    rest = sum(cpu for name, (cpu, _, _) in threads.items() if not name.startswith(PIPELINE))
+    if counts is None:
+        info["pi_run_percent"] = (0.0, 0.0)
+        return f"no instruction counts ({ARM64_FILE.name}): run `sudo scripts/check-arm64.sh --instructions`."
+    a72, a76 = counts[PI4], counts[PI5]
+    per_s = a72["replay, all threads, per second of stream"]
+    cycles = [per_s / ipc / (A72_GHZ * 1e9) * 100 for ipc in (3.0, *reversed(A72_IPC))]  # % of a core
+    memory = VOICE_DRAM_MB / 1000 / PI4_DRAM_GBS * 100  # % of a core a second of speech, if it never overlapped
+    lo, hi = cycles[1] + rest * PI_FACTOR, cycles[2] + memory + rest * PI_FACTOR
+    info["pi_run_percent"] = (lo, hi)
+    ort, lite = (pipeline_instructions(a72, fps, work, "small", b) for b in ("onnxruntime", "tflite"))
     macs = model_macs()
-    per_s = fps * per_frame_detection(macs["full"], macs["short"], work.full_runs, work.short_runs) \
-        + fps * work.views * macs["face_small"] + macs["voice"]  # a Pi 4 has no SDOT: the small face CNN
-    info["model_macs_per_stream_s"] = per_s
-    bound = per_s / (A72_PEAK_GMACS * 1e9) * 1000
-    lo, hi = bound / A72_ATTAINED[1], bound / A72_ATTAINED[0]
-    run = info["memory"].get("steady cpu (% of one core)") or 0.0
-    rest = max(0.0, run - info["ours_per_stream_s_ms"] / 10)
-    info["pi_run_percent"] = (lo / 10 + rest * PI_FACTOR, hi / 10 + rest * PI_FACTOR)
+    model_macs_s = fps * (per_frame_detection(macs["full"], macs["short"], work.full_runs, work.short_runs)
+                          + work.views * macs["face_small"]) + macs["voice"]
+
+    def view(core: dict[str, float], size: str, precision: str) -> float:
+        return core[f"face classify one view, {size}, {precision}, onnxruntime"] / 1e6
+
     return (
-        f"the models do {per_s / 1e6:.0f} M multiply-adds per stream second (counted from the ONNX graphs: the small "
-        f"face CNN, which `face.classifier` auto chooses there, {macs['face_small'] / 1e6:.0f} M a view (the large "
-        f"{macs['face'] / 1e6:.0f} M), {fps * work.views:.1f} views a second; the full-range detector "
-        f"{macs['full'] / 1e6:.0f} M a run; the voice encoder {macs['voice'] / 1e6:.0f} M a window, one a second of "
-        f"speech). A Pi 4's Cortex-A72 core peaks at {A72_PEAK_GMACS:.0f} G multiply-adds a second (1.5 GHz, two "
-        "128-bit NEON pipes; without SDOT, int8 gains little), so they need at least "
-        f"{bound:.0f} ms of a core a second, and {lo:.0f}-{hi:.0f} ms (~{lo / 10:.0f}-{hi / 10:.0f} % of one of its "
-        f"four cores) at the {A72_ATTAINED[0]:.0%}-{A72_ATTAINED[1]:.0%} of peak NEON kernels reach on "
-        f"convolutions this small. The rest of `emomusic run` ({rest:.1f} % of a core here beyond the models: "
-        f"Python, decoding, the page) at about {PI_FACTOR:.0f}x a server core's time: ~{rest * PI_FACTOR:.0f} %; "
-        f"in all about {lo / 10 + rest * PI_FACTOR:.0f}-{hi / 10 + rest * PI_FACTOR:.0f} % of one core. "
-        "Method, and what it cannot do: the stage timings run under qemu (`sudo scripts/check-arm64.sh --stages`, "
-        "2026-12-03, code 6b368ad) cannot rank stages or backends, because qemu computes floating point in "
-        "software: there the fp32 full-range detector took 10.4 s a run and the voice encoder 25.9 s a window "
-        "(2,000x and 3,100x a VNNI Xeon core), the fp32 face CNN 4.5 s against 68 ms for its int8 copy (67x "
-        "apart; 1.1-3x on real CPUs), decoding a camera frame 8 ms (10x). Re-run this script on a Pi for real "
-        "numbers.")
+        f"counted, not timed: `emomusic replay` of the sample story executes **{per_s / 1e6:.0f} M instructions a "
+        f"second of stream** on a Cortex-A72's kernels (`sudo scripts/check-arm64.sh --instructions`, "
+        f"{counts['date']}, code {counts['code']}, `{ARM64_FILE.name}`: the face, the voice and fusion, all their "
+        f"threads, Python included). A Pi 4's core runs at {A72_GHZ} GHz and decodes at most 3 instructions a "
+        f"cycle: at least {cycles[0]:.1f} % of one core; at {A72_IPC[1]:.0f}-{A72_IPC[0]:.0f} a cycle (assumed: its "
+        f"two NEON pipes take the float multiply-adds, one of them the integer ones; interpreted Python runs near "
+        f"1) {cycles[1]:.0f}-{cycles[2]:.0f} %. Beyond the instructions, the voice's float first layer reads its 1 "
+        f"MB of recurrent weights once a step, more than stays in a Pi 4's 1 MB L2: {VOICE_DRAM_MB:.0f} MB a window "
+        f"from memory (cachegrind with an A72's caches), up to {memory:.1f} % of a core a second of speech at "
+        f"{PI4_DRAM_GBS:.0f} GB/s if none of it overlapped. The threads `replay` does not run (the player, the "
+        f"page, supervision: {rest:.2f} % of a core here) at about {PI_FACTOR:.0f}x this core's time: "
+        f"~{rest * PI_FACTOR:.0f} %; in all about {lo:.0f}-{hi:.0f} % of one of its four cores. What the counts "
+        f"rank on the A72's kernels (one view of the face CNN, onnxruntime; all stages in the table above): the "
+        f"small CNN {view(a72, 'small', 'int8'):.1f} M instructions against the large one's "
+        f"{view(a72, 'large', 'int8'):.1f} M, so `face.classifier` auto runs the small one there; int8 "
+        f"{view(a72, 'small', 'int8'):.1f} M against fp32 {view(a72, 'small', 'fp32'):.1f} M (fewer, though the "
+        f"A72 has one pipe for integer multiplies against two for float: about even); LiteRT's XNNPACK would "
+        f"execute {(ort - lite) / 1e6:.0f} M fewer a stream second than onnxruntime ({(ort - lite) / ort:.0%} of "
+        f"the models' {ort / 1e6:.0f} M with someone speaking all the time, as the budgets count them; its "
+        f"detectors most), which does not pay for the 14 MB LiteRT holds beside onnxruntime. "
+        f"On a Pi 5's Cortex-A76, with SDOT, the large CNN takes "
+        f"{view(a76, 'large', 'int8'):.1f} M (the A72 {view(a72, 'large', 'int8'):.1f} M) and its fp32 copy "
+        f"{view(a76, 'large', 'fp32'):.1f} M: there `auto` runs the large one. The models do "
+        f"{model_macs_s / 1e6:.0f} M multiply-adds a stream second (counted from the ONNX graphs) in "
+        f"{ort / 1e6:.0f} M A72 instructions, speech all the time (the sample story speaks part of the time). "
+        "Timings under qemu cannot stand in for these counts: it computes "
+        "floating point in software, so an fp32 stage ran 20-60x slower against an int8 one there than on real "
+        "CPUs (2026-12-03). Run `bench.py` on a Pi for real numbers."
+    )
 
 
 def scan_rate(folders: list[Path], jobs: int) -> dict[str, Any]:
