@@ -3,6 +3,7 @@
     python scripts/bench.py [--out docs/PERFORMANCE.md] [--quick] [--music FOLDER...]
     python scripts/bench.py --web     # only the web stage's CPU, idle and with a page open
     python scripts/bench.py --memory | --stages | --scan FOLDER...   # one part, printed as JSON
+    python scripts/bench.py --voice-memory   # the voice's memory traffic with a Pi 4's caches (valgrind)
     python scripts/bench.py --hide-int8-dot-product ...   # the same, as on a CPU without VNNI/AMX
 
 Not a test: it measures and writes docs/PERFORMANCE.md with the machine's description.
@@ -890,10 +891,42 @@ A72_GHZ = 1.5  # a Pi 4's clock
 A72_IPC = (1.0, 2.0)
 PI_FACTOR = 6.0  # the threads `emomusic replay` does not run (the player, the page): an A72 core against this one
 PIPELINE = ("analyzer-", "source-", "fusion")  # the threads `emomusic replay` runs as well
-# valgrind --tool=cachegrind --D1=32768,2,64 --LL=1048576,16,64 (an A72's L1 and a Pi 4's L2) on the voice
-# stage, 2026-12-05: what a 2 s window reads from memory beyond the L2 (the float first layer's 1 MB of
-# recurrent weights, once a step, do not stay in it), and a Pi 4's memory read rate, both conservative
-VOICE_DRAM_MB, PI4_DRAM_GBS = 55.0, 4.0
+# What a 2 s voice window moves between a Pi 4's 1 MB L2 and memory (`bench.py --voice-memory`, 2026-12-05:
+# the float first layer's 1 MB of recurrent weights, read once a step, do not stay in it), and a Pi 4's
+# memory read rate, taken low
+VOICE_DRAM_MB, PI4_DRAM_GBS = 53.0, 4.0
+A72_CACHES = ["--I1=49152,3,64", "--D1=32768,2,64", "--LL=1048576,16,64"]  # a Cortex-A72's L1s, a Pi 4's L2
+VOICE_WINDOWS = """
+import sys, numpy as np
+from pathlib import Path
+from emomusic.voice.analyzer import VoiceClassifier
+rng = np.random.default_rng(0); t = np.arange(32000) / 16000
+y = 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.02 * rng.standard_normal(32000)
+voice = VoiceClassifier(Path(sys.argv[1]), adaptation=True)
+for _ in range(int(sys.argv[2])):
+    voice.classify([(y * 32767).astype(np.int16)])
+"""
+
+
+def voice_memory() -> dict[str, float]:
+    """Bytes a voice window moves beyond the last-level cache, simulated by cachegrind with a Pi 4's caches:
+    three windows less one (the first, cold, and start-up drop out), halved. x86 kernels stand in for the
+    A72's: the LSTM's weights are read in the same order whatever the vector width."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("bench.py --voice-memory: valgrind is not installed (apt-get install valgrind)")
+    misses = []
+    for windows in (1, 3):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "cachegrind.out"
+            subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=yes", *A72_CACHES,
+                            f"--cachegrind-out-file={out}", sys.executable, "-c", VOICE_WINDOWS, str(MODELS),
+                            str(windows)], check=True, capture_output=True)
+            events = next(line.split()[1:] for line in out.read_text().splitlines() if line.startswith("events:"))
+            totals = next(line.split()[1:] for line in out.read_text().splitlines() if line.startswith("summary:"))
+            counts = dict(zip(events, map(int, totals), strict=True))
+            misses.append(counts["DLmr"] + counts["DLmw"])
+    per_window = (misses[1] - misses[0]) / 2 * 64
+    return {"voice window, MB beyond a 1 MB L2": round(per_window / 1e6, 1)}
 
 
 def per_frame_detection(full: float, short: float, full_runs: float, short_runs: float) -> float:
@@ -1024,7 +1057,8 @@ def pi_note(info: dict[str, Any], fps: float, work: FaceWork) -> str:
         f"two NEON pipes take the float multiply-adds, one of them the integer ones; interpreted Python runs near "
         f"1) {cycles[1]:.0f}-{cycles[2]:.0f} %. Beyond the instructions, the voice's float first layer reads its 1 "
         f"MB of recurrent weights once a step, more than stays in a Pi 4's 1 MB L2: {VOICE_DRAM_MB:.0f} MB a window "
-        f"from memory (cachegrind with an A72's caches), up to {memory:.1f} % of a core a second of speech at "
+        f"from memory (`bench.py --voice-memory`: cachegrind with a Pi 4's caches), up to {memory:.1f} % of a "
+        f"core a second of speech at "
         f"{PI4_DRAM_GBS:.0f} GB/s if none of it overlapped. The threads `replay` does not run (the player, the "
         f"page, supervision: {rest:.2f} % of a core here) at about {PI_FACTOR:.0f}x this core's time: "
         f"~{rest * PI_FACTOR:.0f} %; in all about {lo:.0f}-{hi:.0f} % of one of its four cores. What the counts "
@@ -1223,6 +1257,8 @@ def one_measurement(args: argparse.Namespace) -> dict[str, Any] | None:
         return stage_benchmarks(args.repeat or (20 if args.quick else 100))
     if args.scan:
         return scan_rate(args.scan, args.jobs)
+    if args.voice_memory:
+        return voice_memory()
     return None
 
 
@@ -1242,13 +1278,19 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=0, help="with --scan: worker processes (0 = one per core)")
     ap.add_argument("--web", action="store_true", help="only the web stage's CPU, idle and with a page open, as JSON")
     ap.add_argument("--microphone", action="store_true", help="only a live microphone's path, its CPU as JSON")
+    ap.add_argument("--voice-memory", action="store_true",
+                    help="only what a voice window moves beyond a Pi 4's 1 MB L2 (valgrind's cachegrind), as JSON")
     ap.add_argument("--hide-int8-dot-product", action="store_true",
                     help="run as on a CPU without VNNI/AMX: hide them (and AVX-512) from the processes' CPUID")
     ap.add_argument("--music", type=Path, nargs="+", metavar="FOLDER",
                     help="in the full run: also the first library scan of these folders of real music")
     args = ap.parse_args()
     if args.render:
-        write_report(args.out, json.loads(args.render.read_text()))
+        info = json.loads(args.render.read_text())
+        work = FaceWork(info["detection_share"], info["near_share"], info["full_runs_per_frame"],
+                        info["short_runs_per_frame"], info["views_per_frame"])
+        info["pi_note"] = pi_note(info, info["fps"], work)  # today's counts and constants
+        write_report(args.out, info)
         print(f"wrote {args.out}")
         return 0
     if args.hide_int8_dot_product and not os.environ.get(HIDDEN_ENV):
