@@ -56,12 +56,18 @@ bind /dev "$root/dev"
 bind /dev/pts "$root/dev/pts"
 # onnxruntime reads /proc/cpuinfo at import and crashes on an x86 one under qemu-user: show it a Pi 4's
 # (an emulator artifact, not a Pi problem).
+# pi_cpuinfo FILE FEATURES VARIANT PART REVISION TAIL: four cores of a Pi's /proc/cpuinfo
+pi_cpuinfo() {
+    : > "$1"
+    for cpu in 0 1 2 3; do
+        printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: %s\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: %s\nCPU part\t: %s\nCPU revision\t: %s\n\n' \
+            "$cpu" "$2" "$3" "$4" "$5" >> "$1"
+    done
+    printf '%b' "$6" >> "$1"
+}
 cpuinfo="$root/etc/pi4-cpuinfo"
-: > "$cpuinfo"
-for cpu in 0 1 2 3; do
-    printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n' "$cpu" >> "$cpuinfo"
-done
-printf 'Hardware\t: BCM2835\nRevision\t: c03111\nModel\t\t: Raspberry Pi 4 Model B Rev 1.1\n' >> "$cpuinfo"
+pi_cpuinfo "$cpuinfo" "fp asimd evtstrm crc32 cpuid" 0x0 0xd08 3 \
+    'Hardware\t: BCM2835\nRevision\t: c03111\nModel\t\t: Raspberry Pi 4 Model B Rev 1.1\n'
 bind "$cpuinfo" "$root/proc/cpuinfo"
 # name resolution, and the host's CA bundle and pip settings (a proxy with its own CA stays trusted)
 cp /etc/resolv.conf "$root/etc/resolv.conf"
@@ -90,11 +96,8 @@ if [ "$count" -eq 1 ]; then
     # A Pi 5's core too (Cortex-A76: SDOT, the int8 dot product), with a Pi 5's /proc/cpuinfo, so that the
     # daemon chooses as it would there.
     pi5="$root/etc/pi5-cpuinfo"
-    : > "$pi5"
-    for cpu in 0 1 2 3; do
-        printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n' "$cpu" >> "$pi5"
-    done
-    printf 'Revision\t: d04170\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n' >> "$pi5"
+    pi_cpuinfo "$pi5" "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp" \
+        0x4 0xd0b 1 'Revision\t: d04170\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n'
     for core in cortex-a72:"$cpuinfo" cortex-a76:"$pi5"; do
         bind "${core#*:}" "$root/proc/cpuinfo"
         # outside the root, its files seen through qemu's -L prefix (this qemu is an x86_64 program with its
