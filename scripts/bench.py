@@ -148,8 +148,45 @@ def audible_guard(playing: bool) -> PlaybackGuard:
     return guard
 
 
-def stage_benchmarks(repeat: int) -> dict[str, float]:
+def frame_decoder(seconds: float) -> Callable[[], None]:
+    """Decodes the next frame of a generated 640x480 MJPG video each call (from its start again at its end),
+    as a camera's frames are decoded."""
     import cv2
+
+    from emomusic.sources.samples import make_video
+
+    path = Path(tempfile.mkdtemp()) / "v.avi"
+    make_video(path, seconds=seconds)
+    cap = cv2.VideoCapture(str(path))
+
+    def decode() -> None:
+        ok, _ = cap.read()
+        if not ok:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+
+    return decode
+
+
+def sample_frame() -> np.ndarray:
+    """A 640x480 frame with the sample face in it, the stages' face input."""
+    import cv2
+
+    from emomusic.sources.samples import SAMPLE_FACE
+
+    frame = np.full((480, 640, 3), 120, np.uint8)
+    frame[150:326, 230:406] = cv2.imread(str(SAMPLE_FACE))
+    return frame
+
+
+def voiced_window() -> np.ndarray:
+    """2 s of a voice-like signal at 16 kHz in -1..1 (a 180 Hz tone swaying in level 3 times a second, a little
+    noise): a voice stage's input where espeak-ng is not at hand."""
+    rng = np.random.default_rng(0)
+    t = np.arange(32000) / 16000
+    return 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.02 * rng.standard_normal(32000)
+
+
+def stage_benchmarks(repeat: int) -> dict[str, float]:
 
     from emomusic.config.fusion import FusionConfig
     from emomusic.face.analyzer import ExpressionClassifier
@@ -158,25 +195,14 @@ def stage_benchmarks(repeat: int) -> dict[str, float]:
     from emomusic.face.tracking import FaceFollower
     from emomusic.fusion.fuser import Fusion
     from emomusic.messages import Observation
-    from emomusic.sources.samples import SAMPLE_FACE, espeak_speech, make_video
+    from emomusic.sources.samples import espeak_speech
     from emomusic.voice.analyzer import VoiceClassifier
     from emomusic.voice.encoder import VoiceEncoder, mel_frames
     from emomusic.voice.vad import speech_windows
 
     out: dict[str, float] = {}
-    tmp = Path(tempfile.mkdtemp())
-    make_video(tmp / "v.avi", seconds=4)
-    cap = cv2.VideoCapture(str(tmp / "v.avi"))
-
-    def decode() -> None:
-        ok, _ = cap.read()
-        if not ok:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-
-    out["capture decode 640x480 MJPG frame"] = timeit(decode, repeat)
-    frame = np.full((480, 640, 3), 120, np.uint8)
-    face = cv2.imread(str(SAMPLE_FACE))
-    frame[150:326, 230:406] = face
+    out["capture decode 640x480 MJPG frame"] = timeit(frame_decoder(4), repeat)
+    frame = sample_frame()
     for backend in ("onnxruntime", "tflite"):
         for model in ("full", "short"):
             det = FaceDetector(model, backend)
@@ -892,19 +918,20 @@ A72_IPC = (1.0, 2.0)
 PI_FACTOR = 6.0  # the threads `emomusic replay` does not run (the player, the page): an A72 core against this one
 PIPELINE = ("analyzer-", "source-", "fusion")  # the threads `emomusic replay` runs as well
 # What a 2 s voice window moves between a Pi 4's 1 MB L2 and memory (`bench.py --voice-memory`, 2026-12-05:
-# the float first layer's 1 MB of recurrent weights, read once a step, do not stay in it), and a Pi 4's
-# memory read rate, taken low
-VOICE_DRAM_MB, PI4_DRAM_GBS = 53.0, 4.0
+# the float first layer's 1 MB of recurrent weights, read once a step, do not stay in it; 53.2-54.9 MB as the
+# process's heap lies), and a Pi 4's memory read rate, taken low
+VOICE_DRAM_MB, PI4_DRAM_GBS = 54.5, 4.0
 A72_CACHES = ["--I1=49152,3,64", "--D1=32768,2,64", "--LL=1048576,16,64"]  # a Cortex-A72's L1s, a Pi 4's L2
 VOICE_WINDOWS = """
 import sys, numpy as np
 from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from bench import voiced_window
 from emomusic.voice.analyzer import VoiceClassifier
-rng = np.random.default_rng(0); t = np.arange(32000) / 16000
-y = 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.02 * rng.standard_normal(32000)
+window = (voiced_window() * 32767).astype(np.int16)
 voice = VoiceClassifier(Path(sys.argv[1]), adaptation=True)
 for _ in range(int(sys.argv[2])):
-    voice.classify([(y * 32767).astype(np.int16)])
+    voice.classify([window])
 """
 
 
@@ -920,13 +947,23 @@ def voice_memory() -> dict[str, float]:
             out = Path(tmp) / "cachegrind.out"
             subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=yes", *A72_CACHES,
                             f"--cachegrind-out-file={out}", sys.executable, "-c", VOICE_WINDOWS, str(MODELS),
-                            str(windows)], check=True, capture_output=True)
-            events = next(line.split()[1:] for line in out.read_text().splitlines() if line.startswith("events:"))
-            totals = next(line.split()[1:] for line in out.read_text().splitlines() if line.startswith("summary:"))
+                            str(windows), str(ROOT / "scripts")], check=True, capture_output=True)
+            lines = out.read_text().splitlines()
+            events = next(line.split()[1:] for line in lines if line.startswith("events:"))
+            totals = next(line.split()[1:] for line in lines if line.startswith("summary:"))
             counts = dict(zip(events, map(int, totals), strict=True))
             misses.append(counts["DLmr"] + counts["DLmw"])
     per_window = (misses[1] - misses[0]) / 2 * 64
     return {"voice window, MB beyond a 1 MB L2": round(per_window / 1e6, 1)}
+
+
+def per_stream_second(fps: float, work: FaceWork, full: float, short: float, view: float, follow: float,
+                      voice_window: float, vad_frame: float) -> float:
+    """What the models cost a second of stream, in ms or in instructions alike: the face as the sample video
+    asks it (``work``), a voice window a second (someone speaking all the time, as the budgets count) and
+    the VAD's 33 frames."""
+    return fps * (per_frame_detection(full, short, work.full_runs, work.short_runs) + work.views * view + follow) \
+        + voice_window + 33 * vad_frame
 
 
 def per_frame_detection(full: float, short: float, full_runs: float, short_runs: float) -> float:
@@ -992,13 +1029,12 @@ def arm64_counts(path: Path = ARM64_FILE) -> dict[str, Any] | None:
 
 
 def pipeline_instructions(c: dict[str, float], fps: float, work: FaceWork, classifier: str, backend: str) -> float:
-    """The models' instructions per stream second from the counted stages, the face as the sample video asks
-    (``work``) and speech all the time."""
-    full, short = c[f"face detect, full range, {backend}"], c[f"face detect, short range, {backend}"]
-    view = c[f"face classify one view, {classifier}, int8, {backend}"]
-    return fps * (per_frame_detection(full, short, work.full_runs, work.short_runs) + work.views * view
-                  + c["face following"]) + c["voice mel frames per 2 s window"] \
-        + c["voice encoder + adaptation + head per 2 s window"] + 33 * c["VAD per 30 ms frame"]
+    """The models' instructions a stream second from the counted stages (the voice window's count includes its
+    mel frames)."""
+    return per_stream_second(fps, work, c[f"face detect, full range, {backend}"],
+                             c[f"face detect, short range, {backend}"],
+                             c[f"face classify one view, {classifier}, int8, {backend}"], c["face following"],
+                             c["voice encoder + adaptation + head per 2 s window"], c["VAD per 30 ms frame"])
 
 
 def arm64_section(counts: dict[str, Any] | None) -> list[str]:
@@ -1327,12 +1363,10 @@ def main() -> int:
     full_ms, short_ms = st["face detect (full range, onnxruntime)"], st["face detect (short range, onnxruntime)"]
     classify, follow = (st[view_key("int8", "onnxruntime", info["classifier"])],
                         st["face following between detections (template match)"])
-    voice = st["voice encoder + adaptation + head per 2 s window"] + 33 * st["VAD per 30 ms frame"]
-    ours = fps * (per_frame_detection(full_ms, short_ms, work.full_runs, work.short_runs)
-                  + work.views * classify + follow) + voice
-    info["ours_per_stream_s_ms"] = ours
+    window, vad = st["voice encoder + adaptation + head per 2 s window"], st["VAD per 30 ms frame"]
+    info["ours_per_stream_s_ms"] = per_stream_second(fps, work, full_ms, short_ms, classify, follow, window, vad)
     # a face detected anew on every frame is never steady: classified on every frame
-    info["ours_detect_always_ms"] = fps * (full_ms + classify + follow) + voice
+    info["ours_detect_always_ms"] = fps * (full_ms + classify + follow) + window + 33 * vad
     if not args.quick:
         info["seeds"] = seed_models(repeat)
         info["seeds_per_stream_s_ms"] = fps * info["seeds"]["Swin-T face model, 224x224 (per frame)"] \

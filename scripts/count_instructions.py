@@ -33,7 +33,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
-MODELS = ROOT / "models"
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench import MODELS, frame_decoder, sample_frame, voiced_window  # noqa: E402  the same inputs as its stages
+
 MAGIC = 0x4000000  # the plugin's marker range: getpriority(PRIO_PROCESS, MAGIC + n)
 
 
@@ -74,29 +77,16 @@ def instructions(counter: Counter, fn: Callable[[], Any], repeat: int) -> int:
 
 
 def stages(counter: Counter, repeat: int, heavy_repeat: int, backends: list[str]) -> dict[str, int]:
-    import cv2
-
     from emomusic.face.analyzer import ExpressionClassifier
     from emomusic.face.detector import FaceDetector
     from emomusic.face.preprocess import align_face
     from emomusic.face.tracking import FaceFollower
-    from emomusic.sources.samples import SAMPLE_FACE, make_video
     from emomusic.voice.analyzer import VoiceClassifier
     from emomusic.voice.encoder import mel_frames
 
     out: dict[str, int] = {}
-    tmp = Path(tempfile.mkdtemp())
-    make_video(tmp / "v.avi", seconds=2)
-    cap = cv2.VideoCapture(str(tmp / "v.avi"))
-
-    def decode() -> None:
-        ok, _ = cap.read()
-        if not ok:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-
-    out["capture decode 640x480 MJPG frame"] = instructions(counter, decode, repeat)
-    frame = np.full((480, 640, 3), 120, np.uint8)
-    frame[150:326, 230:406] = cv2.imread(str(SAMPLE_FACE))
+    out["capture decode 640x480 MJPG frame"] = instructions(counter, frame_decoder(2), repeat)
+    frame = sample_frame()
     found = FaceDetector("full").detect(frame)[0]
     crop = align_face(frame, found.box, found.keypoints)
     out["face align"] = instructions(counter, lambda: align_face(frame, found.box, found.keypoints), repeat)
@@ -112,10 +102,7 @@ def stages(counter: Counter, repeat: int, heavy_repeat: int, backends: list[str]
                 clf = ExpressionClassifier(MODELS, backend, precision, size=size)  # type: ignore[arg-type]
                 out[f"face classify one view, {size}, {precision}, {backend}"] = instructions(
                     counter, lambda c=clf: c.classify([crop], "plain"), heavy_repeat if precision == "fp32" else repeat)
-    rng = np.random.default_rng(0)
-    t = np.arange(32000) / 16000
-    window = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
-              + 0.02 * rng.standard_normal(32000))
+    window = voiced_window()
     window16 = (window * 32767).astype(np.int16)
     out["voice mel frames per 2 s window"] = instructions(counter, lambda: mel_frames(window), repeat)
     voice = VoiceClassifier(MODELS, adaptation=True)
