@@ -454,6 +454,28 @@ def test_int8_weights_fit_seven_bits_so_every_cpu_reads_the_model_alike() -> Non
         weights = [numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
         assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64, name
 
+def test_the_face_cnns_first_block_stays_in_float() -> None:
+    """Over one gray channel the first convolution is 9 multiply-adds an output: int8 kernels gain nothing
+    there and pay for quantizing the input (scripts/model_export.float_stem). The shipped int8 models take
+    the input straight into a float convolution and quantize after its pooling; a model whose input has
+    more than one channel is quantized whole."""
+    import onnx
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from model_export import float_stem
+
+    assert float_stem(ROOT / "models" / "face_expression.onnx") == ["/0/Conv", "/2/Relu", "/3/MaxPool"]
+    assert float_stem(ROOT / "models" / "face_detector_full.onnx") == []  # 3 channels
+    for name in ("face_expression_int8.onnx", "face_expression_small_int8.onnx"):
+        graph = onnx.load(str(ROOT / "models" / name)).graph
+        weights = {t.name for t in graph.initializer}
+        floats = {t.name for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+        first = next(n for n in graph.node if n.op_type == "Conv")
+        assert first.input[0] == graph.input[0].name and first.input[1] in floats, name
+        ops = [n.op_type for n in graph.node if not (n.op_type == "DequantizeLinear" and n.input[0] in weights)]
+        assert ops[:4] == ["Conv", "Relu", "MaxPool", "QuantizeLinear"], (name, ops[:4])
+
+
 
 def _near_gray_face() -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The astronaut's face as a tight 96 px gray crop blown up to 400 px, close to the camera (like the

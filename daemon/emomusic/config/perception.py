@@ -41,7 +41,7 @@ class FaceConfig(Section, frozen=True):
     classifier: Annotated[
         Literal["auto", "large", "small"],
         Meta(
-            description="The expression CNN: large (96 M multiply-adds a view), small (54 M, about 1.5 points less "
+            description="The expression CNN: large (96 M multiply-adds a view), small (54 M, about 2 points less "
             "accurate on held-out faces), or auto: large where the CPU has an int8 dot product (x86 VNNI, a Pi 5), "
             "small where it has none (a Pi 4), on which a large view costs four times as much."
         ),
