@@ -29,6 +29,7 @@ from fakes import FakeLibrary, FakePlayer
 # voice alone; 0.34 before its provisional first second, 0.42 with the linear voice head before 2026-12-05) and
 # 0.42 (happy), on a CPU without VNNI, LiteRT alike; int8 kernels of other CPUs move single readings by about 0.01.
 # The small face classifier (2026-12-05, a Xeon with VNNI, both backends): neutral 0.54-0.55, sad 0.40, happy 0.42.
+# The int8 copies with their first block in float (2026-12-05, an EPYC with VNNI): neutral 0.34 (large), 0.55 (small).
 FIRST_RUN_S = 120.0  # the README promises the re-plan within the first two minutes
 
 
