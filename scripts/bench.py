@@ -813,7 +813,24 @@ def both_kinds(info: dict[str, Any], path: Path = KINDS_FILE) -> list[str]:
                         + " | |")
     missed = [f"{k}: " + "; ".join(m) for k in order if (m := goals_not_met(kinds[k]["figures"]))]
     return [*rows, "", "**Not met on the last run of each kind:** " + (". ".join(missed) or "none") + ".",
-            *hidden_note(kinds)]
+            *older_code_note(kinds, order, info["machine"]["code"]), *hidden_note(kinds)]
+
+
+def older_code_note(kinds: dict[str, Any], order: list[str], code: str) -> list[str]:
+    """A column measured on older code, where the daemon or the models have changed since: its figures are that
+    code's, not today's (a kind of CPU this machine is not must wait for such a machine to be re-run)."""
+    notes = []
+    for k in order:
+        then = kinds[k]["code"].removesuffix("-dirty")
+        if then == code.removesuffix("-dirty"):
+            continue
+        since = subprocess.run(["git", "rev-list", "--count", f"{then}..HEAD", "--", "daemon", "models",
+                                ":(exclude)models/*.md"], cwd=ROOT, capture_output=True, text=True)
+        if since.returncode == 0 and int(since.stdout.strip() or 0) > 0:
+            notes.append(f"{k}: measured at {then}; {int(since.stdout)} commits changed the daemon or the models "
+                         f"between it and {code}")
+    return ["", "**Older code:** " + "; ".join(notes) + ". Those figures are that code's; the column waits for a "
+            "re-run on its kind of CPU."] if notes else []
 
 
 def hidden_note(kinds: dict[str, Any]) -> list[str]:
