@@ -454,6 +454,7 @@ def test_int8_weights_fit_seven_bits_so_every_cpu_reads_the_model_alike() -> Non
         weights = [numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
         assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64, name
 
+
 def test_the_face_cnns_first_block_stays_in_float() -> None:
     """Over one gray channel the first convolution is 9 multiply-adds an output: int8 kernels gain nothing
     there and pay for quantizing the input (scripts/model_export.float_stem). The shipped int8 models take
@@ -474,7 +475,6 @@ def test_the_face_cnns_first_block_stays_in_float() -> None:
         assert first.input[0] == graph.input[0].name and first.input[1] in floats, name
         ops = [n.op_type for n in graph.node if not (n.op_type == "DequantizeLinear" and n.input[0] in weights)]
         assert ops[:4] == ["Conv", "Relu", "MaxPool", "QuantizeLinear"], (name, ops[:4])
-
 
 
 def _near_gray_face() -> tuple[np.ndarray, tuple[int, int, int, int]]:
