@@ -1178,15 +1178,16 @@ def player_cpu(seconds: float = 20.0) -> dict[str, float]:
     """The pygame player's CPU (% of one core) while it plays a demo track of each format through SDL's
     dummy driver (which mixes as a sound card's would), with the daemon's mixer buffer and with pygame's
     default of 512 samples, each in a fresh process that does nothing else."""
+    from emomusic.audio import RATE
     from emomusic.music.demo import synth_music, write_tagged
     from emomusic.music.players.pygame_player import MIXER_BUFFER
 
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        audio = synth_music(30.0)
+        audio = synth_music(seconds + 10.0)  # longer than the 3 s to settle and the seconds measured
         for suffix in (".ogg", ".mp3", ".flac"):
             track = Path(tmp) / f"track{suffix}"
-            write_tagged(track, audio, "bench", "")
+            write_tagged(track, audio, "bench", "", source_rate=RATE)  # at 44.1 kHz, as the demo library
             for buffer in (MIXER_BUFFER, 512):
                 res = subprocess.run([sys.executable, "-c", PLAYER_CPU, str(track), str(buffer), str(seconds)],
                                      capture_output=True, text=True, timeout=seconds + 60)
