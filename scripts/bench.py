@@ -932,8 +932,10 @@ A72_GHZ = 1.5  # a Pi 4's clock
 # Instructions a cycle assumed for this work on an A72: it decodes at most 3 a cycle; its two NEON pipes take
 # the float multiply-adds, only one of them the integer ones; interpreted Python runs near 1.
 A72_IPC = (1.0, 2.0)
-PI_FACTOR = 6.0  # the threads `emomusic replay` does not run (the player, the page): an A72 core against this one
+PI_FACTOR = 6.0  # the threads neither `emomusic replay` nor the player runs (the page, the music stage): an A72 core
 PIPELINE = ("analyzer-", "source-", "fusion")  # the threads `emomusic replay` runs as well
+MIXER = "SDLAudio"  # SDL's mixer thread, which decodes and mixes the music: counted on its own (PLAYER_COUNT)
+PLAYER_COUNT = "player, all threads, per second of music"
 # What a 2 s voice window moves between a Pi 4's 1 MB L2 and memory (`bench.py --voice-memory`, 2026-12-05:
 # the float first layer's 1 MB of recurrent weights, read once a step, do not stay in it; 53.2-54.9 MB as the
 # process's heap lies), and a Pi 4's memory read rate, taken low
@@ -1079,8 +1081,8 @@ def arm64_section(counts: dict[str, Any] | None) -> list[str]:
 def pi_note(info: dict[str, Any], fps: float, work: FaceWork) -> str:
     """The Pi 4 estimate from the instructions counted on a Cortex-A72's own kernels (check-arm64.sh
     --instructions): the whole pipeline's per stream second at an assumed range of instructions a cycle, the
-    voice's memory traffic beyond the L2, and the threads `emomusic replay` does not run by a core-to-core
-    factor."""
+    voice's memory traffic beyond the L2, the player's mixing counted alike, and the threads neither runs by a
+    core-to-core factor."""
     counts = arm64_counts()
     threads = info["memory"].get(THREAD_KEY) or {}
     rest = sum(cpu for name, (cpu, _, _) in threads.items() if not name.startswith(PIPELINE))
@@ -1091,7 +1093,10 @@ def pi_note(info: dict[str, Any], fps: float, work: FaceWork) -> str:
     per_s = a72["replay, all threads, per second of stream"]
     cycles = [per_s / ipc / (A72_GHZ * 1e9) * 100 for ipc in (3.0, *reversed(A72_IPC))]  # % of a core
     memory = VOICE_DRAM_MB / 1000 / PI4_DRAM_GBS * 100  # % of a core a second of speech, if it never overlapped
-    lo, hi = cycles[1] + rest * PI_FACTOR, cycles[2] + memory + rest * PI_FACTOR
+    mixing = [a72.get(PLAYER_COUNT, 0.0) / ipc / (A72_GHZ * 1e9) * 100 for ipc in reversed(A72_IPC)]
+    if PLAYER_COUNT in a72:  # the mixer thread is counted: only the rest goes by the factor
+        rest -= sum(cpu for name, (cpu, _, _) in threads.items() if name.startswith(MIXER))
+    lo, hi = cycles[1] + mixing[0] + rest * PI_FACTOR, cycles[2] + memory + mixing[1] + rest * PI_FACTOR
     info["pi_run_percent"] = (lo, hi)
     ort, lite = (pipeline_instructions(a72, fps, work, "small", b) for b in ("onnxruntime", "tflite"))
     macs = model_macs()
@@ -1112,9 +1117,15 @@ def pi_note(info: dict[str, Any], fps: float, work: FaceWork) -> str:
         f"MB of recurrent weights once a step, more than stays in a Pi 4's 1 MB L2: {VOICE_DRAM_MB:.0f} MB a window "
         f"from memory (`bench.py --voice-memory`: cachegrind with a Pi 4's caches), up to {memory:.1f} % of a "
         f"core a second of speech at "
-        f"{PI4_DRAM_GBS:.0f} GB/s if none of it overlapped. The threads `replay` does not run (the player, the "
-        f"page, supervision: {rest:.2f} % of a core here) at about {PI_FACTOR:.0f}x this core's time: "
-        f"~{rest * PI_FACTOR:.0f} %; in all about {lo:.0f}-{hi:.0f} % of one of its four cores. What the counts "
+        f"{PI4_DRAM_GBS:.0f} GB/s if none of it overlapped. "
+        + (f"The player, counted alike (SDL's mixer decoding and mixing an Ogg track through the dummy driver): "
+           f"{a72[PLAYER_COUNT] / 1e6:.1f} M instructions a second of music, {mixing[0]:.1f}-{mixing[1]:.1f} %. "
+           if PLAYER_COUNT in a72 else "")
+        + ("The threads neither `replay` nor the player covers (the music stage's steps, the page, supervision"
+           if PLAYER_COUNT in a72 else "The threads `replay` does not run (the player, the music stage's steps, the "
+           "page, supervision")
+        + f": {rest:.2f} % of a core here) at about {PI_FACTOR:.0f}x this core's time: "
+        f"~{rest * PI_FACTOR:.1f} %; in all about {lo:.0f}-{hi:.0f} % of one of its four cores. What the counts "
         f"rank on the A72's kernels (one view of the face CNN, onnxruntime; all stages in the table above): the "
         f"small CNN {view(a72, 'small', 'int8'):.1f} M instructions against the large one's "
         f"{view(a72, 'large', 'int8'):.1f} M, so `face.classifier` auto runs the small one there; int8 "

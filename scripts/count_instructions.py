@@ -158,6 +158,29 @@ def pipeline(counter: Counter, samples: Path) -> dict[str, float]:
             "replay of the whole story, all threads": counts[1], "story seconds": story_s}
 
 
+def player(counter: Counter, seconds: float = 10.0) -> dict[str, float]:
+    """All threads' instructions a second of music while the daemon's pygame player plays a demo track (Ogg): SDL's
+    mixer thread decodes and mixes it into the dummy driver, which takes the audio at a sound card's pace. The
+    seconds are the player's own count of what it played, so a slow emulator does not change the figure."""
+    os.environ["SDL_AUDIODRIVER"] = "dummy"
+    import time
+
+    from emomusic.audio import RATE
+    from emomusic.music.demo import synth_music, write_tagged
+    from emomusic.music.players.pygame_player import PygamePlayer, import_pygame
+
+    track = Path(tempfile.mkdtemp()) / "track.ogg"
+    write_tagged(track, synth_music(seconds + 10.0), "count", "", source_rate=RATE)  # 44.1 kHz, as the demo library
+    music = PygamePlayer(fade_ms=0)
+    music.play(str(track))
+    time.sleep(2.0)  # past the first buffers
+    played, before = import_pygame().mixer.music.get_pos(), counter.marker()[1]
+    time.sleep(seconds)
+    n, played = counter.marker()[1] - before, import_pygame().mixer.music.get_pos() - played
+    music.close()
+    return {"player, all threads, per second of music": n / (played / 1000)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each light stage after its warm-up")
@@ -180,6 +203,7 @@ def main() -> int:
             backends.remove("tflite")
     counter = Counter(path)
     out: dict[str, float] = dict(stages(counter, args.repeat, args.heavy_repeat, backends))
+    out |= player(counter)
     out |= pipeline(counter, args.samples)
     print(json.dumps(out, indent=1))
     return 0
