@@ -15,7 +15,8 @@ precisions, and with a core's instructions per cycle it estimates time (docs/PER
 Prints one JSON object: instructions per run of each stage (the minimum over ``--repeat`` runs after a
 warm-up run), and those of the whole pipeline per second of stream: ``emomusic replay --fast`` of the
 sample story (the face, the voice and fusion, all their threads, on the daemon's defaults; its first minute
-and the whole story, the difference, so that start-up and model loading drop out).
+and the whole story, the difference, so that start-up and model loading drop out); and those of the pygame
+player a second of music (``player``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench import MODELS, frame_decoder, sample_frame, voiced_window  # noqa: E402  the same inputs as its stages
+from bench import MODELS, PLAYER_COUNT, frame_decoder, sample_frame, voiced_window  # noqa: E402  bench's inputs
 
 MAGIC = 0x4000000  # the plugin's marker range: getpriority(PRIO_PROCESS, MAGIC + n)
 
@@ -178,7 +179,9 @@ def player(counter: Counter, seconds: float = 10.0) -> dict[str, float]:
     time.sleep(seconds)
     n, played = counter.marker()[1] - before, import_pygame().mixer.music.get_pos() - played
     music.close()
-    return {"player, all threads, per second of music": n / (played / 1000)}
+    if played <= 0:
+        raise RuntimeError(f"the player stopped before {seconds:.0f} s of {track.name} were counted")
+    return {PLAYER_COUNT: n / (played / 1000)}
 
 
 def main() -> int:
