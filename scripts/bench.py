@@ -826,8 +826,9 @@ def older_code_note(kinds: dict[str, Any], order: list[str], code: str) -> list[
             continue
         since = subprocess.run(["git", "rev-list", "--count", f"{then}..HEAD", "--", "daemon", "models",
                                 ":(exclude)models/*.md"], cwd=ROOT, capture_output=True, text=True)
-        if since.returncode == 0 and int(since.stdout.strip() or 0) > 0:
-            notes.append(f"{k}: measured at {then}; {int(since.stdout)} commits changed the daemon or the models "
+        changed = int(since.stdout.strip() or 0) if since.returncode == 0 else 0
+        if changed:
+            notes.append(f"{k}: measured at {then}; {changed} commits changed the daemon or the models "
                          f"between it and {code}")
     return ["", "**Older code:** " + "; ".join(notes) + ". Those figures are that code's; the column waits for a "
             "re-run on its kind of CPU."] if notes else []
@@ -1093,8 +1094,9 @@ def pi_note(info: dict[str, Any], fps: float, work: FaceWork) -> str:
     per_s = a72["replay, all threads, per second of stream"]
     cycles = [per_s / ipc / (A72_GHZ * 1e9) * 100 for ipc in (3.0, *reversed(A72_IPC))]  # % of a core
     memory = VOICE_DRAM_MB / 1000 / PI4_DRAM_GBS * 100  # % of a core a second of speech, if it never overlapped
+    counted = PLAYER_COUNT in a72  # the player's mixing counted: only the other threads go by the factor
     mixing = [a72.get(PLAYER_COUNT, 0.0) / ipc / (A72_GHZ * 1e9) * 100 for ipc in reversed(A72_IPC)]
-    if PLAYER_COUNT in a72:  # the mixer thread is counted: only the rest goes by the factor
+    if counted:
         rest -= sum(cpu for name, (cpu, _, _) in threads.items() if name.startswith(MIXER))
     lo, hi = cycles[1] + mixing[0] + rest * PI_FACTOR, cycles[2] + memory + mixing[1] + rest * PI_FACTOR
     info["pi_run_percent"] = (lo, hi)
@@ -1120,9 +1122,9 @@ def pi_note(info: dict[str, Any], fps: float, work: FaceWork) -> str:
         f"{PI4_DRAM_GBS:.0f} GB/s if none of it overlapped. "
         + (f"The player, counted alike (SDL's mixer decoding and mixing an Ogg track through the dummy driver): "
            f"{a72[PLAYER_COUNT] / 1e6:.1f} M instructions a second of music, {mixing[0]:.1f}-{mixing[1]:.1f} %. "
-           if PLAYER_COUNT in a72 else "")
+           if counted else "")
         + ("The threads neither `replay` nor the player covers (the music stage's steps, the page, supervision"
-           if PLAYER_COUNT in a72 else "The threads `replay` does not run (the player, the music stage's steps, the "
+           if counted else "The threads `replay` does not run (the player, the music stage's steps, the "
            "page, supervision")
         + f": {rest:.2f} % of a core here) at about {PI_FACTOR:.0f}x this core's time: "
         f"~{rest * PI_FACTOR:.1f} %; in all about {lo:.0f}-{hi:.0f} % of one of its four cores. What the counts "
@@ -1185,20 +1187,27 @@ seconds = float(sys.argv[3])
 """ + CPU_OF_THIS_PROCESS
 
 
+def demo_track(path: Path, seconds: float) -> Path:
+    """A synthesised piece of ``seconds`` written as the demo library writes its tracks (44.1 kHz, the format by
+    ``path``'s suffix): the player's input in this benchmark and in count_instructions.py."""
+    from emomusic.audio import RATE
+    from emomusic.music.demo import synth_music, write_tagged
+
+    write_tagged(path, synth_music(seconds), "bench", "", source_rate=RATE)
+    return path
+
+
 def player_cpu(seconds: float = 20.0) -> dict[str, float]:
     """The pygame player's CPU (% of one core) while it plays a demo track of each format through SDL's
     dummy driver (which mixes as a sound card's would), with the daemon's mixer buffer and with pygame's
     default of 512 samples, each in a fresh process that does nothing else."""
-    from emomusic.audio import RATE
-    from emomusic.music.demo import synth_music, write_tagged
     from emomusic.music.players.pygame_player import MIXER_BUFFER
 
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        audio = synth_music(seconds + 10.0)  # longer than the 3 s to settle and the seconds measured
         for suffix in (".ogg", ".mp3", ".flac"):
-            track = Path(tmp) / f"track{suffix}"
-            write_tagged(track, audio, "bench", "", source_rate=RATE)  # at 44.1 kHz, as the demo library
+            # longer than the 3 s to settle and the seconds measured
+            track = demo_track(Path(tmp) / f"track{suffix}", seconds + 10.0)
             for buffer in (MIXER_BUFFER, 512):
                 res = subprocess.run([sys.executable, "-c", PLAYER_CPU, str(track), str(buffer), str(seconds)],
                                      capture_output=True, text=True, timeout=seconds + 60)

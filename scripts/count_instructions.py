@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench import MODELS, PLAYER_COUNT, frame_decoder, sample_frame, voiced_window  # noqa: E402  bench's inputs
+from bench import MODELS, PLAYER_COUNT, demo_track, frame_decoder, sample_frame, voiced_window  # noqa: E402
 
 MAGIC = 0x4000000  # the plugin's marker range: getpriority(PRIO_PROCESS, MAGIC + n)
 
@@ -166,18 +166,16 @@ def player(counter: Counter, seconds: float = 10.0) -> dict[str, float]:
     os.environ["SDL_AUDIODRIVER"] = "dummy"
     import time
 
-    from emomusic.audio import RATE
-    from emomusic.music.demo import synth_music, write_tagged
     from emomusic.music.players.pygame_player import PygamePlayer, import_pygame
 
-    track = Path(tempfile.mkdtemp()) / "track.ogg"
-    write_tagged(track, synth_music(seconds + 10.0), "count", "", source_rate=RATE)  # 44.1 kHz, as the demo library
+    track = demo_track(Path(tempfile.mkdtemp()) / "track.ogg", seconds + 10.0)
     music = PygamePlayer(fade_ms=0)
     music.play(str(track))
+    position = import_pygame().mixer.music.get_pos  # ms the player has played of the track
     time.sleep(2.0)  # past the first buffers
-    played, before = import_pygame().mixer.music.get_pos(), counter.marker()[1]
+    played, before = position(), counter.marker()[1]
     time.sleep(seconds)
-    n, played = counter.marker()[1] - before, import_pygame().mixer.music.get_pos() - played
+    n, played = counter.marker()[1] - before, position() - played
     music.close()
     if played <= 0:
         raise RuntimeError(f"the player stopped before {seconds:.0f} s of {track.name} were counted")
