@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 from emomusic.config import parse_config
 from emomusic.service.daemon import Daemon
 from emomusic.web.guard import FREE_TRIES, HEADERS
+from emomusic.web.server import KEEPALIVE_S, MAX_EVENT_STREAMS
 
 from conftest import daemon_config, free_port
 from fakes import factories
@@ -99,6 +100,36 @@ def test_every_answer_carries_the_security_headers(tmp_path: Path, supervised: C
     status, headers, _ = request(port, "/api/command", method="OPTIONS", headers={
         "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
     assert status >= 400 and not any(k.startswith("access-control-") for k in headers)
+
+
+def test_a_flood_of_event_streams_is_refused_and_a_page_that_goes_frees_its_place(
+        tmp_path: Path, supervised: Callable[..., Daemon]) -> None:
+    """Each open stream is a task polling the state: a process opening them without end must not grow the daemon."""
+    daemon, port = start(supervised, tmp_path)
+    streams = []
+    try:
+        for _ in range(MAX_EVENT_STREAMS):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall(f"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
+            streams.append(s)
+        # one more is refused, with why and when to try again (read whole: the answer ends the connection)
+        status, headers, body = request(port, "/api/events?refused", headers={"Accept": "text/event-stream"})
+        assert status == 503 and headers["retry-after"] == "10"
+        assert f"too many pages follow the state live ({MAX_EVENT_STREAMS} at once)" in json.loads(body)["error"]
+        assert request(port, "/api/state")[0] == 200  # the rest of the page answers as before
+        streams.pop().close()
+        end = time.monotonic() + KEEPALIVE_S / 3  # found gone at its next poll, not at a keep-alive
+        while daemon.web.streams >= MAX_EVENT_STREAMS and time.monotonic() < end:
+            time.sleep(0.05)
+        assert request(port, "/api/events")[0] == 200
+    finally:
+        for s in streams:
+            s.close()
+    end = time.monotonic() + KEEPALIVE_S / 3
+    while daemon.web.streams and time.monotonic() < end:
+        time.sleep(0.05)
+    assert daemon.web.streams == 0
 
 
 def test_no_state_change_from_another_origin(tmp_path: Path, supervised: Callable[..., Daemon]) -> None:

@@ -36,6 +36,7 @@ STATIC = Path(__file__).parent / "static"
 HISTORY_S = 600  # the timeline shows the last ten minutes, one point a second
 EVENT_POLL_S = 0.5  # a connected page gets a new state at most this often
 KEEPALIVE_S = 15.0
+MAX_EVENT_STREAMS = 16  # pages following the state live at once: a flood of streams must not grow the daemon
 SHUTDOWN_S = 0.5  # at stop, how long open requests (a page's event stream) get to finish
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -75,6 +76,7 @@ class WebServer(Quiet):
         self.latest: FusedState | None = None
         self.latest_at = 0.0
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_S)
+        self.streams = 0  # event streams open now (counted in the page's event loop only)
         self.port = ws.web.port
         self.error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -205,12 +207,18 @@ class WebServer(Quiet):
         return web.json_response(self.house() | {"followed": True})
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
-        """Server-sent events: the state and the player whenever either changed."""
+        """Server-sent events: the state and the player whenever either changed. At most
+        ``MAX_EVENT_STREAMS`` at once; a page that went away gives its stream up at the next poll."""
+        if self.streams >= MAX_EVENT_STREAMS:
+            return web.json_response({"error": f"too many pages follow the state live ({MAX_EVENT_STREAMS} at "
+                                      "once): close one"}, status=503, headers={"Retry-After": "10"})
+        self.streams += 1
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await resp.prepare(request)
         last, quiet = None, 0.0
         try:
-            while not self._stopping.is_set():
+            await resp.prepare(request)
+            while not self._stopping.is_set() and request.transport is not None \
+                    and not request.transport.is_closing():
                 payload = json.dumps({**self.state_json(), "player": self.player_json()})
                 changed = payload != last
                 if changed:
@@ -223,6 +231,8 @@ class WebServer(Quiet):
                 quiet += EVENT_POLL_S
         except (ConnectionResetError, asyncio.CancelledError):
             pass
+        finally:
+            self.streams -= 1
         return resp
 
     def _library_tracks(self) -> list[Track]:
