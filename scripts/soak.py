@@ -1,6 +1,7 @@
 """Soak: replay a scenario in a loop, as fast as it goes, and watch for growth.
 
     python scripts/soak.py [--minutes 30] [--video V --audio A] [--mqtt HOST:PORT] [--no-web] [--out FILE]
+                           [--samples FILE] [--glibc-defaults]
 
 Runs the real daemon in this process (sources looping the files at fast pace, the real models,
 fusion, the music stage with the demo library through SDL's dummy driver, the page with one browser's
@@ -31,12 +32,14 @@ sys.path.insert(0, str(ROOT / "daemon"))
 
 from emomusic.config import parse_config  # noqa: E402
 from emomusic.service.daemon import Daemon  # noqa: E402
+from emomusic.service.memory import limit_malloc_arenas, release_every  # noqa: E402
 from emomusic.sources.samples import ensure_samples  # noqa: E402
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory (``RssAnon``: the part no page cache explains)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -76,6 +79,10 @@ def parse_args() -> argparse.Namespace:
                     help="measure a first start too: the demo library made and indexed inside the soaked daemon "
                     "(by default an `emomusic scan` in another process makes it first, as on a second start)")
     ap.add_argument("--out", type=Path, help="append the result to this Markdown file")
+    ap.add_argument("--samples", type=Path, help="append each sample to this file as a JSON line, as it is taken")
+    ap.add_argument("--glibc-defaults", action="store_true",
+                    help="leave glibc's malloc as it comes (by default the soak sets it up as `emomusic run` does: "
+                    "two arenas, a fixed mmap threshold, freed heap handed back every 20 s)")
     ap.add_argument("--tracemalloc", type=int, default=0, metavar="N",
                     help="also trace Python allocations and print the N sites that grew most after warm-up "
                     "(slows the run; for finding a leak, not for the documented numbers)")
@@ -111,15 +118,20 @@ def summarise(samples: list[dict], answered: int, stopped: bool) -> dict:
     warm, last = samples[first], samples[-1]
     steady = samples[first:]
     # The least-squares slope over every sample after warm-up: one noisy reading cannot fake a trend.
-    slope = float(np.polyfit([s["t"] for s in steady], [s["rss_mb"] for s in steady], 1)[0]) * 3600 \
-        if len(steady) > 2 else 0.0
+    def slope(key: str) -> float:
+        if len(steady) < 3:
+            return 0.0
+        return round(float(np.polyfit([s["t"] for s in steady], [s[key] for s in steady], 1)[0]) * 3600, 2)
+
     second_half = samples[len(samples) // 2:]
     return {
         "minutes": round(last["t"] / 60, 1), "items_analysed": last["items"],
         "rss_after_warmup_mb": warm["rss_mb"], "rss_end_mb": last["rss_mb"],
         "rss_max_mb": max(s["rss_mb"] for s in steady),
         "rss_last_half_mb": [min(s["rss_mb"] for s in second_half), max(s["rss_mb"] for s in second_half)],
-        "rss_growth_mb_per_hour": round(slope, 2),
+        "rss_growth_mb_per_hour": slope("rss_mb"),
+        "anon_after_warmup_mb": warm["anon_mb"], "anon_end_mb": last["anon_mb"],
+        "anon_growth_mb_per_hour": slope("anon_mb"),
         "threads_max": max(s["threads"] for s in samples), "threads_end": last["threads"],
         "drops": last["drops"], "page_requests": answered, "stopped_cleanly": stopped,
     }
@@ -132,6 +144,10 @@ def main() -> int:
 
         tracemalloc.start(5)
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    released = threading.Event()
+    if not args.glibc_defaults:  # as cmd_run does, before any stage thread exists
+        limit_malloc_arenas()
+        release_every(20.0, released)
     daemon = build_daemon(args, Path(tempfile.mkdtemp()))
     runner = threading.Thread(target=daemon.run, daemon=True)
     start = time.monotonic()
@@ -145,12 +161,17 @@ def main() -> int:
         time.sleep(min(args.every, max(0.1, end - time.monotonic())))
         frames = sum(w.processed for w in daemon.workers)
         samples.append({"t": round(time.monotonic() - start, 1), "rss_mb": round(rss_mb(), 1),
-                        "threads": threading.active_count(), "items": frames, "drops": daemon.drops()})
+                        "anon_mb": round(rss_mb("RssAnon"), 1), "threads": threading.active_count(),
+                        "items": frames, "drops": daemon.drops()})
+        if args.samples:
+            with open(args.samples, "a") as f:
+                f.write(json.dumps(samples[-1]) + "\n")
         if args.tracemalloc and warm_snapshot is None and time.monotonic() - start > args.minutes * 12:
             warm_snapshot = tracemalloc.take_snapshot()  # after the first fifth, like the RSS baseline
     visiting.set()
     daemon.request_stop()
     runner.join(10)
+    released.set()
     result = summarise(samples, answered[0], not runner.is_alive())
     print(json.dumps(result))
     if args.tracemalloc and warm_snapshot is not None:
