@@ -8,8 +8,9 @@ fusion, the music stage with the demo library through SDL's dummy driver, the pa
 worth of requests: an open event stream and the state, player and library every few seconds; MQTT if
 a broker is given) and samples its resident memory, thread count and queue drops every ``--every``
 seconds. Prints one JSON line at the end: RSS after warm-up and at the end, its range over the last
-half, growth per hour, the largest thread count, drops, page requests answered. The documented run is
-30 minutes; CI-sized runs take a few minutes.
+half, growth per hour, the same for anonymous memory (what no page cache explains), the largest thread
+count, drops, page requests answered. glibc's malloc is set up as ``emomusic run`` sets it, since the
+growth a soak looks for depends on it. The documented run is 30 minutes; CI-sized runs take a few minutes.
 """
 
 from __future__ import annotations
