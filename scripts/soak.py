@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "daemon"))
 
 from emomusic.config import parse_config  # noqa: E402
 from emomusic.service.daemon import Daemon  # noqa: E402
-from emomusic.service.memory import limit_malloc_arenas, release_every  # noqa: E402
+from emomusic.service.memory import keep_memory_small  # noqa: E402
 from emomusic.sources.samples import ensure_samples  # noqa: E402
 
 
@@ -147,8 +147,7 @@ def main() -> int:
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     released = threading.Event()
     if not args.glibc_defaults:  # as cmd_run does, before any stage thread exists
-        limit_malloc_arenas()
-        release_every(20.0, released)
+        keep_memory_small(released)
     daemon = build_daemon(args, Path(tempfile.mkdtemp()))
     runner = threading.Thread(target=daemon.run, daemon=True)
     start = time.monotonic()

@@ -41,16 +41,15 @@ def _demo_media(cfg: Config, stopping: threading.Event) -> tuple[Path, Path] | i
 
 def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
     from emomusic.service.daemon import Daemon
-    from emomusic.service.memory import limit_malloc_arenas, release_every
+    from emomusic.service.memory import keep_memory_small
 
-    limit_malloc_arenas()  # before any stage thread exists (docs/PERFORMANCE.md: memory)
+    stopping = threading.Event()  # shared with sample generation and the daemon from the start
+    keep_memory_small(stopping)  # before any stage thread exists (docs/PERFORMANCE.md: memory)
     cfg = config_from_args(args)
     setup_logging(args.log_level or cfg.logging.level)
     # Signals are caught from the start: a SIGTERM while models load or samples are generated
     # still ends in an orderly stop (exit 0, "offline"), not a kill half-way through a write.
     daemon_ref: list[Any] = []
-    stopping = threading.Event()  # shared with sample generation and the daemon from the start
-    release_every(20.0, stopping)  # freed heap back to the system after bursts (first start, rescans)
 
     def on_signal(signum: int, frame: Any) -> None:
         log.info("received %s", signal.Signals(signum).name)

@@ -25,6 +25,7 @@ M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 MMAP_THRESHOLD = 256 * 1024  # glibc's dynamic threshold starts at 128 KB; fixing it stops the climb
 TRIM_THRESHOLD = 2 * 1024 * 1024  # free heap top kept between a stream's steps (glibc's default: 128 KB)
+RELEASE_EVERY_S = 20.0  # freed heap handed back this often (after bursts: first start, rescans, page requests)
 
 
 @functools.cache  # looked up once: release_every asks every 20 s
@@ -67,3 +68,11 @@ def release_every(seconds: float, stop: threading.Event) -> threading.Thread:
     thread = threading.Thread(target=run, name="release-freed", daemon=True)
     thread.start()
     return thread
+
+
+def keep_memory_small(stop: threading.Event) -> None:
+    """glibc's malloc as the daemon runs on it: capped arenas, a fixed mmap threshold, freed heap handed back
+    every ``RELEASE_EVERY_S`` until ``stop``. Call before any stage thread exists; ``emomusic run`` and the soak
+    (scripts/soak.py) both do, so the soak measures the growth the daemon would have."""
+    limit_malloc_arenas()
+    release_every(RELEASE_EVERY_S, stop)
