@@ -210,8 +210,8 @@ class WebServer(Quiet):
         """Server-sent events: the state and the player whenever either changed. At most
         ``MAX_EVENT_STREAMS`` at once; a page that went away gives its stream up at the next poll."""
         if self.streams >= MAX_EVENT_STREAMS:
-            return web.json_response({"error": f"too many pages follow the state live ({MAX_EVENT_STREAMS} at "
-                                      "once): close one"}, status=503, headers={"Retry-After": "10"})
+            return _error(503, f"too many pages follow the state live ({MAX_EVENT_STREAMS} at once): close one",
+                          headers={"Retry-After": "10"})
         self.streams += 1
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         last, quiet = None, 0.0
@@ -308,5 +308,5 @@ class WebServer(Quiet):
         return [t for t in self._library_tracks() if t.path not in banned]
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
